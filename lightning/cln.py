@@ -1,0 +1,256 @@
+"""The production adapter: Core Lightning over its JSON-RPC unix socket.
+
+pyln-client is blocking, so every call runs in a worker thread
+(`anyio.to_thread.run_sync`) and the event loop never waits on the socket.
+Errors leave this module only as `lightning.errors` classes.
+"""
+from __future__ import annotations
+
+import hashlib
+from functools import partial
+from typing import Any
+
+import anyio.to_thread
+from pyln.client import LightningRpc, RpcError
+
+from lightning import cln_parse
+from lightning.errors import NodeUnreachable, WaitTimeout, error_for_code
+from lightning.port import (
+    Channel,
+    ChannelClosed,
+    ChannelOpened,
+    CreatedInvoice,
+    DecodedPayment,
+    Funds,
+    InvoiceStatus,
+    InvoiceUpdate,
+    LightningPort,
+    NodeInfo,
+    PaidInvoice,
+    PaymentResult,
+    PaymentState,
+    PaymentStatus,
+)
+
+Json = dict[str, Any]
+
+# xpay arrived in v24.11; older nodes only have `pay`.
+XPAY_SINCE = (24, 11)
+# Prefixes the JSON-RPC ids, so lightningd's logs (and the dev node's
+# recordings) show which calls came from Microlend.
+CMD_PREFIX = "microlend"
+
+
+class _TimedRpc(LightningRpc):  # type: ignore[misc]
+    """A LightningRpc whose socket reads give up after `timeout_s`.
+
+    CLN's `wait` has no timeout of its own; closing the connection is how a
+    client abandons it (lightningd then drops the command).
+    """
+
+    def __init__(self, socket_path: str, timeout_s: float) -> None:
+        super().__init__(socket_path)
+        self._timeout_s = timeout_s
+        self.cmdprefix = CMD_PREFIX
+
+    def _readobj(self, sock: Any, buff: bytes = b"") -> Any:
+        if sock.sock is not None:
+            sock.sock.settimeout(self._timeout_s)
+        return super()._readobj(sock, buff)
+
+
+class ClnAdapter:
+    """`LightningPort` over pyln-client's LightningRpc."""
+
+    def __init__(self, rpc_path: str) -> None:
+        self.rpc_path = rpc_path
+        self._rpc = LightningRpc(rpc_path)
+        self._rpc.cmdprefix = CMD_PREFIX
+        self._version: tuple[int, int] | None = None
+
+    # -- plumbing -------------------------------------------------------
+
+    def _call_sync(self, rpc: LightningRpc, method: str, params: Json) -> Json:
+        try:
+            result: Json = rpc.call(method, params)
+            return result
+        except RpcError as exc:
+            error = exc.error
+            if not isinstance(error, dict):
+                # pyln reports a connection closed mid-reply as a bare string.
+                raise NodeUnreachable(f"{method}: {error}") from exc
+            raise error_for_code(
+                int(error.get("code", -1)),
+                str(error.get("message", "")),
+                error.get("data"),
+                method,
+            ) from exc
+        except TimeoutError:
+            raise
+        except (OSError, ConnectionError) as exc:
+            raise NodeUnreachable(
+                f"cannot reach the Lightning node at {self.rpc_path}: {exc}"
+            ) from exc
+        except ValueError as exc:
+            # A reply cut short is not JSON: the node went away mid-answer.
+            raise NodeUnreachable(f"{method}: malformed reply from the node: {exc}") from exc
+
+    async def call(self, method: str, params: Json | None = None) -> Json:
+        """Any CLN method, with None-valued parameters dropped (as pyln does)."""
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        return await anyio.to_thread.run_sync(
+            partial(self._call_sync, self._rpc, method, clean)
+        )
+
+    async def _version_tuple(self) -> tuple[int, int]:
+        if self._version is None:
+            info = await self.call("getinfo")
+            self._version = cln_parse.version_tuple(str(info["version"]))
+        return self._version
+
+    # -- receiving ------------------------------------------------------
+
+    async def create_invoice(
+        self, amount_msat: int, label: str, description: str, expiry_s: int
+    ) -> CreatedInvoice:
+        reply = await self.call(
+            "invoice",
+            {
+                "amount_msat": amount_msat,
+                "label": label,
+                "description": description,
+                "expiry": expiry_s,
+            },
+        )
+        return cln_parse.created_invoice(label, reply)
+
+    async def wait_any_paid(
+        self, after_pay_index: int, timeout_s: int | None
+    ) -> PaidInvoice | None:
+        try:
+            reply = await self.call(
+                "waitanyinvoice", {"lastpay_index": after_pay_index, "timeout": timeout_s}
+            )
+        except WaitTimeout:
+            return None
+        return cln_parse.invoice(reply)
+
+    async def list_paid_since(self, updated_index: int, limit: int) -> list[InvoiceUpdate]:
+        reply = await self.call(
+            "listinvoices", {"index": "updated", "start": updated_index, "limit": limit}
+        )
+        return [cln_parse.invoice(i) for i in reply["invoices"]]
+
+    async def wait_updated(self, next_value: int, timeout_s: float | None) -> int | None:
+        params: Json = {"subsystem": "invoices", "indexname": "updated", "nextvalue": next_value}
+        rpc = self._rpc if timeout_s is None else _TimedRpc(self.rpc_path, timeout_s)
+        try:
+            reply = await anyio.to_thread.run_sync(partial(self._call_sync, rpc, "wait", params))
+        except TimeoutError:
+            return None
+        return int(reply.get("updated", next_value))
+
+    async def lookup_invoice(self, label: str) -> InvoiceUpdate | None:
+        reply = await self.call("listinvoices", {"label": label})
+        invoices = reply["invoices"]
+        return cln_parse.invoice(invoices[0]) if invoices else None
+
+    async def list_invoices(
+        self, status: InvoiceStatus | None = None, start: int = 0, limit: int | None = None
+    ) -> list[InvoiceUpdate]:
+        params: Json = {}
+        if start or limit is not None:
+            params = {"index": "created", "start": start, "limit": limit}
+        reply = await self.call("listinvoices", params)
+        invoices = [cln_parse.invoice(i) for i in reply["invoices"]]
+        # CLN's listinvoices has no status filter: the page is filtered here.
+        return [i for i in invoices if status is None or i.status == status]
+
+    # -- sending --------------------------------------------------------
+
+    async def pay(
+        self, bolt11: str, amount_msat: int | None, maxfee_msat: int, retry_for_s: int
+    ) -> PaymentResult:
+        if await self._version_tuple() >= XPAY_SINCE:
+            reply = await self.call(
+                "xpay",
+                {
+                    "invstring": bolt11,
+                    "amount_msat": amount_msat,
+                    "maxfee": maxfee_msat,
+                    "retry_for": retry_for_s,
+                },
+            )
+        else:
+            reply = await self.call(
+                "pay",
+                {
+                    "bolt11": bolt11,
+                    "amount_msat": amount_msat,
+                    "maxfee": maxfee_msat,
+                    "retry_for": retry_for_s,
+                },
+            )
+        preimage = str(reply["payment_preimage"])
+        return PaymentResult(
+            payment_hash=reply.get("payment_hash")
+            or hashlib.sha256(bytes.fromhex(preimage)).hexdigest(),
+            payment_preimage=preimage,
+            amount_msat=int(reply["amount_msat"]),
+            amount_sent_msat=int(reply["amount_sent_msat"]),
+        )
+
+    async def payment_status(self, payment_hash: str) -> PaymentStatus:
+        reply = await self.call("listpays", {"payment_hash": payment_hash})
+        pays: list[Json] = reply["pays"]
+        complete = [p for p in pays if p.get("status") == "complete"]
+        if complete:
+            p = complete[0]
+            return PaymentStatus(
+                payment_hash=payment_hash,
+                state=PaymentState.COMPLETE,
+                amount_msat=p.get("amount_msat"),
+                amount_sent_msat=p.get("amount_sent_msat"),
+                payment_preimage=p.get("preimage"),
+            )
+        if any(p.get("status") == "pending" for p in pays):
+            return PaymentStatus(payment_hash=payment_hash, state=PaymentState.PENDING)
+        if pays:
+            return PaymentStatus(payment_hash=payment_hash, state=PaymentState.FAILED)
+        # Nothing recorded: after a crash the attempt may never have reached
+        # the node, or the node may have lost it. Not a failure.
+        return PaymentStatus(payment_hash=payment_hash, state=PaymentState.UNKNOWN)
+
+    async def decode(self, bolt11: str) -> DecodedPayment:
+        return cln_parse.decoded(await self.call("decode", {"string": bolt11}))
+
+    # -- node and channels ----------------------------------------------
+
+    async def node_info(self) -> NodeInfo:
+        info = await self.call("getinfo")
+        self._version = cln_parse.version_tuple(str(info["version"]))
+        return cln_parse.node_info(info)
+
+    async def channels(self) -> list[Channel]:
+        reply = await self.call("listpeerchannels")
+        return [cln_parse.channel(c) for c in reply["channels"]]
+
+    async def funds(self) -> Funds:
+        return cln_parse.funds(await self.call("listfunds"))
+
+    async def connect(self, peer_id: str, host: str | None, port: int | None) -> None:
+        await self.call("connect", {"id": peer_id, "host": host, "port": port})
+
+    async def open_channel(self, peer_id: str, amount_sat: int) -> ChannelOpened:
+        reply = await self.call("fundchannel", {"id": peer_id, "amount": amount_sat})
+        return ChannelOpened(
+            channel_id=reply["channel_id"], txid=reply["txid"], outnum=int(reply["outnum"])
+        )
+
+    async def close_channel(self, peer_id_or_scid: str) -> ChannelClosed:
+        reply = await self.call("close", {"id": peer_id_or_scid})
+        return ChannelClosed(type=reply["type"], txids=tuple(reply.get("txids", [])))
+
+
+def _conforms(adapter: ClnAdapter) -> LightningPort:
+    return adapter  # mypy checks here that the adapter implements the whole port

@@ -1,0 +1,5 @@
+import sys
+
+from lightning.devnode.main import main
+
+sys.exit(main())

@@ -1,0 +1,203 @@
+"""Local BOLT11 decoding and the checks made before paying an invoice.
+
+Decoding here (not via the node's `decode`) lets the app refuse a bad
+withdrawal before any money is held. The `bolt11` package verifies the
+checksum and the signature; it recovers the payee from the signature when
+the invoice has no `n` tag, so "whose invoice is this" is answered by
+comparing `payee`, and it does not check the network, which is done here.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import bolt11
+from bolt11.exceptions import Bolt11Exception
+
+from lightning.errors import LightningError
+
+# getinfo's `network` -> the BOLT11 human-readable-part currency prefix.
+CURRENCY_BY_NETWORK: dict[str, str] = {
+    "bitcoin": "bc",
+    "testnet": "tb",
+    "testnet4": "tb",
+    "signet": "tbs",
+    "regtest": "bcrt",
+}
+
+NETWORK_BY_CURRENCY: dict[str, str] = {
+    "bc": "bitcoin",
+    "tb": "testnet",
+    "tbs": "signet",
+    "bcrt": "regtest",
+}
+
+# An invoice about to expire may expire while the payment is in flight.
+DEFAULT_MIN_REMAINING_S = 60
+
+
+class InvalidInvoice(LightningError):
+    """Base of the refusals of a BOLT11 string; the message is a sentence for people."""
+
+
+class MalformedInvoice(InvalidInvoice):
+    pass
+
+
+class WrongNetwork(InvalidInvoice):
+    pass
+
+
+class InvoiceExpiredLocally(InvalidInvoice):
+    pass
+
+
+class AmountMissing(InvalidInvoice):
+    pass
+
+
+class AmountNotAllowed(InvalidInvoice):
+    pass
+
+
+class AmountNotPositive(InvalidInvoice):
+    pass
+
+
+class OwnNodeInvoice(InvalidInvoice):
+    pass
+
+
+@dataclass(frozen=True)
+class DecodedInvoice:
+    bolt11: str
+    currency: str
+    payee: str
+    payment_hash: str
+    payment_secret: str | None
+    amount_msat: int | None
+    created_at: int
+    expiry_s: int
+    description: str | None
+    description_hash: str | None
+    min_final_cltv_expiry: int
+
+    @property
+    def expires_at(self) -> int:
+        return self.created_at + self.expiry_s
+
+    @property
+    def network(self) -> str:
+        return NETWORK_BY_CURRENCY.get(self.currency, self.currency)
+
+
+@dataclass(frozen=True)
+class PayableInvoice:
+    """An invoice that passed every check, with the amount that will be paid."""
+
+    invoice: DecodedInvoice
+    amount_msat: int
+    # The amount to send to the node: None for fixed-amount invoices (CLN
+    # refuses an amount for those), the entered amount for amountless ones.
+    amount_param_msat: int | None
+
+
+def normalise(text: str) -> str:
+    """Strip whitespace and a `lightning:` URI prefix; BOLT11 is case-insensitive."""
+    value = text.strip()
+    if value.lower().startswith("lightning:"):
+        value = value[len("lightning:") :]
+    return value.lower()
+
+
+def decode_invoice(text: str) -> DecodedInvoice:
+    """Decode and verify a BOLT11 string (checksum and signature)."""
+    value = normalise(text)
+    if not value.startswith("ln"):
+        raise MalformedInvoice("This is not a Lightning invoice: it should start with 'ln'.")
+    try:
+        decoded = bolt11.decode(value)
+    except (Bolt11Exception, ValueError, IndexError, KeyError) as exc:
+        raise MalformedInvoice(
+            "This Lightning invoice could not be read: it is damaged or incomplete."
+        ) from exc
+    except Exception as exc:  # bitstring raises its own errors on truncated data
+        raise MalformedInvoice(
+            "This Lightning invoice could not be read: it is damaged or incomplete."
+        ) from exc
+    payee = decoded.payee
+    if payee is None:
+        raise MalformedInvoice("This Lightning invoice does not say which node to pay.")
+    return DecodedInvoice(
+        bolt11=value,
+        currency=decoded.currency,
+        payee=payee,
+        payment_hash=decoded.payment_hash,
+        payment_secret=decoded.payment_secret,
+        amount_msat=int(decoded.amount_msat) if decoded.amount_msat else None,
+        created_at=int(decoded.date),
+        expiry_s=int(decoded.expiry),
+        description=decoded.description,
+        description_hash=decoded.description_hash,
+        min_final_cltv_expiry=int(decoded.min_final_cltv_expiry),
+    )
+
+
+def check_network(invoice: DecodedInvoice, node_network: str) -> None:
+    expected = CURRENCY_BY_NETWORK.get(node_network)
+    if expected is None:
+        raise WrongNetwork(f"The Lightning node runs on an unknown network '{node_network}'.")
+    if invoice.currency != expected:
+        raise WrongNetwork(
+            f"This invoice is for {invoice.network}, but this marketplace runs on {node_network}."
+        )
+
+
+def check_not_expired(
+    invoice: DecodedInvoice, now: float | None = None, min_remaining_s: int = DEFAULT_MIN_REMAINING_S
+) -> None:
+    current = time.time() if now is None else now
+    remaining = invoice.expires_at - current
+    if remaining <= 0:
+        raise InvoiceExpiredLocally("This invoice has expired: ask for a new one.")
+    if remaining < min_remaining_s:
+        raise InvoiceExpiredLocally(
+            f"This invoice expires in {int(remaining)} seconds, too soon to pay safely: "
+            "ask for a new one."
+        )
+
+
+def resolve_amount(invoice: DecodedInvoice, amount_msat: int | None) -> tuple[int, int | None]:
+    """The amount to pay and the amount parameter to pass to the node."""
+    if invoice.amount_msat is not None:
+        if amount_msat is not None and amount_msat != invoice.amount_msat:
+            raise AmountNotAllowed(
+                "This invoice already names its amount; another amount cannot be entered."
+            )
+        return invoice.amount_msat, None
+    if amount_msat is None:
+        raise AmountMissing("This invoice has no amount: enter the amount to send.")
+    if amount_msat <= 0:
+        raise AmountNotPositive("The amount to send must be more than zero.")
+    return amount_msat, amount_msat
+
+
+def check_payable(
+    text: str,
+    *,
+    node_network: str,
+    own_node_id: str | None = None,
+    amount_msat: int | None = None,
+    now: float | None = None,
+    min_remaining_s: int = DEFAULT_MIN_REMAINING_S,
+) -> PayableInvoice:
+    """Every check before paying, in the order a person would fix them."""
+    invoice = decode_invoice(text)
+    check_network(invoice, node_network)
+    check_not_expired(invoice, now=now, min_remaining_s=min_remaining_s)
+    total, param = resolve_amount(invoice, amount_msat)
+    if own_node_id is not None and invoice.payee == own_node_id:
+        raise OwnNodeInvoice(
+            "This invoice belongs to the marketplace's own node; it cannot be paid through it."
+        )
+    return PayableInvoice(invoice=invoice, amount_msat=total, amount_param_msat=param)

@@ -1,0 +1,49 @@
+"""The application factory: routes, middleware, error handlers and the lifespan, wired once."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+
+from marketplace.db.engine import Database
+from marketplace.domain.errors import Refusal
+from marketplace.settings import Settings
+from marketplace.web.csrf import CsrfMiddleware
+from marketplace.web.errors import handle_http_exception, handle_refusal, handle_server_error
+from marketplace.web.lifespan import LifespanExtra, build_lifespan
+from marketplace.web.rendering import build_templates
+from marketplace.web.routes import build_routes
+from marketplace.web.security import SecurityHeadersMiddleware
+
+
+def create_app(
+    settings: Settings,
+    *,
+    database: Database | None = None,
+    lifespan_extras: Sequence[LifespanExtra] = (),
+) -> Starlette:
+    """The ASGI app. With no `database`, the lifespan opens (and later disposes) one from settings.
+
+    `lifespan_extras` are entered at start-up once `app.state.database` is ready;
+    wrap a long-running coroutine with `marketplace.web.lifespan.background_task`.
+    """
+    app = Starlette(
+        routes=build_routes(),
+        middleware=[
+            # Outermost first: headers go on every answer, including CSRF refusals.
+            Middleware(SecurityHeadersMiddleware),
+            Middleware(CsrfMiddleware),
+        ],
+        exception_handlers={
+            Refusal: handle_refusal,
+            HTTPException: handle_http_exception,
+            Exception: handle_server_error,
+        },
+        lifespan=build_lifespan(settings, database, lifespan_extras),
+    )
+    app.state.settings = settings
+    app.state.templates = build_templates()
+    app.state.jinja = app.state.templates.env
+    return app

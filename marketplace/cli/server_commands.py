@@ -1,0 +1,76 @@
+"""`microlend serve` (the server alone) and `microlend run` (what `make run` starts)."""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import uvicorn
+
+from marketplace.cli.common import fail, load_settings, settings_options
+from marketplace.db import migrate
+from marketplace.db.engine import Database
+from marketplace.devnode_child import DevNodeChild
+from marketplace.settings import Settings
+
+
+def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
+    parent = settings_options()
+    for name, func, text in (
+        ("serve", serve, "serve the marketplace (uvicorn); refuses a database whose migrations are behind"),
+        ("run", run, "embedded default: apply migrations, then serve (what `make run` does)"),
+    ):
+        parser = subparsers.add_parser(name, parents=[parent], help=text)
+        parser.add_argument("--host", help="default 127.0.0.1")
+        parser.add_argument("--port", type=int, help="default 8000")
+        parser.set_defaults(func=func)
+
+
+def _settings(args: argparse.Namespace) -> Settings | None:
+    return load_settings(args, host=args.host, port=args.port)
+
+
+def _serve(settings: Settings) -> int:
+    from marketplace.app import create_app
+
+    database = Database(settings.database_url)
+    try:
+        migrate.ensure_current(database.engine)
+    except migrate.DatabaseBehind as exc:
+        database.dispose()
+        return fail(str(exc))
+    app = create_app(settings, database=database)
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, proxy_headers=True, log_level="info")
+    finally:
+        database.dispose()
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    return 2 if settings is None else _serve(settings)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    database = Database(settings.database_url)
+    try:
+        migrate.upgrade(database.engine)
+    finally:
+        database.dispose()
+    devnode: DevNodeChild | None = None
+    if settings.is_embedded and not settings.cln_rpc:
+        devnode = DevNodeChild(settings.devnode_dir)
+        try:
+            devnode.start()
+        except RuntimeError as exc:
+            return fail(str(exc))
+        print(f"dev node running in {settings.devnode_dir} (wallet: microlend wallet pay BOLT11)")
+    print(f"Microlend on http://{settings.host}:{settings.port}/  (database: {settings.database_url})")
+    try:
+        return _serve(settings)
+    finally:
+        if devnode is not None:
+            devnode.stop()

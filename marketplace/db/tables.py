@@ -1,0 +1,182 @@
+"""The schema: SQLAlchemy Core tables, the source the Alembic migrations mirror."""
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+# SQLite only auto-numbers an INTEGER PRIMARY KEY; BIGINT elsewhere.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("display_name", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("role IN ('lender', 'borrower', 'operator')", name="role"),
+)
+
+# Server-side sessions: the cookie holds a random token, the table its sha256.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", BigId, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("address", String(64), nullable=False, server_default=""),
+)
+
+signin_failures = Table(
+    "signin_failures",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("email", String(254), nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_signin_failures_email_at", "email", "at"),
+    Index("ix_signin_failures_address_at", "address", "at"),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("code", String(96), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),
+    Column("user_id", BigId, ForeignKey("users.id"), nullable=True, index=True),
+    Column("normal_side", String(6), nullable=False),
+    Column("non_negative", Boolean, nullable=False),
+    # Natural balance (as its owner sees it), kept with every posting.
+    Column("balance_msat", BigInteger, nullable=False, server_default="0"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("normal_side IN ('debit', 'credit')", name="normal_side"),
+    CheckConstraint("NOT non_negative OR balance_msat >= 0", name="non_negative_balance"),
+)
+
+# Entry ids are assigned by the poster under the chain-head lock: gapless, in chain order.
+journal_entries = Table(
+    "journal_entries",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(48), nullable=False),
+    Column("idempotency_key", String(200), nullable=True, unique=True),
+    Column("payload_hash", String(64), nullable=False),
+    Column("memo", Text, nullable=False, server_default=""),
+    Column("posted_at_us", BigInteger, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+journal_lines = Table(
+    "journal_lines",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("entry_id", BigInteger, ForeignKey("journal_entries.id"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("account_id", BigId, ForeignKey("accounts.id"), nullable=False),
+    Column("amount_msat", BigInteger, nullable=False),
+    CheckConstraint("amount_msat <> 0", name="nonzero"),
+    Index("ix_journal_lines_entry_position", "entry_id", "position", unique=True),
+    Index("ix_journal_lines_account_entry", "account_id", "entry_id"),
+)
+
+# One row: the tip of the hash chain. Locking it orders all postings.
+ledger_head = Table(
+    "ledger_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_entry_id", BigInteger, nullable=False),
+    Column("last_hash", String(64), nullable=False),
+    CheckConstraint("id = 1", name="single_row"),
+)
+
+# Invoices the marketplace asked its node for. The node may forget them
+# (autoclean); this table is the system of record. A unique payment hash and a
+# unique pay_index make a second credit impossible.
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("label", String(96), nullable=False, unique=True),
+    Column("purpose", String(16), nullable=False),
+    Column("user_id", BigId, ForeignKey("users.id"), nullable=False, index=True),
+    Column("amount_msat", BigInteger, nullable=False),
+    Column("description", String(640), nullable=False),
+    # 'creating' until the node answers; then the node's statuses.
+    Column("status", String(12), nullable=False),
+    Column("payment_hash", String(64), nullable=True, unique=True),
+    Column("bolt11", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", BigInteger, nullable=True),  # UNIX seconds, as the node says
+    Column("pay_index", BigInteger, nullable=True, unique=True),
+    Column("amount_received_msat", BigInteger, nullable=True),
+    Column("paid_at", BigInteger, nullable=True),
+    Column("credit_entry_id", BigInteger, ForeignKey("journal_entries.id"), nullable=True),
+    CheckConstraint("status IN ('creating', 'unpaid', 'paid', 'expired', 'failed')", name="status"),
+    CheckConstraint("purpose IN ('deposit', 'repayment')", name="purpose"),
+    CheckConstraint("amount_msat > 0", name="amount_positive"),
+    Index("ix_invoices_status_expires", "status", "expires_at"),
+)
+
+# Where the payment listener stands: both cursors move in the same transaction
+# as the credits they cover, so a restart resumes exactly there.
+listener_state = Table(
+    "listener_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_pay_index", BigInteger, nullable=False),
+    Column("last_updated_index", BigInteger, nullable=False),
+    CheckConstraint("id = 1", name="single_row"),
+)
+
+# Withdrawals (and later loan disbursements): held first, paid second, settled
+# or released by what the node says. One row per payment hash: never paid twice.
+outgoing_payments = Table(
+    "outgoing_payments",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("purpose", String(16), nullable=False),
+    Column("user_id", BigId, ForeignKey("users.id"), nullable=False, index=True),
+    Column("payment_hash", String(64), nullable=False, unique=True),
+    Column("bolt11", Text, nullable=False),
+    Column("amount_msat", BigInteger, nullable=False),
+    Column("fee_reserve_msat", BigInteger, nullable=False),
+    Column("fee_msat", BigInteger, nullable=True),
+    Column("status", String(12), nullable=False),
+    Column("error", Text, nullable=False, server_default=""),
+    Column("payment_preimage", String(64), nullable=True),
+    Column("hold_entry_id", BigInteger, ForeignKey("journal_entries.id"), nullable=True),
+    Column("settle_entry_id", BigInteger, ForeignKey("journal_entries.id"), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("status IN ('pending', 'succeeded', 'failed', 'unknown')", name="status"),
+    CheckConstraint("amount_msat > 0 AND fee_reserve_msat >= 0", name="amounts"),
+    Index("ix_outgoing_payments_status", "status"),
+)

@@ -1,0 +1,22 @@
+"""What a new password must be. Checking a password against its hash is the service's job."""
+from __future__ import annotations
+
+from marketplace.domain.errors import InvalidInput
+
+PASSWORD_LENGTH_MIN = 10
+# Long enough for any passphrase or manager-generated secret; short enough that
+# hashing an attacker's megabyte-long "password" costs nothing special.
+PASSWORD_LENGTH_MAX = 1024
+
+
+def check_new_password(password: str) -> None:
+    if len(password) < PASSWORD_LENGTH_MIN:
+        raise InvalidInput(f"Choose a password of at least {PASSWORD_LENGTH_MIN} characters.")
+    if len(password) > PASSWORD_LENGTH_MAX:
+        raise InvalidInput(f"Choose a password of at most {PASSWORD_LENGTH_MAX} characters.")
+    if "\x00" in password:
+        raise InvalidInput("A password cannot contain a NUL character.")
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: not text any keyboard can type again
+        raise InvalidInput("The password contains characters that cannot be stored.") from None

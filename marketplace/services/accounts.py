@@ -1,0 +1,105 @@
+"""Creating users (web sign-up and the operator bootstrap command) and reading their balances."""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from marketplace.db.engine import Database
+from marketplace.db.ledger import open_user_accounts, user_balances
+from marketplace.db.tables import users
+from marketplace.domain.emails import normalize_email
+from marketplace.domain.errors import EmailTaken
+from marketplace.domain.journal import AccountKind
+from marketplace.domain.passwords import check_new_password
+from marketplace.domain.users import Role, normalize_display_name, parse_role
+from marketplace.services.auth import SignedIn, SessionUser, open_session, password_hasher, utc_now
+from marketplace.settings import Settings
+
+_TAKEN = "An account with this email already exists; sign in instead."
+
+
+@dataclass(frozen=True)
+class NewUser:
+    email: str
+    password_hash: str
+    role: Role
+    display_name: str
+
+
+@dataclass(frozen=True)
+class Balances:
+    available_msat: int
+    reserved_msat: int
+    pending_msat: int  # held for withdrawals in flight
+
+
+def prepare_user(settings: Settings, email: str, password: str, role: Role | str, display_name: str) -> NewUser:
+    """Validate and hash, outside any transaction (hashing is slow by design)."""
+    normalized = normalize_email(email)
+    check_new_password(password)
+    checked_role = role if isinstance(role, Role) else parse_role(role)
+    name = normalize_display_name(display_name, normalized)
+    return NewUser(normalized, password_hasher(settings).hash(password), checked_role, name)
+
+
+def create_user(
+    database: Database, settings: Settings, email: str, password: str, role: Role | str,
+    display_name: str = "",
+) -> int:
+    """A new user and their ledger accounts, in one transaction. Refuses EmailTaken, InvalidInput."""
+    new = prepare_user(settings, email, password, role, display_name)
+    return database.run(lambda conn: _insert_user(conn, new, utc_now()))
+
+
+def sign_up(
+    database: Database, settings: Settings, email: str, password: str, role: Role | str,
+    display_name: str, address: str, previous_token: str | None = None,
+) -> SignedIn:
+    """Create the user and sign them in (a new session), all in one transaction."""
+    new = prepare_user(settings, email, password, role, display_name)
+    now = utc_now()
+    token = secrets.token_urlsafe(32)
+
+    def work(conn: Connection) -> SessionUser:
+        user_id = _insert_user(conn, new, now)
+        open_session(conn, settings, user_id, token, address, previous_token, now)
+        return SessionUser(user_id, new.email, new.role, new.display_name)
+
+    user = database.run(work)
+    return SignedIn(user, token, now + timedelta(seconds=settings.session_lifetime_s))
+
+
+def count_users(database: Database) -> int:
+    return database.read(lambda conn: int(conn.execute(select(func.count()).select_from(users)).scalar_one()))
+
+
+def balances_of(database: Database, user_id: int) -> Balances:
+    """The user's own balances; the caller passes the signed-in user's id, never one from a URL."""
+    found = database.read(lambda conn: user_balances(conn, user_id))
+    return Balances(
+        available_msat=found.get(AccountKind.USER_AVAILABLE, 0),
+        reserved_msat=found.get(AccountKind.USER_RESERVED, 0),
+        pending_msat=found.get(AccountKind.USER_PENDING_OUT, 0),
+    )
+
+
+def _insert_user(conn: Connection, new: NewUser, now: datetime) -> int:
+    if conn.execute(select(users.c.id).where(users.c.email == new.email)).first() is not None:
+        raise EmailTaken(_TAKEN)
+    try:
+        result = conn.execute(insert(users).values(
+            email=new.email, password_hash=new.password_hash, role=new.role.value,
+            display_name=new.display_name, created_at=now,
+        ))
+    except IntegrityError:
+        # Lost a race with a concurrent sign-up for the same email; the transaction rolls back.
+        raise EmailTaken(_TAKEN) from None
+    pk = result.inserted_primary_key
+    assert pk is not None
+    user_id = int(pk[0])
+    open_user_accounts(conn, user_id)
+    return user_id

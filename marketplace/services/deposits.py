@@ -1,0 +1,56 @@
+"""A lender asks for a deposit invoice; the payment listener credits it when paid."""
+from __future__ import annotations
+
+from lightning.errors import DuplicateLabel, LightningError, NodeUnreachable
+from lightning.port import CreatedInvoice, LightningPort
+from marketplace.db import invoices
+from marketplace.db.engine import Database
+from marketplace.db.invoices import InvoiceRow
+from marketplace.domain.errors import LightningUnavailable, NotFound
+from marketplace.domain.payments import check_amount
+from marketplace.services.lightning_calls import in_transaction, reading
+from marketplace.settings import Settings
+
+
+async def issue_invoice(
+    database: Database, port: LightningPort, settings: Settings, purpose: str, user_id: int,
+    amount_msat: int, description: str,
+) -> InvoiceRow:
+    """Write the invoice down, ask the node for it, store the node's answer.
+
+    If the node's answer is lost, the label is looked up rather than a second
+    invoice made; a node that is down leaves a 'failed' row and no money moved.
+    """
+    row = await in_transaction(database, lambda c: invoices.record_new(c, purpose, user_id, amount_msat, description))
+    try:
+        created = await port.create_invoice(amount_msat, row.label, description, settings.invoice_expiry_s)
+    except DuplicateLabel:
+        found = await port.lookup_invoice(row.label)
+        if found is None or found.bolt11 is None:
+            raise
+        created = CreatedInvoice(found.label, found.payment_hash, found.bolt11, "", found.expires_at,
+                                 found.created_index)
+    except NodeUnreachable as exc:
+        await in_transaction(database, lambda c: invoices.mark_failed(c, row.id))
+        raise LightningUnavailable(
+            "The Lightning node cannot be reached right now, so no invoice was made. Try again in a minute."
+        ) from exc
+    except LightningError as exc:
+        await in_transaction(database, lambda c: invoices.mark_failed(c, row.id))
+        raise LightningUnavailable(f"The Lightning node refused to make an invoice: {exc.message}") from exc
+    return await in_transaction(database, lambda c: invoices.mark_created(c, row.id, created))
+
+
+async def create_deposit_invoice(
+    database: Database, port: LightningPort, settings: Settings, user_id: int, amount_msat: int
+) -> InvoiceRow:
+    check_amount(amount_msat, settings.deposit_min_sat, settings.deposit_max_sat, "deposit")
+    return await issue_invoice(database, port, settings, "deposit", user_id, amount_msat, "Microlend deposit")
+
+
+async def deposit_status(database: Database, user_id: int, invoice_id: int) -> InvoiceRow:
+    """One of the user's own invoices; another user's is simply not found."""
+    row = await reading(database, lambda c: invoices.find(c, invoice_id, user_id))
+    if row is None:
+        raise NotFound("There is no such invoice.")
+    return row

@@ -1,0 +1,48 @@
+"""Running blocking database work from async code, and the node facts services need."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import anyio.to_thread
+from sqlalchemy import Connection
+
+from lightning.errors import LightningError, NodeUnreachable
+from lightning.port import LightningPort, NodeInfo
+from marketplace.db.engine import Database
+from marketplace.domain.errors import LightningUnavailable
+
+T = TypeVar("T")
+
+
+async def in_transaction(database: Database, work: Callable[[Connection], T]) -> T:
+    """One writing transaction, off the event loop."""
+    return await anyio.to_thread.run_sync(lambda: database.run(work))
+
+
+async def reading(database: Database, work: Callable[[Connection], T]) -> T:
+    return await anyio.to_thread.run_sync(lambda: database.read(work))
+
+
+class NodeFacts:
+    """getinfo, cached briefly: every withdrawal needs the network and our node id."""
+
+    def __init__(self, port: LightningPort, ttl_s: float = 30.0) -> None:
+        self.port = port
+        self.ttl_s = ttl_s
+        self._info: NodeInfo | None = None
+        self._at = 0.0
+
+    async def get(self) -> NodeInfo:
+        if self._info is None or time.monotonic() - self._at > self.ttl_s:
+            try:
+                self._info = await self.port.node_info()
+            except NodeUnreachable as exc:
+                raise LightningUnavailable(
+                    "The Lightning node cannot be reached right now; nothing was changed. Try again in a minute."
+                ) from exc
+            except LightningError as exc:
+                raise LightningUnavailable(f"The Lightning node did not answer properly: {exc.message}") from exc
+            self._at = time.monotonic()
+        return self._info

@@ -1,0 +1,181 @@
+"""The one settings object, built once from the environment and CLI flags.
+
+No other module reads `os.environ`: the CLI builds `Settings` and passes it down.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Mode = Literal["embedded", "production"]
+
+ENV_PREFIX = "MICROLEND_"
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: Mode = "embedded"
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    secret_key: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Served behind https: session cookies get the Secure flag.
+    https: bool = False
+    cln_rpc: str = ""
+    # Embedded default: the dev node the app starts as a child process.
+    devnode_dir: Path = Path("data/devnode")
+    demo_wallet_node: str = "wallet"
+    # Sign-in throttling: failures allowed per window, per account and per address.
+    signin_failures_per_account: int = 5
+    signin_failures_per_address: int = 20
+    signin_window_s: int = 900
+    session_lifetime_s: int = 14 * 24 * 3600
+    argon2_time_cost: int = 3
+    # Lightning money limits (sat) and timings.
+    deposit_min_sat: int = 1
+    deposit_max_sat: int = 10_000_000
+    withdrawal_min_sat: int = 1
+    invoice_expiry_s: int = 3600
+    # Held on top of a withdrawal and passed to the node as `maxfee`.
+    fee_reserve_min_msat: int = 10_000
+    fee_reserve_ppm: int = 5_000
+    pay_retry_for_s: int = 60
+    listener_page_size: int = 1000
+    listener_wait_s: int = 30
+    reconcile_every_s: int = 30
+    argon2_memory_kib: int = 65536
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.mode == "embedded"
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        prefix = "sqlite:///"
+        if self.database_url.startswith(prefix):
+            return Path(self.database_url[len(prefix):])
+        return None
+
+    @property
+    def cln_rpc_path(self) -> str:
+        """The lightningd socket: configured, or the dev node's marketplace node."""
+        if self.cln_rpc:
+            return self.cln_rpc
+        return str(self.devnode_dir / "marketplace" / "lightning-rpc")
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+_INT_FIELDS = {
+    "PORT": "port",
+    "SIGNIN_FAILURES_PER_ACCOUNT": "signin_failures_per_account",
+    "SIGNIN_FAILURES_PER_ADDRESS": "signin_failures_per_address",
+    "SIGNIN_WINDOW_S": "signin_window_s",
+    "SESSION_LIFETIME_S": "session_lifetime_s",
+    "ARGON2_TIME_COST": "argon2_time_cost",
+    "ARGON2_MEMORY_KIB": "argon2_memory_kib",
+    "DEPOSIT_MIN_SAT": "deposit_min_sat",
+    "DEPOSIT_MAX_SAT": "deposit_max_sat",
+    "WITHDRAWAL_MIN_SAT": "withdrawal_min_sat",
+    "INVOICE_EXPIRY_S": "invoice_expiry_s",
+    "FEE_RESERVE_MIN_MSAT": "fee_reserve_min_msat",
+    "FEE_RESERVE_PPM": "fee_reserve_ppm",
+    "PAY_RETRY_FOR_S": "pay_retry_for_s",
+    "LISTENER_PAGE_SIZE": "listener_page_size",
+    "RECONCILE_EVERY_S": "reconcile_every_s",
+}
+_STR_FIELDS = {
+    "DATABASE_URL": "database_url",
+    "SECRET_KEY": "secret_key",
+    "HOST": "host",
+    "CLN_RPC": "cln_rpc",
+    "DEMO_WALLET_NODE": "demo_wallet_node",
+}
+_PATH_FIELDS = {"DATA_DIR": "data_dir", "DEVNODE_DIR": "devnode_dir"}
+
+
+def settings_from_env(
+    environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Read MICROLEND_* variables, then apply CLI overrides (non-None values win)."""
+    values: dict[str, Any] = {}
+    for suffix, name in _INT_FIELDS.items():
+        raw = environ.get(ENV_PREFIX + suffix)
+        if raw is not None and raw != "":
+            try:
+                values[name] = int(raw)
+            except ValueError:
+                raise SettingsError(f"{ENV_PREFIX}{suffix} must be a whole number, not {raw!r}")
+    for suffix, name in _STR_FIELDS.items():
+        raw = environ.get(ENV_PREFIX + suffix)
+        if raw:
+            values[name] = raw
+    for suffix, name in _PATH_FIELDS.items():
+        raw = environ.get(ENV_PREFIX + suffix)
+        if raw:
+            values[name] = Path(raw)
+    mode = environ.get(ENV_PREFIX + "MODE", "embedded")
+    if mode not in ("embedded", "production"):
+        raise SettingsError(f"{ENV_PREFIX}MODE must be 'embedded' or 'production', not {mode!r}")
+    values["mode"] = mode
+    if ENV_PREFIX + "HTTPS" in environ:
+        values["https"] = _flag(environ[ENV_PREFIX + "HTTPS"])
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = value
+    if "devnode_dir" not in values:
+        values["devnode_dir"] = Path(values.get("data_dir", Path("data"))) / "devnode"
+    return finalize(Settings(**values))
+
+
+def finalize(settings: Settings) -> Settings:
+    """Fill embedded defaults (database file, generated secret) or refuse in production."""
+    if settings.mode == "production":
+        if not settings.secret_key:
+            raise SettingsError(
+                f"{ENV_PREFIX}SECRET_KEY is required in production mode "
+                "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        if not settings.database_url:
+            raise SettingsError(f"{ENV_PREFIX}DATABASE_URL is required in production mode")
+        if not settings.cln_rpc:
+            raise SettingsError(f"{ENV_PREFIX}CLN_RPC (the lightningd socket) is required in production mode")
+        return settings
+    changes: dict[str, Any] = {}
+    if not settings.database_url:
+        changes["database_url"] = f"sqlite:///{settings.data_dir / 'microlend.sqlite3'}"
+    if not settings.secret_key:
+        changes["secret_key"] = _embedded_secret(settings.data_dir)
+    return settings.replace(**changes) if changes else settings
+
+
+def _embedded_secret(data_dir: Path) -> str:
+    """Generated once and kept in the data dir, so sessions survive restarts."""
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
+    return secret

@@ -1,0 +1,161 @@
+"""CSRF: a token bound to a cookie the attacker's site can neither read nor set.
+
+Signed in, the token is an HMAC of the session token's hash; before sign-in,
+an HMAC of a random `ml_csrf` cookie. The middleware checks every
+state-changing request before any handler runs, so no route can forget to.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from starlette.datastructures import FormData, Headers
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from marketplace.domain.errors import Forbidden, Refusal
+from marketplace.services.auth import SessionUser, token_hash
+from marketplace.web.errors import refusal_response
+from marketplace.web.forms import parse_form
+from marketplace.web.security import is_secure
+from marketplace.web.sessions import SESSION_COOKIE, session_token
+from marketplace.web.state import settings_of
+
+ANON_COOKIE = "ml_csrf"
+FORM_FIELD = "csrf_token"
+HEADER = "X-CSRF-Token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+BODY_SIZE_MAX = 64 * 1024  # forms here are a few fields; anything bigger is not ours
+_COOKIE_LENGTH_MAX = 128
+_TOO_LARGE = f"That request is too large (at most {BODY_SIZE_MAX // 1024} KiB)."
+EXPIRED = "Your form has expired or did not come from this site; reload the page and try again."
+
+
+class CsrfRejected(Forbidden):
+    code = "csrf_failed"
+
+
+class BodyTooLarge(Refusal):
+    code = "too_large"
+    status = 413
+
+
+def _mac(secret_key: str, message: str) -> str:
+    return hmac.new(secret_key.encode(), message.encode("utf-8", "replace"), hashlib.sha256).hexdigest()
+
+
+def session_csrf_token(secret_key: str, session_token_value: str) -> str:
+    return _mac(secret_key, "csrf:" + token_hash(session_token_value))
+
+
+def anon_csrf_token(secret_key: str, cookie_value: str) -> str:
+    return _mac(secret_key, "csrf-anon:" + cookie_value)
+
+
+def _anon_cookie(conn: HTTPConnection) -> str | None:
+    value = conn.cookies.get(ANON_COOKIE)
+    return value if value and len(value) <= _COOKIE_LENGTH_MAX else None
+
+
+def accepted_tokens(conn: HTTPConnection) -> list[str]:
+    """Every token this browser's cookies vouch for (session-bound and/or anonymous)."""
+    secret = settings_of(conn).secret_key
+    tokens = []
+    session = session_token(conn)
+    if session is not None:
+        tokens.append(session_csrf_token(secret, session))
+    anon = _anon_cookie(conn)
+    if anon is not None:
+        tokens.append(anon_csrf_token(secret, anon))
+    return tokens
+
+
+def token_is_valid(conn: HTTPConnection, submitted: str) -> bool:
+    given = submitted.encode("utf-8", "replace")
+    # Check them all, so timing does not tell which cookie matched.
+    matches = [hmac.compare_digest(given, expected.encode()) for expected in accepted_tokens(conn)]
+    return any(matches)
+
+
+def csrf_token_for(conn: HTTPConnection, user: SessionUser | None) -> tuple[str, str | None]:
+    """The token to embed in a page, and a new `ml_csrf` cookie value if one must be set."""
+    secret = settings_of(conn).secret_key
+    session = session_token(conn)
+    if user is not None and session is not None:
+        return session_csrf_token(secret, session), None
+    existing = _anon_cookie(conn)
+    if existing is not None:
+        return anon_csrf_token(secret, existing), None
+    fresh: str | None = getattr(conn.state, "new_anon_csrf", None)
+    if fresh is None:
+        fresh = secrets.token_urlsafe(32)
+        conn.state.new_anon_csrf = fresh
+    return anon_csrf_token(secret, fresh), fresh
+
+
+def set_anon_cookie(response: Response, conn: HTTPConnection, value: str) -> None:
+    # A browser-session cookie: forms outlive a sign-in but not a closed browser.
+    response.set_cookie(ANON_COOKIE, value, path="/", secure=is_secure(conn), httponly=True, samesite="lax")
+
+
+class CsrfMiddleware:
+    """Buffers a state-changing request's (small) body, checks its token, then replays the body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in UNSAFE_METHODS:
+            await self.app(scope, receive, send)
+            return
+        try:
+            body = await _read_body(scope, receive)
+            replay = _replayer(body, receive)
+            request = Request(scope, replay)
+            submitted = request.headers.get(HEADER)
+            if submitted is None:
+                form: FormData = await parse_form(request)
+                value = form.get(FORM_FIELD)
+                submitted = value if isinstance(value, str) else ""
+            if not token_is_valid(request, submitted):
+                raise CsrfRejected(EXPIRED)
+        except Refusal as refusal:
+            await refusal_response(Request(scope), refusal)(scope, receive, send)
+            return
+        await self.app(scope, _replayer(body, receive), send)
+
+
+async def _read_body(scope: Scope, receive: Receive) -> bytes:
+    declared = Headers(scope=scope).get("content-length", "")
+    if declared.isdigit() and int(declared) > BODY_SIZE_MAX:
+        raise BodyTooLarge(_TOO_LARGE)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break  # the client went away; let the app see an empty body
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > BODY_SIZE_MAX:
+            raise BodyTooLarge(_TOO_LARGE)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replayer(body: bytes, then: Receive) -> Receive:
+    """Hands out the buffered body once, then defers to the real channel (for disconnects)."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return await then()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive

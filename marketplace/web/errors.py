@@ -1,0 +1,86 @@
+"""Every failure as a clear answer: an HTML page, or JSON under /api/, never a stack trace."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from urllib.parse import urlencode
+
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from marketplace.domain.errors import Refusal, SignInRequired, SignInThrottled
+from marketplace.web.security import apply_security_headers
+from marketplace.web.state import templates_of
+
+log = logging.getLogger(__name__)
+
+_TITLES = {
+    400: "The request could not be read",
+    401: "Please sign in",
+    403: "Not allowed",
+    404: "Page not found",
+    405: "Not allowed here",
+    409: "Already exists",
+    413: "Too large",
+    422: "Please check what you entered",
+    429: "Too many attempts",
+    500: "Something went wrong",
+}
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+_HTTP_MESSAGES = {
+    404: "There is no page at this address.",
+    405: "This address does not accept that kind of request.",
+}
+_SERVER_ERROR = "Something went wrong on our side. Nothing you did caused it; please try again in a moment."
+
+
+def is_api(conn: HTTPConnection) -> bool:
+    return conn.url.path == "/api" or conn.url.path.startswith("/api/")
+
+
+def error_response(
+    request: Request, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    if is_api(request):
+        return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+    context = {"title": _TITLES.get(status, "Error"), "message": message, "status": status,
+               "user": None, "csrf_token": ""}
+    return templates_of(request).TemplateResponse(
+        request, "error.html", context, status_code=status, headers=headers)
+
+
+def refusal_response(request: Request, refusal: Refusal) -> Response:
+    if isinstance(refusal, SignInRequired) and not is_api(request):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse("/signin?" + urlencode({"next": target}), status_code=303)
+    headers = {}
+    if isinstance(refusal, SignInThrottled):
+        headers["Retry-After"] = str(refusal.retry_after_s)
+    return error_response(request, refusal.status, refusal.code, refusal.message, headers)
+
+
+async def handle_refusal(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Refusal)
+    return refusal_response(request, exc)
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code
+    message = _HTTP_MESSAGES.get(status) or (exc.detail if isinstance(exc.detail, str) else "")
+    return error_response(request, status, _HTTP_CODES.get(status, f"http_{status}"), message, exc.headers)
+
+
+async def handle_server_error(request: Request, exc: Exception) -> Response:
+    """The last resort (outside all middleware): log, apologise, and still send the security headers."""
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    response: Response
+    try:
+        response = error_response(request, 500, "internal_error", _SERVER_ERROR)
+    except Exception:  # the templates themselves may be what broke
+        log.exception("the error page could not be rendered")
+        response = HTMLResponse(f"<!doctype html><title>Error</title><p>{_SERVER_ERROR}</p>", status_code=500)
+    apply_security_headers(MutableHeaders(raw=response.raw_headers), request.url.path)
+    return response

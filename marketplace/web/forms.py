@@ -1,0 +1,58 @@
+"""Reading form posts without trusting them: every failure becomes a 400, never a 500."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
+
+from marketplace.domain.errors import InvalidInput
+
+# The CSRF middleware parses the body once and leaves the result here.
+PARSED_FORM_KEY = "microlend.form"
+FORM_FIELDS_MAX = 50
+FORM_PART_SIZE_MAX = 16 * 1024
+
+
+class BadForm(InvalidInput):
+    code = "bad_form"
+    status = 400
+
+
+async def parse_form(request: Request) -> FormData:
+    cached = request.scope.get(PARSED_FORM_KEY)
+    if isinstance(cached, FormData):
+        return cached
+    try:
+        form = await request.form(max_files=0, max_fields=FORM_FIELDS_MAX, max_part_size=FORM_PART_SIZE_MAX)
+    # python-multipart's own parse errors are ValueErrors; Starlette wraps its limits in HTTPException.
+    except (HTTPException, MultiPartException, ValueError) as exc:
+        raise BadForm("The form could not be read; reload the page and try again.") from exc
+    request.scope[PARSED_FORM_KEY] = form
+    return form
+
+
+def text_field(form: FormData, name: str, *, length_max: int, label: str) -> str:
+    """A text field's value ('' when absent); refused when it is a file or too long."""
+    value = form.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadForm(f"The {label} must be text.")
+    if len(value) > length_max:
+        raise InvalidInput(f"The {label} is too long (at most {length_max} characters).")
+    return value
+
+
+def safe_next(raw: str | None, default: str) -> str:
+    """A same-site path to return to after sign-in; anything else (//evil, http://...) is dropped."""
+    if not raw or len(raw) > 500 or not raw.startswith("/") or raw.startswith("//"):
+        return default
+    if "\\" in raw or any(ord(ch) < 32 or ord(ch) == 127 for ch in raw):
+        return default
+    parts = urlsplit(raw)
+    if parts.scheme or parts.netloc:
+        return default
+    return raw

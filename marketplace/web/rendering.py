@@ -1,0 +1,39 @@
+"""Page rendering: every template sees the signed-in user and the CSRF token for its forms."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.templating import Jinja2Templates
+
+from marketplace.domain.money import format_msat
+from marketplace.web.csrf import csrf_token_for, set_anon_cookie
+from marketplace.web.sessions import current_user
+from marketplace.web.state import TEMPLATES_DIR, templates_of
+
+
+def build_templates() -> Jinja2Templates:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        # A typo in a template fails loudly in tests instead of rendering blank.
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["msat"] = format_msat
+    return Jinja2Templates(env=env)
+
+
+async def render(
+    request: Request, name: str, context: Mapping[str, Any] | None = None, *,
+    status: int = 200, headers: Mapping[str, str] | None = None,
+) -> Response:
+    user = await current_user(request)
+    token, new_cookie = csrf_token_for(request, user)
+    full = {"user": user, "csrf_token": token, **(context or {})}
+    response = templates_of(request).TemplateResponse(request, name, full, status_code=status, headers=headers)
+    if new_cookie is not None:
+        set_anon_cookie(response, request, new_cookie)
+    return response

@@ -1,0 +1,55 @@
+"""Response headers every page carries, and facts about the client a request came from."""
+from __future__ import annotations
+
+from starlette.datastructures import MutableHeaders
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from marketplace.web.state import settings_of
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def apply_security_headers(headers: MutableHeaders, path: str) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        headers.setdefault(name, value)
+    # Pages show balances and carry CSRF tokens: no shared or back-button caches.
+    if not path.startswith("/static/"):
+        headers.setdefault("Cache-Control", "no-store")
+
+
+class SecurityHeadersMiddleware:
+    """Pure ASGI (no body buffering): adds the headers to whatever response goes out."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                apply_security_headers(MutableHeaders(scope=message), path)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def client_address(conn: HTTPConnection) -> str:
+    """The peer address. Behind a proxy, run uvicorn with --proxy-headers so this is the client."""
+    return conn.client.host if conn.client is not None else "unknown"
+
+
+def is_secure(conn: HTTPConnection) -> bool:
+    return settings_of(conn).https or conn.url.scheme == "https"

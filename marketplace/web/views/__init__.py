@@ -1,0 +1,1 @@
+"""Request handlers by area: parse input, call one service, render."""

@@ -1,0 +1,28 @@
+"""The pages a signed-in or visiting person reads."""
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from marketplace.domain.users import Role
+from marketplace.services import accounts
+from marketplace.web.rendering import render
+from marketplace.web.sessions import require_role
+from marketplace.web.state import database_of
+
+
+async def home(request: Request) -> Response:
+    return await render(request, "home.html")
+
+
+async def dashboard(request: Request) -> Response:
+    user = await require_role(request, Role.LENDER, Role.BORROWER, Role.OPERATOR)
+    balances = await run_in_threadpool(accounts.balances_of, database_of(request), user.id)
+    return await render(request, "dashboard.html", {"balances": balances})
+
+
+async def operator(request: Request) -> Response:
+    await require_role(request, Role.OPERATOR)
+    user_count = await run_in_threadpool(accounts.count_users, database_of(request))
+    return await render(request, "operator.html", {"user_count": user_count})

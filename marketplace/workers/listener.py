@@ -1,0 +1,131 @@
+"""The payment listener: credits each paid invoice exactly once, resuming where it stopped.
+
+Loop: drain changes in pages (`listinvoices index=updated`), one transaction
+per page that credits the page and stores both cursors; when nothing is new,
+block on `waitanyinvoice lastpay_index=N` and credit what it returns. At
+start-up (and after every reconnect) the marketplace's own open invoices are
+looked up one by one, so a payment the cursor missed is still found. A node
+that is down is retried with backoff; the listener never takes the app down.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+import anyio
+
+from lightning.errors import InvoiceError, LightningError, NodeUnreachable
+from lightning.port import CreatedInvoice, InvoiceStatus, InvoiceUpdate, LightningPort
+from marketplace.db import invoices
+from marketplace.db.engine import Database
+from marketplace.db.invoices import CreditReport
+from marketplace.services.lightning_calls import in_transaction, reading
+from marketplace.workers.health import WorkerHealth
+from marketplace.workers.leadership import Leadership
+
+log = logging.getLogger("microlend.listener")
+
+MAX_BACKOFF_S = 30.0
+
+
+class PaymentListener:
+    def __init__(self, database: Database, port: LightningPort, *, page_size: int = 1000,
+                 wait_s: int = 30, health: WorkerHealth | None = None) -> None:
+        self.database = database
+        self.port = port
+        self.page_size = page_size
+        self.wait_s = wait_s
+        self.health = health or WorkerHealth("payment listener")
+
+    async def credit(self, updates: Sequence[InvoiceUpdate]) -> CreditReport:
+        report = await in_transaction(self.database, lambda c: invoices.apply_updates(c, updates))
+        self.health.count("credited", report.credited)
+        self.health.count("stepped_over", report.stepped_over)
+        self.health.last_pay_index = report.cursor.last_pay_index
+        if report.credited or report.stepped_over:
+            log.info("credited %d invoice(s), stepped over %d; pay_index now %d",
+                     report.credited, report.stepped_over, report.cursor.last_pay_index)
+        return report
+
+    async def drain(self) -> int:
+        """Credit every change since the cursor, a page per transaction; the number of changes."""
+        total = 0
+        while True:
+            cursor = await reading(self.database, invoices.cursor)
+            page = await self.port.list_paid_since(cursor.last_updated_index + 1, self.page_size)
+            if not page:
+                return total
+            await self.credit(page)
+            total += len(page)
+            self.health.ok()
+            if len(page) < self.page_size:
+                return total
+
+    async def sweep(self) -> int:
+        """Ask the node about each of our invoices that may still be paid; credit the paid ones."""
+        rows = await reading(self.database, lambda c: invoices.open_invoices(c, int(time.time())))
+        found: list[InvoiceUpdate] = []
+        for row in rows:
+            current = await self.port.lookup_invoice(row.label)
+            if current is None:
+                continue
+            if row.status == "creating" and current.bolt11:
+                created = CreatedInvoice(current.label, current.payment_hash, current.bolt11, "",
+                                         current.expires_at, current.created_index)
+                await in_transaction(self.database, lambda c: invoices.mark_created(c, row.id, created))
+            if current.status in (InvoiceStatus.PAID, InvoiceStatus.EXPIRED):
+                found.append(current)
+        if found:
+            # The sweep never moves the cursor: pages and waits own it.
+            report = await in_transaction(self.database,
+                                          lambda c: invoices.apply_updates(c, found, advance_cursor=False))
+            self.health.count("credited", report.credited)
+            return report.credited
+        return 0
+
+    async def wait_once(self) -> None:
+        cursor = await reading(self.database, invoices.cursor)
+        self.health.last_pay_index = cursor.last_pay_index
+        paid = await self.port.wait_any_paid(cursor.last_pay_index, self.wait_s)
+        if paid is not None:
+            await self.credit([paid])
+
+    async def run(self) -> None:
+        """Forever: sweep, drain, wait. Errors are logged and retried with backoff."""
+        backoff = 0.5
+        while True:
+            try:
+                await self.sweep()
+                self.health.ok()
+                while True:
+                    await self.drain()
+                    await self.wait_once()
+                    self.health.ok()
+                    backoff = 0.5
+            except NodeUnreachable as exc:
+                self._retry(f"Lightning node unreachable: {exc.message}", backoff)
+            except (LightningError, InvoiceError) as exc:
+                self._retry(f"Lightning node error: {exc.message}", backoff)
+            except Exception as exc:  # a database hiccup must not end the listener
+                log.exception("payment listener failed")
+                self._retry(f"{type(exc).__name__}: {exc}", backoff)
+            await anyio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    def _retry(self, message: str, backoff: float) -> None:
+        log.warning("%s; retrying in %.1f s", message, backoff)
+        self.health.failed(message, backoff)
+
+
+async def run_as_leader(listener: PaymentListener, poll_s: float = 5.0) -> None:
+    """Run the listener only while this process holds the listener lock."""
+    leadership = Leadership(listener.database)
+    try:
+        while not await anyio.to_thread.run_sync(leadership.try_acquire):
+            listener.health.state = "standby (another process holds the listener)"
+            await anyio.sleep(poll_s)
+        await listener.run()
+    finally:
+        leadership.release()
+

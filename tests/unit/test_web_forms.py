@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import pytest
+
+from marketplace.web.csrf import anon_csrf_token, session_csrf_token
+from marketplace.web.forms import safe_next
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("/dashboard", "/dashboard"), ("/operator?tab=node", "/operator?tab=node"),
+    (None, "/d"), ("", "/d"), ("dashboard", "/d"), ("//evil.example", "/d"), ("/\\evil.example", "/d"),
+    ("https://evil.example/", "/d"), ("/x\r\nSet-Cookie: a=b", "/d"), ("/" + "a" * 600, "/d"),
+])
+def test_safe_next(raw: str | None, expected: str) -> None:
+    assert safe_next(raw, "/d") == expected
+
+
+def test_csrf_tokens_differ_by_purpose_key_and_binding() -> None:
+    tokens = {
+        session_csrf_token("k1", "t"), anon_csrf_token("k1", "t"),
+        session_csrf_token("k2", "t"), session_csrf_token("k1", "u"),
+    }
+    assert len(tokens) == 4
+    assert session_csrf_token("k1", "t") == session_csrf_token("k1", "t")
