@@ -95,11 +95,16 @@ class ClnAdapter:
             # A reply cut short is not JSON: the node went away mid-answer.
             raise NodeUnreachable(f"{method}: malformed reply from the node: {exc}") from exc
 
-    async def call(self, method: str, params: Json | None = None) -> Json:
-        """Any CLN method, with None-valued parameters dropped (as pyln does)."""
+    async def call(self, method: str, params: Json | None = None, *, abandonable: bool = False) -> Json:
+        """Any CLN method, with None-valued parameters dropped (as pyln does).
+
+        `abandonable` calls (long waits that change nothing) let a cancelled
+        caller go at once, leaving the thread to finish on its own; others
+        are always waited for, so an outcome is never lost.
+        """
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         return await anyio.to_thread.run_sync(
-            partial(self._call_sync, self._rpc, method, clean)
+            partial(self._call_sync, self._rpc, method, clean), abandon_on_cancel=abandonable
         )
 
     async def _version_tuple(self) -> tuple[int, int]:
@@ -129,7 +134,7 @@ class ClnAdapter:
     ) -> PaidInvoice | None:
         try:
             reply = await self.call(
-                "waitanyinvoice", {"lastpay_index": after_pay_index, "timeout": timeout_s}
+                "waitanyinvoice", {"lastpay_index": after_pay_index, "timeout": timeout_s}, abandonable=True
             )
         except WaitTimeout:
             return None
@@ -145,7 +150,9 @@ class ClnAdapter:
         params: Json = {"subsystem": "invoices", "indexname": "updated", "nextvalue": next_value}
         rpc = self._rpc if timeout_s is None else _TimedRpc(self.rpc_path, timeout_s)
         try:
-            reply = await anyio.to_thread.run_sync(partial(self._call_sync, rpc, "wait", params))
+            reply = await anyio.to_thread.run_sync(
+                partial(self._call_sync, rpc, "wait", params), abandon_on_cancel=True
+            )
         except TimeoutError:
             return None
         return int(reply.get("updated", next_value))

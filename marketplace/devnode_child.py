@@ -1,12 +1,32 @@
-"""The embedded default runs the dev node as a child process of `microlend run`."""
+"""The embedded default runs the dev node as a child process of `microlend run`.
+
+It is started and stopped by the app's lifespan (uvicorn re-raises SIGTERM
+after shutting down, so code after `uvicorn.run` never runs), and on Linux
+the kernel also sends it SIGTERM if the app dies without a shutdown (kill -9).
+"""
 from __future__ import annotations
 
+import ctypes
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 from pyln.client import LightningRpc
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass  # not Linux: the lifespan still stops the child on a clean shutdown
 
 START_TIMEOUT_S = 20.0
 NODES = ("marketplace", "wallet")
@@ -25,7 +45,7 @@ class DevNodeChild:
         log = (self.data_dir / "devnode.log").open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "lightning.devnode", "--data-dir", str(self.data_dir)],
-            stdout=log, stderr=subprocess.STDOUT,
+            stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
         )
         log.close()
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -50,3 +70,18 @@ class DevNodeChild:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def devnode_lifespan(data_dir: Path) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """A lifespan extra: the dev node runs exactly as long as the app."""
+
+    @asynccontextmanager
+    async def running(_app: Starlette) -> AsyncIterator[None]:
+        child = DevNodeChild(data_dir)
+        await run_in_threadpool(child.start)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(child.stop)
+
+    return running

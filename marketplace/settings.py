@@ -53,6 +53,8 @@ class Settings:
     listener_page_size: int = 1000
     listener_wait_s: int = 30
     reconcile_every_s: int = 30
+    # Crash tests only: the listener kills its own process (SIGKILL) at this point.
+    fault_injection: str = ""
     argon2_memory_kib: int = 65536
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -106,6 +108,7 @@ _STR_FIELDS = {
     "HOST": "host",
     "CLN_RPC": "cln_rpc",
     "DEMO_WALLET_NODE": "demo_wallet_node",
+    "FAULT_INJECTION": "fault_injection",
 }
 _PATH_FIELDS = {"DATA_DIR": "data_dir", "DEVNODE_DIR": "devnode_dir"}
 
@@ -147,6 +150,8 @@ def settings_from_env(
 def finalize(settings: Settings) -> Settings:
     """Fill embedded defaults (database file, generated secret) or refuse in production."""
     if settings.mode == "production":
+        if settings.fault_injection:
+            raise SettingsError(f"{ENV_PREFIX}FAULT_INJECTION is for crash tests and refused in production mode")
         if not settings.secret_key:
             raise SettingsError(
                 f"{ENV_PREFIX}SECRET_KEY is required in production mode "

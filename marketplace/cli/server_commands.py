@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import Any
 
 import uvicorn
@@ -9,7 +10,8 @@ import uvicorn
 from marketplace.cli.common import fail, load_settings, settings_options
 from marketplace.db import migrate
 from marketplace.db.engine import Database
-from marketplace.devnode_child import DevNodeChild
+from marketplace.devnode_child import devnode_lifespan
+from marketplace.web.lifespan import LifespanExtra
 from marketplace.settings import Settings
 
 
@@ -29,7 +31,7 @@ def _settings(args: argparse.Namespace) -> Settings | None:
     return load_settings(args, host=args.host, port=args.port)
 
 
-def _serve(settings: Settings) -> int:
+def _serve(settings: Settings, extras: Sequence[LifespanExtra] = ()) -> int:
     from marketplace.app import create_app
 
     database = Database(settings.database_url)
@@ -38,7 +40,7 @@ def _serve(settings: Settings) -> int:
     except migrate.DatabaseBehind as exc:
         database.dispose()
         return fail(str(exc))
-    app = create_app(settings, database=database)
+    app = create_app(settings, database=database, lifespan_extras=extras)
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, proxy_headers=True, log_level="info")
     finally:
@@ -60,17 +62,10 @@ def run(args: argparse.Namespace) -> int:
         migrate.upgrade(database.engine)
     finally:
         database.dispose()
-    devnode: DevNodeChild | None = None
+    extras: list[LifespanExtra] = []
     if settings.is_embedded and not settings.cln_rpc:
-        devnode = DevNodeChild(settings.devnode_dir)
-        try:
-            devnode.start()
-        except RuntimeError as exc:
-            return fail(str(exc))
-        print(f"dev node running in {settings.devnode_dir} (wallet: microlend wallet pay BOLT11)")
+        extras.append(devnode_lifespan(settings.devnode_dir))
+        print(f"dev node: {settings.devnode_dir} (started and stopped with the app; "
+              "wallet: .venv/bin/microlend wallet pay BOLT11)")
     print(f"Microlend on http://{settings.host}:{settings.port}/  (database: {settings.database_url})")
-    try:
-        return _serve(settings)
-    finally:
-        if devnode is not None:
-            devnode.stop()
+    return _serve(settings, extras)

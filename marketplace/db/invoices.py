@@ -62,7 +62,8 @@ def record_new(conn: Connection, purpose: str, user_id: int, amount_msat: int, d
         )
     )
     assert result.inserted_primary_key is not None
-    return get(conn, int(result.inserted_primary_key[0]))
+    return InvoiceRow(int(result.inserted_primary_key[0]), label, purpose, user_id, amount_msat, description,
+                      "creating", None, None, None, None, None)
 
 
 def get(conn: Connection, invoice_id: int) -> InvoiceRow:
@@ -78,6 +79,7 @@ def find(conn: Connection, invoice_id: int, user_id: int) -> InvoiceRow | None:
 
 
 def mark_created(conn: Connection, invoice_id: int, created: CreatedInvoice) -> InvoiceRow:
+    """Store the node's answer; a row the sweep already completed is left as it is."""
     conn.execute(
         update(invoices).where(invoices.c.id == invoice_id, invoices.c.status == "creating").values(
             status="unpaid", payment_hash=created.payment_hash, bolt11=created.bolt11,

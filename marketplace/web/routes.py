@@ -5,7 +5,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from marketplace.web.state import STATIC_DIR
-from marketplace.web.views import api, auth, pages
+from marketplace.web.views import api, auth, money, pages
 
 
 def build_routes() -> list[BaseRoute]:
@@ -18,6 +18,13 @@ def build_routes() -> list[BaseRoute]:
         Route("/signout", auth.signout, methods=["POST"], name="signout"),
         Route("/dashboard", pages.dashboard, methods=["GET"], name="dashboard"),
         Route("/operator", pages.operator, methods=["GET"], name="operator"),
+        Route("/deposit", money.deposit_page, methods=["GET"], name="deposit_page"),
+        Route("/deposit", money.create_deposit, methods=["POST"], name="create_deposit"),
+        Route("/deposit/{invoice_id}", money.deposit_invoice, methods=["GET"], name="deposit_invoice"),
+        Route("/deposit/{invoice_id}/status", money.deposit_status, methods=["GET"], name="deposit_status"),
+        Route("/demo-wallet/pay/{invoice_id}", money.demo_wallet_pay, methods=["POST"], name="demo_wallet_pay"),
+        Route("/withdraw", money.withdraw_page, methods=["GET"], name="withdraw_page"),
+        Route("/withdraw", money.withdraw, methods=["POST"], name="withdraw"),
         Route("/api/v1/me/balances", api.my_balances, methods=["GET"], name="api_my_balances"),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]

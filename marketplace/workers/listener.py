@@ -10,10 +10,13 @@ that is down is retried with backoff; the listener never takes the app down.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import time
 from collections.abc import Sequence
 
 import anyio
+from sqlalchemy import Connection
 
 from lightning.errors import InvoiceError, LightningError, NodeUnreachable
 from lightning.port import CreatedInvoice, InvoiceStatus, InvoiceUpdate, LightningPort
@@ -31,15 +34,24 @@ MAX_BACKOFF_S = 30.0
 
 class PaymentListener:
     def __init__(self, database: Database, port: LightningPort, *, page_size: int = 1000,
-                 wait_s: int = 30, health: WorkerHealth | None = None) -> None:
+                 wait_s: int = 30, health: WorkerHealth | None = None, crash_point: str = "") -> None:
         self.database = database
+        self.crash_point = crash_point
         self.port = port
         self.page_size = page_size
         self.wait_s = wait_s
         self.health = health or WorkerHealth("payment listener")
 
-    async def credit(self, updates: Sequence[InvoiceUpdate]) -> CreditReport:
-        report = await in_transaction(self.database, lambda c: invoices.apply_updates(c, updates))
+    async def credit(self, updates: Sequence[InvoiceUpdate], *, advance_cursor: bool = True) -> CreditReport:
+        def apply(conn: Connection) -> CreditReport:
+            applied = invoices.apply_updates(conn, updates, advance_cursor=advance_cursor)
+            if applied.credited:
+                self._maybe_crash("listener:before-commit")
+            return applied
+
+        report = await in_transaction(self.database, apply)
+        if report.credited:
+            self._maybe_crash("listener:after-commit")
         self.health.count("credited", report.credited)
         self.health.count("stepped_over", report.stepped_over)
         self.health.last_pay_index = report.cursor.last_pay_index
@@ -76,13 +88,10 @@ class PaymentListener:
                 await in_transaction(self.database, lambda c: invoices.mark_created(c, row.id, created))
             if current.status in (InvoiceStatus.PAID, InvoiceStatus.EXPIRED):
                 found.append(current)
-        if found:
-            # The sweep never moves the cursor: pages and waits own it.
-            report = await in_transaction(self.database,
-                                          lambda c: invoices.apply_updates(c, found, advance_cursor=False))
-            self.health.count("credited", report.credited)
-            return report.credited
-        return 0
+        if not found:
+            return 0
+        # The sweep never moves the cursor: pages and waits own it.
+        return (await self.credit(found, advance_cursor=False)).credited
 
     async def wait_once(self) -> None:
         cursor = await reading(self.database, invoices.cursor)
@@ -112,6 +121,11 @@ class PaymentListener:
                 self._retry(f"{type(exc).__name__}: {exc}", backoff)
             await anyio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    def _maybe_crash(self, point: str) -> None:
+        if self.crash_point == point:
+            log.error("fault injection: SIGKILL at %s", point)
+            os.kill(os.getpid(), signal.SIGKILL)
 
     def _retry(self, message: str, backoff: float) -> None:
         log.warning("%s; retrying in %.1f s", message, backoff)

@@ -25,7 +25,7 @@ with warnings.catch_warnings():
 
 
 def make_client(settings: Settings, database: Database, **kwargs: Any) -> TestClient:
-    return TestClient(create_app(settings, database=database), **kwargs)
+    return TestClient(create_app(settings, database=database, workers=False), **kwargs)
 
 
 def csrf_token_in(html: str) -> str:

@@ -7,6 +7,8 @@ from starlette.responses import Response
 
 from marketplace.domain.users import Role
 from marketplace.services import accounts
+from marketplace.services.node_status import node_status
+from marketplace.web.lightning import lightning_of
 from marketplace.web.rendering import render
 from marketplace.web.sessions import require_role
 from marketplace.web.state import database_of
@@ -25,4 +27,9 @@ async def dashboard(request: Request) -> Response:
 async def operator(request: Request) -> Response:
     await require_role(request, Role.OPERATOR)
     user_count = await run_in_threadpool(accounts.count_users, database_of(request))
-    return await render(request, "operator.html", {"user_count": user_count})
+    runtime = lightning_of(request)
+    status = await node_status(database_of(request), runtime.port)
+    return await render(request, "operator.html", {
+        "user_count": user_count, "node": status,
+        "workers": (runtime.listener_health, runtime.reconciler_health),
+    })

@@ -1,0 +1,11 @@
+"""QR codes for invoices, rendered on the server as inline SVG (segno)."""
+from __future__ import annotations
+
+import segno
+
+
+def invoice_qr_svg(bolt11: str) -> str:
+    # Upper case lets the QR use its compact alphanumeric mode; wallets accept both.
+    qr = segno.make(f"LIGHTNING:{bolt11.upper()}", error="m")
+    svg: str = qr.svg_inline(scale=3, border=2, dark="#111", light="#fff", title="Lightning invoice QR code")
+    return svg

@@ -1,0 +1,139 @@
+"""Deposits and withdrawals over Lightning: thin handlers over the services."""
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from lightning.errors import LightningError
+from marketplace.db import outgoing
+from marketplace.domain.errors import InvalidInput, NotFound, Refusal
+from marketplace.domain.money import parse_sat
+from marketplace.domain.users import Role
+from marketplace.services import accounts, deposits, withdrawals
+from marketplace.services.lightning_calls import reading
+from marketplace.web.forms import parse_form, text_field
+from marketplace.web.lightning import lightning_of
+from marketplace.web.qr import invoice_qr_svg
+from marketplace.web.rendering import render
+from marketplace.web.sessions import require_role
+from marketplace.web.state import database_of, settings_of
+
+BOLT11_FIELD_MAX = 4096
+
+
+def _invoice_id(request: Request) -> int:
+    raw = request.path_params.get("invoice_id", "")
+    if not str(raw).isdigit() or len(str(raw)) > 18:
+        raise NotFound("There is no such invoice.")
+    return int(raw)
+
+
+async def deposit_page(request: Request) -> Response:
+    await require_role(request, Role.LENDER)
+    return await _deposit_form(request, {})
+
+
+async def _deposit_form(request: Request, echo: dict[str, str], refusal: Refusal | None = None) -> Response:
+    settings = settings_of(request)
+    context = {"echo": echo, "error": refusal.message if refusal else None,
+               "min_sat": settings.deposit_min_sat, "max_sat": settings.deposit_max_sat}
+    return await render(request, "deposit.html", context, status=refusal.status if refusal else 200)
+
+
+async def create_deposit(request: Request) -> Response:
+    user = await require_role(request, Role.LENDER)
+    form = await parse_form(request)
+    raw = ""
+    try:
+        raw = text_field(form, "amount_sat", length_max=32, label="amount")
+        try:
+            amount_msat = parse_sat(raw)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from exc
+        runtime = lightning_of(request)
+        row = await deposits.create_deposit_invoice(database_of(request), runtime.port, settings_of(request),
+                                                    user.id, amount_msat)
+    except Refusal as refusal:
+        return await _deposit_form(request, {"amount_sat": raw}, refusal)
+    return RedirectResponse(f"/deposit/{row.id}", status_code=303)
+
+
+async def deposit_invoice(request: Request) -> Response:
+    user = await require_role(request, Role.LENDER)
+    row = await deposits.deposit_status(database_of(request), user.id, _invoice_id(request))
+    if row.bolt11 is None:
+        raise NotFound("This invoice was never made by the Lightning node.")
+    runtime = lightning_of(request)
+    return await render(request, "deposit_invoice.html", {
+        "invoice": row, "qr_svg": invoice_qr_svg(row.bolt11), "demo_wallet": runtime.demo_wallet is not None,
+        "balances": await run_in_threadpool(accounts.balances_of, database_of(request), user.id),
+    })
+
+
+async def deposit_status(request: Request) -> Response:
+    """The fragment htmx polls until the invoice is paid or expired."""
+    user = await require_role(request, Role.LENDER)
+    row = await deposits.deposit_status(database_of(request), user.id, _invoice_id(request))
+    balances = await run_in_threadpool(accounts.balances_of, database_of(request), user.id)
+    return await render(request, "_deposit_status.html", {"invoice": row, "balances": balances})
+
+
+async def demo_wallet_pay(request: Request) -> Response:
+    """Embedded default only: the demo wallet pays one of the user's own invoices."""
+    user = await require_role(request, Role.LENDER, Role.BORROWER)
+    runtime = lightning_of(request)
+    if runtime.demo_wallet is None:
+        raise NotFound("There is no demo wallet here.")
+    row = await deposits.deposit_status(database_of(request), user.id, _invoice_id(request))
+    back = f"/deposit/{row.id}" if row.purpose == "deposit" else request.headers.get("referer", "/dashboard")
+    if row.status == "unpaid" and row.bolt11:
+        try:
+            await runtime.demo_wallet.pay(row.bolt11, None, 100_000, 30)
+        except LightningError as exc:
+            raise InvalidInput(f"The demo wallet could not pay: {exc.message}") from exc
+    if request.headers.get("hx-request"):
+        return await deposit_status(request)
+    return RedirectResponse(back, status_code=303)
+
+
+async def withdraw_page(request: Request) -> Response:
+    user = await require_role(request, Role.LENDER, Role.BORROWER)
+    return await _withdraw_form(request, user.id, {})
+
+
+async def _withdraw_form(request: Request, user_id: int, echo: dict[str, str], refusal: Refusal | None = None,
+                         result: outgoing.OutgoingRow | None = None) -> Response:
+    settings = settings_of(request)
+    database = database_of(request)
+    context = {
+        "echo": echo, "error": refusal.message if refusal else None, "result": result,
+        "balances": await run_in_threadpool(accounts.balances_of, database, user_id),
+        "recent": await reading(database, lambda c: outgoing.for_user(c, user_id)),
+        "reserve_ppm": settings.fee_reserve_ppm, "reserve_min_msat": settings.fee_reserve_min_msat,
+    }
+    return await render(request, "withdraw.html", context, status=refusal.status if refusal else 200)
+
+
+async def withdraw(request: Request) -> Response:
+    user = await require_role(request, Role.LENDER, Role.BORROWER)
+    form = await parse_form(request)
+    echo: dict[str, str] = {}
+    try:
+        bolt11 = text_field(form, "bolt11", length_max=BOLT11_FIELD_MAX, label="invoice").strip()
+        raw_amount = text_field(form, "amount_sat", length_max=32, label="amount").strip()
+        echo = {"bolt11": bolt11, "amount_sat": raw_amount}
+        if not bolt11:
+            raise InvalidInput("Paste the Lightning invoice (BOLT11) to pay.")
+        amount_msat = None
+        if raw_amount:
+            try:
+                amount_msat = parse_sat(raw_amount)
+            except ValueError as exc:
+                raise InvalidInput(str(exc)) from exc
+        runtime = lightning_of(request)
+        result = await withdrawals.withdraw(database_of(request), runtime.port, runtime.facts,
+                                            settings_of(request), user.id, bolt11, amount_msat)
+    except Refusal as refusal:
+        return await _withdraw_form(request, user.id, echo, refusal)
+    return await _withdraw_form(request, user.id, {}, result=result)
