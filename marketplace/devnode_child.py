@@ -72,13 +72,13 @@ class DevNodeChild:
             self.process.wait()
 
 
-def devnode_lifespan(data_dir: Path) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
-    """A lifespan extra: the dev node runs exactly as long as the app."""
+def devnode_lifespan(child: DevNodeChild) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """A lifespan extra: the dev node runs (at least) as long as the app, and stops with it."""
 
     @asynccontextmanager
     async def running(_app: Starlette) -> AsyncIterator[None]:
-        child = DevNodeChild(data_dir)
-        await run_in_threadpool(child.start)
+        if child.process is None or child.process.poll() is not None:
+            await run_in_threadpool(child.start)
         try:
             yield
         finally:

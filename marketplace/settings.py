@@ -53,6 +53,22 @@ class Settings:
     listener_page_size: int = 1000
     listener_wait_s: int = 30
     reconcile_every_s: int = 30
+    # Lending: limits, funding window, platform fee, delinquency policy.
+    loan_min_sat: int = 10_000
+    loan_max_sat: int = 5_000_000
+    loan_max_rate_bps: int = 6_000
+    loan_max_count: int = 365
+    loan_first_max_sat: int = 100_000
+    loan_growth_bps: int = 5_000
+    note_min_sat: int = 1_000
+    funding_days: int = 14
+    service_fee_bps: int = 100
+    grace_days: int = 15
+    default_after_days: int = 60
+    write_off_after_days: int = 120
+    late_fee_bps: int = 200
+    late_fee_flat_msat: int = 0
+    aging_every_s: int = 3600
     # Crash tests only: the listener kills its own process (SIGKILL) at this point.
     fault_injection: str = ""
     argon2_memory_kib: int = 65536
@@ -101,6 +117,21 @@ _INT_FIELDS = {
     "PAY_RETRY_FOR_S": "pay_retry_for_s",
     "LISTENER_PAGE_SIZE": "listener_page_size",
     "RECONCILE_EVERY_S": "reconcile_every_s",
+    "LOAN_MIN_SAT": "loan_min_sat",
+    "LOAN_MAX_SAT": "loan_max_sat",
+    "LOAN_MAX_RATE_BPS": "loan_max_rate_bps",
+    "LOAN_MAX_COUNT": "loan_max_count",
+    "LOAN_FIRST_MAX_SAT": "loan_first_max_sat",
+    "LOAN_GROWTH_BPS": "loan_growth_bps",
+    "NOTE_MIN_SAT": "note_min_sat",
+    "FUNDING_DAYS": "funding_days",
+    "SERVICE_FEE_BPS": "service_fee_bps",
+    "GRACE_DAYS": "grace_days",
+    "DEFAULT_AFTER_DAYS": "default_after_days",
+    "WRITE_OFF_AFTER_DAYS": "write_off_after_days",
+    "LATE_FEE_BPS": "late_fee_bps",
+    "LATE_FEE_FLAT_MSAT": "late_fee_flat_msat",
+    "AGING_EVERY_S": "aging_every_s",
 }
 _STR_FIELDS = {
     "DATABASE_URL": "database_url",

@@ -10,7 +10,7 @@ import uvicorn
 from marketplace.cli.common import fail, load_settings, settings_options
 from marketplace.db import migrate
 from marketplace.db.engine import Database
-from marketplace.devnode_child import devnode_lifespan
+from marketplace.devnode_child import DevNodeChild, devnode_lifespan
 from marketplace.web.lifespan import LifespanExtra
 from marketplace.settings import Settings
 
@@ -24,6 +24,8 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
         parser = subparsers.add_parser(name, parents=[parent], help=text)
         parser.add_argument("--host", help="default 127.0.0.1")
         parser.add_argument("--port", type=int, help="default 8000")
+        if name == "run":
+            parser.add_argument("--no-demo", action="store_true", help="do not fill an empty database with demo data")
         parser.set_defaults(func=func)
 
 
@@ -64,8 +66,21 @@ def run(args: argparse.Namespace) -> int:
         database.dispose()
     extras: list[LifespanExtra] = []
     if settings.is_embedded and not settings.cln_rpc:
-        extras.append(devnode_lifespan(settings.devnode_dir))
-        print(f"dev node: {settings.devnode_dir} (started and stopped with the app; "
+        child = DevNodeChild(settings.devnode_dir)
+        try:
+            child.start()
+        except RuntimeError as exc:
+            return fail(str(exc))
+        extras.append(devnode_lifespan(child))
+        print(f"dev node: {settings.devnode_dir} (stops with the app; "
               "wallet: .venv/bin/microlend wallet pay BOLT11)")
+        if not args.no_demo:
+            from marketplace.demo import run_demo
+
+            try:
+                run_demo(settings)  # only fills an empty marketplace
+            except Exception:
+                child.stop()
+                raise
     print(f"Microlend on http://{settings.host}:{settings.port}/  (database: {settings.database_url})")
     return _serve(settings, extras)

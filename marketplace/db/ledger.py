@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
+from marketplace.db.bulk import insert_rows
 from marketplace.db.tables import accounts, journal_entries, journal_lines, ledger_head
 from marketplace.domain.errors import IdempotencyConflict, InsufficientFunds, UnknownAccount
 from marketplace.domain.journal import (
@@ -138,6 +139,10 @@ def _earlier_entries(conn: Connection, drafts: Sequence[EntryDraft]) -> dict[str
     return {r.idempotency_key: (int(r.id), r.hash, r.payload_hash) for r in rows}
 
 
+_ENTRY_COLUMNS = ("id", "kind", "idempotency_key", "payload_hash", "memo", "posted_at_us", "prev_hash", "hash")
+_LINE_COLUMNS = ("entry_id", "position", "account_id", "amount_msat")
+
+
 def post(conn: Connection, drafts: Sequence[EntryDraft]) -> list[PostedEntry]:
     """Post entries atomically, in order; all or none.
 
@@ -159,8 +164,8 @@ def post(conn: Connection, drafts: Sequence[EntryDraft]) -> list[PostedEntry]:
     balances = {i: row.balance_msat for i, row in account_rows.items()}
 
     results: list[PostedEntry] = []
-    entry_rows: list[dict[str, object]] = []
-    line_rows: list[dict[str, object]] = []
+    entry_rows: list[tuple[object, ...]] = []
+    line_rows: list[tuple[object, ...]] = []
     posted_at = now_us()
     for draft in drafts:
         digest = payload_hash(draft)
@@ -188,15 +193,9 @@ def post(conn: Connection, drafts: Sequence[EntryDraft]) -> list[PostedEntry]:
             prev_hash, last_id, draft.kind, key, posted_at, draft.memo,
             ((line.account_id, line.amount_msat) for line in draft.lines),
         )
-        entry_rows.append({
-            "id": last_id, "kind": draft.kind, "idempotency_key": key, "payload_hash": digest,
-            "memo": draft.memo, "posted_at_us": posted_at, "prev_hash": prev_hash,
-            "hash": last_hash,
-        })
+        entry_rows.append((last_id, draft.kind, key, digest, draft.memo, posted_at, prev_hash, last_hash))
         line_rows.extend(
-            {"entry_id": last_id, "position": pos, "account_id": line.account_id,
-             "amount_msat": line.amount_msat}
-            for pos, line in enumerate(draft.lines)
+            (last_id, pos, line.account_id, line.amount_msat) for pos, line in enumerate(draft.lines)
         )
         if key is not None:
             seen_in_batch[key] = (last_id, last_hash, digest)
@@ -204,8 +203,8 @@ def post(conn: Connection, drafts: Sequence[EntryDraft]) -> list[PostedEntry]:
 
     if not entry_rows:
         return results
-    conn.execute(insert(journal_entries), entry_rows)
-    conn.execute(insert(journal_lines), line_rows)
+    insert_rows(conn, journal_entries, _ENTRY_COLUMNS, entry_rows)
+    insert_rows(conn, journal_lines, _LINE_COLUMNS, line_rows)
     deltas = [
         {"acct": i, "delta": balances[i] - account_rows[i].balance_msat}
         for i in sorted(balances)

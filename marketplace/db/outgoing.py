@@ -26,6 +26,7 @@ class OutgoingRow:
     status: str
     error: str
     created_at: datetime
+    loan_id: int | None
 
 
 _COLUMNS = [outgoing_payments.c[name] for name in OutgoingRow.__dataclass_fields__]
@@ -96,6 +97,14 @@ def settle(conn: Connection, payment_id: int, fee_msat: int, preimage: str | Non
     row = get(conn, payment_id, lock=True)
     if row.status not in OPEN:
         return row
+    if row.purpose == "disbursement":
+        from marketplace.db import disbursements  # a disbursement settles the loan too
+
+        assert row.loan_id is not None
+        entry_id = disbursements.settle(conn, row.id, row.loan_id, row.payment_hash, fee_msat, preimage)
+        disbursements.mark(conn, row.id, status="succeeded", fee_msat=fee_msat, payment_preimage=preimage,
+                           settle_entry_id=entry_id, error="")
+        return get(conn, payment_id)
     user_fee = min(fee_msat, row.fee_reserve_msat)
     available = ledger.account_id(conn, ledger.user_account_code(row.user_id, AccountKind.USER_AVAILABLE))
     pending = ledger.account_id(conn, ledger.user_account_code(row.user_id, AccountKind.USER_PENDING_OUT))
@@ -118,6 +127,13 @@ def release(conn: Connection, payment_id: int, error: str) -> OutgoingRow:
     row = get(conn, payment_id, lock=True)
     if row.status not in OPEN:
         return row
+    if row.purpose == "disbursement":
+        from marketplace.db import disbursements
+
+        assert row.loan_id is not None
+        entry_id = disbursements.release(conn, row.loan_id, row.payment_hash)
+        disbursements.mark(conn, row.id, status="failed", settle_entry_id=entry_id, error=error[:2000])
+        return get(conn, payment_id)
     available = ledger.account_id(conn, ledger.user_account_code(row.user_id, AccountKind.USER_AVAILABLE))
     pending = ledger.account_id(conn, ledger.user_account_code(row.user_id, AccountKind.USER_PENDING_OUT))
     entry = ledger.post(conn, [release_entry(pending, available, row.amount_msat + row.fee_reserve_msat,

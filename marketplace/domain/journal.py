@@ -35,6 +35,7 @@ class AccountKind(str, Enum):
     NODE_ASSET = "node_asset"  # what the Lightning node holds for the marketplace
     NODE_FEES_PAID = "node_fees_paid"  # routing fees spent on outgoing payments
     EQUITY = "equity"  # operator capital (demo funding, corrections)
+    LOAN_ESCROW = "loan_escrow"  # a funded loan's money on its way to the borrower
     LOAN_RECEIVABLE = "loan_receivable"
     NOTE = "note"
     LOSSES = "losses"

@@ -14,14 +14,14 @@ from marketplace.settings import Settings
 
 async def issue_invoice(
     database: Database, port: LightningPort, settings: Settings, purpose: str, user_id: int,
-    amount_msat: int, description: str,
+    amount_msat: int, description: str, loan_id: int | None = None,
 ) -> InvoiceRow:
     """Write the invoice down, ask the node for it, store the node's answer.
 
     If the node's answer is lost, the label is looked up rather than a second
     invoice made; a node that is down leaves a 'failed' row and no money moved.
     """
-    row = await in_transaction(database, lambda c: invoices.record_new(c, purpose, user_id, amount_msat, description))
+    row = await in_transaction(database, lambda c: invoices.record_new(c, purpose, user_id, amount_msat, description, loan_id))
     try:
         created = await port.create_invoice(amount_msat, row.label, description, settings.invoice_expiry_s)
     except DuplicateLabel:

@@ -28,6 +28,7 @@ class LightningRuntime:
     demo_wallet: LightningPort | None
     listener_health: WorkerHealth = field(default_factory=lambda: WorkerHealth("payment listener"))
     reconciler_health: WorkerHealth = field(default_factory=lambda: WorkerHealth("payment reconciler"))
+    aging_health: WorkerHealth = field(default_factory=lambda: WorkerHealth("loan aging (daily job)"))
 
 
 def build_runtime(settings: Settings, port: LightningPort | None = None,
@@ -69,7 +70,22 @@ def worker_extras(settings: Settings) -> list[LifespanExtra]:
                 health.failed(f"{type(exc).__name__}: {exc}", settings.reconcile_every_s)
             await anyio.sleep(settings.reconcile_every_s)
 
-    return [background_task(listen), background_task(reconcile)]
+    async def age(app: Starlette) -> None:
+        from marketplace.services.loans import age_loans
+
+        runtime = lightning_of_app(app)
+        health = runtime.aging_health
+        while True:
+            try:
+                report = await anyio.to_thread.run_sync(age_loans, app.state.database, settings)
+                health.count("state_changes", report.changed)
+                health.ok()
+            except Exception as exc:  # the job is idempotent: the next pass retries
+                log.exception("aging pass failed")
+                health.failed(f"{type(exc).__name__}: {exc}", settings.aging_every_s)
+            await anyio.sleep(settings.aging_every_s)
+
+    return [background_task(listen), background_task(reconcile), background_task(age)]
 
 
 def lightning_of_app(app: Starlette) -> LightningRuntime:

@@ -6,6 +6,7 @@ from starlette.staticfiles import StaticFiles
 
 from marketplace.web.state import STATIC_DIR
 from marketplace.web.views import api, auth, money, pages
+from marketplace.web.views.loans import loan_routes
 
 
 def build_routes() -> list[BaseRoute]:
@@ -26,5 +27,6 @@ def build_routes() -> list[BaseRoute]:
         Route("/withdraw", money.withdraw_page, methods=["GET"], name="withdraw_page"),
         Route("/withdraw", money.withdraw, methods=["POST"], name="withdraw"),
         Route("/api/v1/me/balances", api.my_balances, methods=["GET"], name="api_my_balances"),
+        *loan_routes(),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]

@@ -22,7 +22,7 @@ from lightning.errors import InvoiceError, LightningError, NodeUnreachable
 from lightning.port import CreatedInvoice, InvoiceStatus, InvoiceUpdate, LightningPort
 from marketplace.db import invoices
 from marketplace.db.engine import Database
-from marketplace.db.invoices import CreditReport
+from marketplace.db.crediting import CreditReport, apply_updates
 from marketplace.services.lightning_calls import in_transaction, reading
 from marketplace.workers.health import WorkerHealth
 from marketplace.workers.leadership import Leadership
@@ -44,7 +44,7 @@ class PaymentListener:
 
     async def credit(self, updates: Sequence[InvoiceUpdate], *, advance_cursor: bool = True) -> CreditReport:
         def apply(conn: Connection) -> CreditReport:
-            applied = invoices.apply_updates(conn, updates, advance_cursor=advance_cursor)
+            applied = apply_updates(conn, updates, advance_cursor=advance_cursor)
             if applied.credited:
                 self._maybe_crash("listener:before-commit")
             return applied

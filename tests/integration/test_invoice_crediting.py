@@ -9,6 +9,7 @@ from sqlalchemy import Connection
 
 from lightning.port import CreatedInvoice, InvoiceStatus, InvoiceUpdate
 from marketplace.db import invoices, ledger
+from marketplace.db.crediting import apply_updates
 from marketplace.db.engine import Database
 from marketplace.db.verify import verify_ledger
 from marketplace.domain.journal import AccountKind
@@ -49,13 +50,13 @@ def test_a_paid_invoice_is_credited_once_and_moves_the_cursor(database: Database
     assert row.payment_hash is not None
     update = paid_update(row.payment_hash, row.label, row.amount_msat, pay_index=1, updated_index=3,
                          received_msat=50_000_123)
-    report = database.run(lambda c: invoices.apply_updates(c, [update]))
+    report = database.run(lambda c: apply_updates(c, [update]))
     assert report.credited == 1
     assert report.cursor == invoices.Cursor(1, 3)
     assert available(database, user_id) == 50_000_123  # what arrived, even above the invoice amount
 
     before = database.read(table_counts)
-    again = database.run(lambda c: invoices.apply_updates(c, [update, update]))
+    again = database.run(lambda c: apply_updates(c, [update, update]))
     assert again.credited == 0
     assert database.read(table_counts) == before
     assert available(database, user_id) == 50_000_123
@@ -72,7 +73,7 @@ def test_foreign_invoices_are_stepped_over_and_the_cursor_still_advances(databas
                             created_index=7, updated_index=8, pay_index=4, amount_received_msat=777,
                             paid_at=1_800_000_000)
     ours = paid_update(row.payment_hash, row.label, 1_000, pay_index=5, updated_index=9)
-    report = database.run(lambda c: invoices.apply_updates(c, [keysend, ours]))
+    report = database.run(lambda c: apply_updates(c, [keysend, ours]))
     assert (report.credited, report.stepped_over) == (1, 1)
     assert report.cursor == invoices.Cursor(5, 9)
     assert available(database, user_id) == 1_000
@@ -84,7 +85,7 @@ def test_expired_invoices_are_marked_and_credit_nothing(database: Database) -> N
     expired = InvoiceUpdate(label=row.label, payment_hash=row.payment_hash, status=InvoiceStatus.EXPIRED,
                             amount_msat=1_000, bolt11="x", description="d", expires_at=1, created_index=1,
                             updated_index=2)
-    report = database.run(lambda c: invoices.apply_updates(c, [expired]))
+    report = database.run(lambda c: apply_updates(c, [expired]))
     assert (report.credited, report.expired) == (0, 1)
     assert report.cursor == invoices.Cursor(0, 2)
     assert database.read(lambda c: invoices.get(c, row.id)).status == "expired"
@@ -97,7 +98,7 @@ def test_a_failing_batch_leaves_cursor_and_balances_untouched(database: Database
     good = paid_update(row.payment_hash, row.label, 1_000, pay_index=1, updated_index=1)
     with pytest.raises(ZeroDivisionError):
         def work(conn: Connection) -> None:
-            invoices.apply_updates(conn, [good])
+            apply_updates(conn, [good])
             raise ZeroDivisionError  # a crash after the credit, before commit
         database.run(work)
     assert database.read(invoices.cursor) == invoices.Cursor(0, 0)

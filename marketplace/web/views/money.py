@@ -86,13 +86,13 @@ async def demo_wallet_pay(request: Request) -> Response:
     if runtime.demo_wallet is None:
         raise NotFound("There is no demo wallet here.")
     row = await deposits.deposit_status(database_of(request), user.id, _invoice_id(request))
-    back = f"/deposit/{row.id}" if row.purpose == "deposit" else request.headers.get("referer", "/dashboard")
+    back = f"/deposit/{row.id}" if row.purpose == "deposit" else f"/loans/{row.loan_id}/pay/{row.id}"
     if row.status == "unpaid" and row.bolt11:
         try:
             await runtime.demo_wallet.pay(row.bolt11, None, 100_000, 30)
         except LightningError as exc:
             raise InvalidInput(f"The demo wallet could not pay: {exc.message}") from exc
-    if request.headers.get("hx-request"):
+    if request.headers.get("hx-request") and row.purpose == "deposit":
         return await deposit_status(request)
     return RedirectResponse(back, status_code=303)
 

@@ -31,5 +31,5 @@ async def operator(request: Request) -> Response:
     status = await node_status(database_of(request), runtime.port)
     return await render(request, "operator.html", {
         "user_count": user_count, "node": status,
-        "workers": (runtime.listener_health, runtime.reconciler_health),
+        "workers": (runtime.listener_health, runtime.reconciler_health, runtime.aging_health),
     })

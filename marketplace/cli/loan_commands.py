@@ -1,0 +1,56 @@
+"""`microlend loans age` (the daily job by hand) and `microlend demo` (a living demo marketplace)."""
+from __future__ import annotations
+
+import argparse
+from datetime import date
+from typing import Any
+
+from marketplace.cli.common import fail, load_settings, settings_options
+from marketplace.db import migrate
+from marketplace.db.engine import Database
+from marketplace.domain.errors import Refusal
+
+
+def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
+    parent = settings_options()
+    loans = subparsers.add_parser("loans", help="loan jobs")
+    actions = loans.add_subparsers(dest="loans_command", metavar="ACTION")
+    actions.required = True
+    age = actions.add_parser("age", parents=[parent],
+                             help="the daily job: expire requests, late fees, delinquency, default, write-off")
+    age.add_argument("--as-of", type=date.fromisoformat, default=None, help="the day to age to (YYYY-MM-DD)")
+    age.set_defaults(func=age_command)
+
+    demo = subparsers.add_parser("demo", parents=[parent],
+                                 help="fill an empty marketplace with demo users and loans in every state")
+    demo.add_argument("--force", action="store_true", help="add demo data even if users exist")
+    demo.set_defaults(func=demo_command)
+
+
+def age_command(args: argparse.Namespace) -> int:
+    from marketplace.services.loans import age_loans
+
+    settings = load_settings(args)
+    if settings is None:
+        return 2
+    database = Database(settings.database_url)
+    try:
+        migrate.ensure_current(database.engine)
+        report = age_loans(database, settings, args.as_of)
+    except (migrate.DatabaseBehind, Refusal) as exc:
+        return fail(str(exc))
+    finally:
+        database.dispose()
+    print(f"aged {report.checked} active loan(s): {report.changed} changed state, "
+          f"{report.late_fees_assessed} late fee(s), {report.written_off} written off; "
+          f"{report.expired_requests} request(s) expired")
+    return 0
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    from marketplace.demo import run_demo
+
+    settings = load_settings(args)
+    if settings is None:
+        return 2
+    return run_demo(settings, force=args.force)

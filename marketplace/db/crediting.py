@@ -1,0 +1,118 @@
+"""Crediting paid invoices: one transaction per batch, exactly once, cursor included.
+
+Each invoice purpose has a credit rule that turns a batch of its paid
+invoices into journal entries and, once those are posted, records whatever
+else the purpose needs (a repayment's allocation and shares).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, bindparam, select, update
+
+from lightning.port import InvoiceStatus, InvoiceUpdate
+from marketplace.db import ledger
+from marketplace.db.invoices import COLUMNS, Cursor, InvoiceRow, cursor, row_from
+from marketplace.db.ledger import PostedEntry
+from marketplace.db.tables import invoices, listener_state
+from marketplace.domain.journal import AccountKind, EntryDraft
+from marketplace.domain.payments import deposit_entry
+
+PaidBatch = Sequence[tuple[InvoiceRow, InvoiceUpdate]]
+
+
+@dataclass(frozen=True)
+class CreditPlan:
+    drafts: list[EntryDraft]  # one per paid invoice, in batch order
+    finish: Callable[[list[PostedEntry]], None] = lambda posted: None
+
+
+CreditRule = Callable[[Connection, PaidBatch], CreditPlan]
+
+
+@dataclass(frozen=True)
+class CreditReport:
+    credited: int
+    stepped_over: int
+    expired: int
+    cursor: Cursor
+
+
+def credit_deposits(conn: Connection, batch: PaidBatch) -> CreditPlan:
+    node = ledger.account_id(conn, "system:node_asset")
+    available = ledger.user_account_ids(conn, {row.user_id for row, _ in batch}, AccountKind.USER_AVAILABLE)
+    return CreditPlan([
+        deposit_entry(node, available[row.user_id], paid.amount_received_msat or row.amount_msat, paid.payment_hash)
+        for row, paid in batch
+    ])
+
+
+def credit_rule(purpose: str) -> CreditRule:
+    if purpose == "repayment":
+        from marketplace.db.repayments import credit_repayments  # imports this module: resolved late
+
+        return credit_repayments
+    return credit_deposits
+
+
+def apply_updates(conn: Connection, updates: Sequence[InvoiceUpdate], *, advance_cursor: bool = True) -> CreditReport:
+    """Credit every paid invoice of ours in `updates` once, mark expiries, move the cursor.
+
+    Invoices the marketplace never made (the operator's own, keysend
+    receipts) are stepped over; an invoice already credited is skipped, so a
+    repeated update changes nothing.
+    """
+    state = cursor(conn)
+    hashes = [u.payment_hash for u in updates]
+    ours = {
+        r.payment_hash: row_from(r)
+        for r in conn.execute(select(*COLUMNS).where(invoices.c.payment_hash.in_(hashes)))
+    } if hashes else {}
+    to_credit: dict[str, list[tuple[InvoiceRow, InvoiceUpdate]]] = {}
+    expired: list[int] = []
+    stepped_over = 0
+    seen: set[str] = set()
+    for update_ in updates:
+        row = ours.get(update_.payment_hash)
+        if row is None:
+            if update_.status is InvoiceStatus.PAID:
+                stepped_over += 1
+            continue
+        if update_.payment_hash in seen:
+            continue
+        seen.add(update_.payment_hash)
+        if update_.status is InvoiceStatus.PAID and row.status != "paid" and update_.pay_index is not None:
+            to_credit.setdefault(row.purpose, []).append((row, update_))
+        elif update_.status is InvoiceStatus.EXPIRED and row.status in ("unpaid", "creating"):
+            expired.append(row.id)
+
+    credited = 0
+    for purpose, batch in to_credit.items():
+        plan = credit_rule(purpose)(conn, batch)
+        posted = ledger.post(conn, plan.drafts)
+        plan.finish(posted)
+        conn.execute(
+            update(invoices)
+            .where(invoices.c.id == bindparam("row_id"), invoices.c.status != "paid")
+            .values(status="paid", pay_index=bindparam("p_index"), amount_received_msat=bindparam("received"),
+                    paid_at=bindparam("p_at"), credit_entry_id=bindparam("entry")),
+            [
+                {"row_id": row.id, "p_index": paid.pay_index, "received": paid.amount_received_msat,
+                 "p_at": paid.paid_at, "entry": entry.id}
+                for (row, paid), entry in zip(batch, posted)
+            ],
+        )
+        credited += len(batch)
+    if expired:
+        conn.execute(update(invoices).where(invoices.c.id.in_(expired)).values(status="expired"))
+
+    new = state
+    if advance_cursor and updates:
+        pay_indexes = [u.pay_index for u in updates if u.pay_index is not None]
+        updated_indexes = [u.updated_index for u in updates if u.updated_index is not None]
+        new = Cursor(max([state.last_pay_index, *pay_indexes]), max([state.last_updated_index, *updated_indexes]))
+        if new != state:
+            conn.execute(update(listener_state).where(listener_state.c.id == 1).values(
+                last_pay_index=new.last_pay_index, last_updated_index=new.last_updated_index))
+    return CreditReport(credited, stepped_over, len(expired), new)

@@ -1,0 +1,249 @@
+"""Loans, notes and installments as rows: reads and set-based writes. Call inside a transaction."""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+from sqlalchemy import Connection, and_, bindparam, case, func, insert, select, update
+
+from marketplace.db import ledger
+from marketplace.db.tables import accounts, installments, loans, notes, users
+from marketplace.domain.errors import NotFound
+from marketplace.domain.journal import AccountKind
+from marketplace.domain.loans.allocation import InstallmentState, NoteState
+from marketplace.domain.loans.limits import BorrowerRecord
+from marketplace.domain.loans.schedules import Schedule
+
+
+@dataclass(frozen=True)
+class LoanRow:
+    id: int
+    borrower_id: int
+    amount_msat: int
+    purpose: str
+    story: str
+    annual_rate_bps: int
+    term_count: int
+    frequency: str
+    method: str
+    apr_bps: int
+    service_fee_bps: int
+    grade: str
+    status: str
+    delinquency: str
+    funded_msat: int
+    escrow_account_id: int
+    funding_deadline: datetime
+    created_at: datetime
+    funded_at: datetime | None
+    disbursed_at: datetime | None
+    start_date: date | None
+    defaulted_on: date | None
+    closed_on: date | None
+    max_days_past_due: int
+
+    @property
+    def remaining_msat(self) -> int:
+        return self.amount_msat - self.funded_msat
+
+
+@dataclass(frozen=True)
+class NoteRow:
+    id: int
+    loan_id: int
+    lender_id: int
+    amount_msat: int
+    principal_outstanding_msat: int
+    principal_repaid_msat: int
+    income_msat: int
+    received_msat: int
+    loss_msat: int
+    status: str
+    created_at: datetime
+
+
+LOAN_COLUMNS = [loans.c[name] for name in LoanRow.__dataclass_fields__]
+NOTE_COLUMNS = [notes.c[name] for name in NoteRow.__dataclass_fields__]
+OPEN_STATUSES = ("funding", "funded", "active")
+
+
+def aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def loan_from(r: object) -> LoanRow:
+    values = {name: getattr(r, name) for name in LoanRow.__dataclass_fields__}
+    for name in ("funding_deadline", "created_at", "funded_at", "disbursed_at"):
+        if values[name] is not None:
+            values[name] = aware(values[name])
+    return LoanRow(**values)
+
+
+def note_from(r: object) -> NoteRow:
+    return NoteRow(**{name: getattr(r, name) for name in NoteRow.__dataclass_fields__})
+
+
+def insert_loan(conn: Connection, *, borrower_id: int, amount_msat: int, purpose: str, story: str,
+                annual_rate_bps: int, term_count: int, frequency: str, method: str, apr_bps: int,
+                service_fee_bps: int, grade: str, funding_deadline: datetime) -> int:
+    escrow = ledger.create_account(conn, f"escrow:{uuid.uuid4().hex}", AccountKind.LOAN_ESCROW)
+    result = conn.execute(insert(loans).values(
+        borrower_id=borrower_id, amount_msat=amount_msat, purpose=purpose, story=story,
+        annual_rate_bps=annual_rate_bps, term_count=term_count, frequency=frequency, method=method,
+        apr_bps=apr_bps, service_fee_bps=service_fee_bps, grade=grade, status="funding", delinquency="current",
+        funded_msat=0, escrow_account_id=escrow, funding_deadline=funding_deadline,
+        created_at=datetime.now(timezone.utc),
+    ))
+    assert result.inserted_primary_key is not None
+    loan_id = int(result.inserted_primary_key[0])
+    conn.execute(update(accounts).where(accounts.c.id == escrow).values(code=f"loan:{loan_id}:escrow"))
+    return loan_id
+
+
+def get_loan(conn: Connection, loan_id: int, *, lock: bool = False) -> LoanRow:
+    query = select(*LOAN_COLUMNS).where(loans.c.id == loan_id)
+    found = conn.execute(query.with_for_update() if lock else query).one_or_none()
+    if found is None:
+        raise NotFound("There is no such loan.")
+    return loan_from(found)
+
+
+def list_loans(conn: Connection, *, status: Sequence[str] | None = None, borrower_id: int | None = None,
+               limit: int = 200, offset: int = 0) -> list[LoanRow]:
+    query = select(*LOAN_COLUMNS).order_by(loans.c.id.desc()).limit(limit).offset(offset)
+    if status:
+        query = query.where(loans.c.status.in_(status))
+    if borrower_id is not None:
+        query = query.where(loans.c.borrower_id == borrower_id)
+    return [loan_from(r) for r in conn.execute(query)]
+
+
+def borrower_record(conn: Connection, borrower_id: int, grace_days: int) -> BorrowerRecord:
+    row = conn.execute(
+        select(
+            func.coalesce(func.sum(case((and_(loans.c.status == "repaid", loans.c.max_days_past_due <= grace_days),
+                                         1), else_=0)), 0),
+            func.coalesce(func.sum(case((and_(loans.c.status == "repaid", loans.c.max_days_past_due > grace_days),
+                                         1), else_=0)), 0),
+            func.coalesce(func.sum(case((loans.c.defaulted_on.is_not(None), 1), else_=0)), 0),
+            func.coalesce(func.sum(case((loans.c.status.in_(OPEN_STATUSES), 1), else_=0)), 0),
+        ).where(loans.c.borrower_id == borrower_id)
+    ).one()
+    return BorrowerRecord(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+
+def notes_of_loan(conn: Connection, loan_id: int, statuses: Sequence[str] = ("pledged", "active")) -> list[NoteRow]:
+    rows = conn.execute(select(*NOTE_COLUMNS).where(notes.c.loan_id == loan_id, notes.c.status.in_(statuses))
+                        .order_by(notes.c.id))
+    return [note_from(r) for r in rows]
+
+
+def notes_of_lender(conn: Connection, lender_id: int) -> list[NoteRow]:
+    rows = conn.execute(select(*NOTE_COLUMNS).where(notes.c.lender_id == lender_id).order_by(notes.c.id.desc()))
+    return [note_from(r) for r in rows]
+
+
+def get_note(conn: Connection, note_id: int, *, lock: bool = False) -> NoteRow:
+    query = select(*NOTE_COLUMNS).where(notes.c.id == note_id)
+    found = conn.execute(query.with_for_update() if lock else query).one_or_none()
+    if found is None:
+        raise NotFound("There is no such note.")
+    return note_from(found)
+
+
+def insert_note(conn: Connection, loan_id: int, lender_id: int, amount_msat: int) -> int:
+    result = conn.execute(insert(notes).values(
+        loan_id=loan_id, lender_id=lender_id, amount_msat=amount_msat, principal_outstanding_msat=amount_msat,
+        status="pledged", created_at=datetime.now(timezone.utc)))
+    assert result.inserted_primary_key is not None
+    return int(result.inserted_primary_key[0])
+
+
+def set_loan(conn: Connection, loan_id: int, **values: object) -> None:
+    conn.execute(update(loans).where(loans.c.id == loan_id).values(**values))
+
+
+def set_notes_status(conn: Connection, note_ids: Iterable[int], status: str) -> None:
+    ids = list(note_ids)
+    if ids:
+        conn.execute(update(notes).where(notes.c.id.in_(ids)).values(status=status))
+
+
+def insert_installments(conn: Connection, loan_id: int, schedule: Schedule) -> None:
+    conn.execute(insert(installments), [
+        {"loan_id": loan_id, "number": i.number, "due_date": i.due_date, "principal_msat": i.principal_msat,
+         "interest_msat": i.interest_msat, "late_fee_msat": 0, "principal_paid_msat": 0,
+         "interest_paid_msat": 0, "late_fee_paid_msat": 0, "interest_waived": False}
+        for i in schedule.installments
+    ])
+
+
+_INSTALLMENT_FIELDS = ("number", "due_date", "principal_msat", "interest_msat", "late_fee_msat",
+                       "principal_paid_msat", "interest_paid_msat", "late_fee_paid_msat", "interest_waived")
+
+
+def installment_states(conn: Connection, loan_ids: Sequence[int]) -> dict[int, list[InstallmentState]]:
+    """Every listed loan's installments, in order, in one query."""
+    result: dict[int, list[InstallmentState]] = {loan_id: [] for loan_id in loan_ids}
+    rows = conn.execute(
+        select(installments.c.loan_id, *[installments.c[f] for f in _INSTALLMENT_FIELDS])
+        .where(installments.c.loan_id.in_(list(loan_ids)))
+        .order_by(installments.c.loan_id, installments.c.number)
+    )
+    for r in rows:
+        result[int(r.loan_id)].append(InstallmentState(
+            int(r.number), r.due_date, int(r.principal_msat), int(r.interest_msat), int(r.late_fee_msat),
+            int(r.principal_paid_msat), int(r.interest_paid_msat), int(r.late_fee_paid_msat),
+            bool(r.interest_waived)))
+    return result
+
+
+def note_states(conn: Connection, loan_ids: Sequence[int]) -> dict[int, list[tuple[NoteState, int]]]:
+    """Active notes of the listed loans as (state, lender id), in note order."""
+    result: dict[int, list[tuple[NoteState, int]]] = {loan_id: [] for loan_id in loan_ids}
+    rows = conn.execute(
+        select(notes.c.loan_id, notes.c.id, notes.c.principal_outstanding_msat, notes.c.amount_msat,
+               notes.c.lender_id)
+        .where(notes.c.loan_id.in_(list(loan_ids)), notes.c.status.in_(("active", "repaid", "written_off")))
+        .order_by(notes.c.loan_id, notes.c.id)
+    )
+    for r in rows:
+        result[int(r.loan_id)].append(
+            (NoteState(int(r.id), int(r.principal_outstanding_msat), int(r.amount_msat)), int(r.lender_id)))
+    return result
+
+
+def save_installments(conn: Connection, loan_id: int, before: Sequence[InstallmentState],
+                      after: Sequence[InstallmentState]) -> None:
+    changed = [
+        {"l_id": loan_id, "num": a.number, "lf": a.late_fee_msat, "pp": a.principal_paid_msat,
+         "ip": a.interest_paid_msat, "lfp": a.late_fee_paid_msat, "w": a.interest_waived}
+        for b, a in zip(before, after) if a != b
+    ]
+    if changed:
+        conn.execute(
+            update(installments)
+            .where(installments.c.loan_id == bindparam("l_id"), installments.c.number == bindparam("num"))
+            .values(late_fee_msat=bindparam("lf"), principal_paid_msat=bindparam("pp"),
+                    interest_paid_msat=bindparam("ip"), late_fee_paid_msat=bindparam("lfp"),
+                    interest_waived=bindparam("w")),
+            changed,
+        )
+
+
+def display_names(conn: Connection, user_ids: Iterable[int]) -> dict[int, str]:
+    ids = sorted(set(user_ids))
+    if not ids:
+        return {}
+    return {int(i): str(n) for i, n in conn.execute(select(users.c.id, users.c.display_name).where(users.c.id.in_(ids)))}
+
+
+def lender_reserved_ids(conn: Connection, lender_ids: Iterable[int]) -> dict[int, int]:
+    return ledger.user_account_ids(conn, lender_ids, AccountKind.USER_RESERVED)
+
+
+def lender_available_ids(conn: Connection, lender_ids: Iterable[int]) -> dict[int, int]:
+    return ledger.user_account_ids(conn, lender_ids, AccountKind.USER_AVAILABLE)

@@ -1,0 +1,4 @@
+"""Pure lending rules: schedules, APR, repayment allocation, delinquency, limits.
+
+No web, database or Lightning imports; money in integer msat.
+"""
