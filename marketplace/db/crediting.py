@@ -24,8 +24,11 @@ PaidBatch = Sequence[tuple[InvoiceRow, InvoiceUpdate]]
 
 @dataclass(frozen=True)
 class CreditPlan:
-    drafts: list[EntryDraft]  # one per paid invoice, in batch order
+    drafts: list[EntryDraft]
     finish: Callable[[list[PostedEntry]], None] = lambda posted: None
+    # For each paid invoice of the batch, the index of the draft that credits it
+    # (None: one draft per invoice, in batch order).
+    entry_of: list[int] | None = None
 
 
 CreditRule = Callable[[Connection, PaidBatch], CreditPlan]
@@ -92,6 +95,7 @@ def apply_updates(conn: Connection, updates: Sequence[InvoiceUpdate], *, advance
         plan = credit_rule(purpose)(conn, batch)
         posted = ledger.post(conn, plan.drafts)
         plan.finish(posted)
+        entries = posted if plan.entry_of is None else [posted[i] for i in plan.entry_of]
         conn.execute(
             update(invoices)
             .where(invoices.c.id == bindparam("row_id"), invoices.c.status != "paid")
@@ -100,7 +104,7 @@ def apply_updates(conn: Connection, updates: Sequence[InvoiceUpdate], *, advance
             [
                 {"row_id": row.id, "p_index": paid.pay_index, "received": paid.amount_received_msat,
                  "p_at": paid.paid_at, "entry": entry.id}
-                for (row, paid), entry in zip(batch, posted)
+                for (row, paid), entry in zip(batch, entries)
             ],
         )
         credited += len(batch)

@@ -7,6 +7,7 @@ repayment grows with its number of notes and nothing else.
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -73,8 +74,12 @@ def credit_repayments(conn: Connection, batch: PaidBatch) -> CreditPlan:
     available = ledger.user_account_ids(conn, lender_ids | {row.user_id for row, _ in batch},
                                         AccountKind.USER_AVAILABLE)
 
-    drafts: list[EntryDraft] = []
     recorded: list[tuple[InvoiceRow, InvoiceUpdate, Allocation | None, int]] = []
+    # One journal entry per loan per batch: lines aggregated per account, so a
+    # backlog of repayments writes one line per lender, not one per share.
+    # Each payment's own split stays in note_shares, unique on (payment, note).
+    totals: dict[int | None, dict[int, int]] = {}
+    hashes: dict[int | None, list[str]] = {}
     for row, paid in batch:
         received = paid.amount_received_msat or row.amount_msat
         loan_work = work.get(row.loan_id) if row.loan_id is not None else None
@@ -85,30 +90,45 @@ def credit_repayments(conn: Connection, batch: PaidBatch) -> CreditPlan:
             loan_work.installments, loan_work.notes = apply_allocation(
                 loan_work.installments, loan_work.notes, allocation)
             loan_work.repaid = allocation.fully_repaid
+            cash, principal, income = loan_work.cash, loan_work.principal, loan_work.income
             for share in allocation.shares:
-                loan_work.cash[share.note_id] = loan_work.cash.get(share.note_id, 0) + share.cash_msat
-                loan_work.principal[share.note_id] = loan_work.principal.get(share.note_id, 0) + share.principal_msat
-                loan_work.income[share.note_id] = loan_work.income.get(share.note_id, 0) + share.income_msat
+                cash[share.note_id] = cash.get(share.note_id, 0) + share.cash_msat
+                principal[share.note_id] = principal.get(share.note_id, 0) + share.principal_msat
+                income[share.note_id] = income.get(share.note_id, 0) + share.income_msat
+        lines = totals.setdefault(row.loan_id, {})
+        hashes.setdefault(row.loan_id, []).append(paid.payment_hash)
+        lines[node] = lines.get(node, 0) + received
         refund = received if allocation is None else allocation.refund_msat
-        lines = [LineDraft(node, received)]
         if refund:
-            lines.append(LineDraft(available[row.user_id], -refund))
-        if allocation is not None:
+            acct = available[row.user_id]
+            lines[acct] = lines.get(acct, 0) - refund
+        if allocation is not None and loan_work is not None:
             if allocation.service_fee_msat:
-                lines.append(LineDraft(fees, -allocation.service_fee_msat))
-            per_lender: dict[int, int] = {}
+                lines[fees] = lines.get(fees, 0) - allocation.service_fee_msat
+            lender_of = loan_work.lender_of
             for share in allocation.shares:
-                lender = loan_work.lender_of[share.note_id]  # type: ignore[union-attr]
-                per_lender[lender] = per_lender.get(lender, 0) + share.cash_msat
-            lines.extend(LineDraft(available[lender], -cash) for lender, cash in per_lender.items() if cash)
-        drafts.append(EntryDraft("repayment", tuple(lines), f"invoice:{paid.payment_hash}"))
+                acct = available[lender_of[share.note_id]]
+                lines[acct] = lines.get(acct, 0) - share.cash_msat
         recorded.append((row, paid, allocation, received))
+
+    order = list(totals)
+    drafts = [
+        EntryDraft(
+            "repayment",
+            tuple(LineDraft(acct, amount) for acct, amount in totals[loan_id].items() if amount),
+            "repayments:" + hashlib.sha256("".join(sorted(hashes[loan_id])).encode()).hexdigest(),
+            memo=f"loan {loan_id}: {len(hashes[loan_id])} payment(s)",
+        )
+        for loan_id in order
+    ]
+    entry_of = [order.index(row.loan_id) for row, _ in batch]
 
     def finish(posted: list[PostedEntry]) -> None:
         now = datetime.now(timezone.utc)
         repayment_rows: list[dict[str, object]] = []
         share_rows: list[tuple[object, ...]] = []
-        for (row, paid, allocation, received), entry in zip(recorded, posted):
+        for (row, paid, allocation, received), index in zip(recorded, entry_of):
+            entry = posted[index]
             repayment_rows.append({
                 "loan_id": row.loan_id, "payment_hash": paid.payment_hash, "received_msat": received,
                 "applied_msat": allocation.applied_msat if allocation else 0,
@@ -154,7 +174,7 @@ def credit_repayments(conn: Connection, batch: PaidBatch) -> CreditPlan:
                 note_updates,
             )
 
-    return CreditPlan(drafts, finish)
+    return CreditPlan(drafts, finish, entry_of)
 
 
 def shares_of(conn: Connection, payment_hashes: Sequence[str]) -> int:
