@@ -283,3 +283,36 @@ note_shares = Table(
     Column("income_msat", BigInteger, nullable=False),
     Index("ix_note_shares_payment_note", "payment_hash", "note_id", unique=True),
 )
+
+# Per-user API tokens: only the sha256 of the token is stored; the prefix lets a person tell them apart.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("user_id", BigId, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(64), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(12), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+# Notices to people (reminders, lender alerts): written once (dedupe_key), sent by the scheduler.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("user_id", BigId, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),
+    Column("dedupe_key", String(160), nullable=False, unique=True),
+    Column("subject", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(12), nullable=False, server_default="pending"),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Column("read_at", DateTime(timezone=True), nullable=True),
+    Column("error", Text, nullable=False, server_default=""),
+    CheckConstraint("status IN ('pending', 'sent', 'failed')", name="status"),
+    Index("ix_outbox_status", "status"),
+)
