@@ -1,7 +1,7 @@
 """The JSON-RPC method table: name -> (handler, parameter spec)."""
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from lightning.devnode import chain, invoicing, paying

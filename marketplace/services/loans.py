@@ -6,9 +6,9 @@ from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import Connection, select
 
-from lightning.invoices import InvalidInvoice, check_payable
+from lightning.invoices import AmountMissing, InvalidInvoice, check_payable
 from lightning.port import LightningPort
-from marketplace.db import disbursements, ledger, loans, outgoing
+from marketplace.db import disbursements, ledger, loans
 from marketplace.db.engine import Database
 from marketplace.db.invoices import InvoiceRow
 from marketplace.db.loans import LoanRow, NoteRow
@@ -20,7 +20,7 @@ from marketplace.domain.loans.allocation import InstallmentState, next_due, outs
 from marketplace.domain.loans.apr import schedule_apr_bps, total_cost_msat
 from marketplace.domain.loans.delinquency import DelinquencyPolicy
 from marketplace.domain.loans.limits import LendingLimits, check_note, check_request
-from marketplace.domain.loans.schedules import Schedule, build_schedule
+from marketplace.domain.loans.schedules import Frequency, Method, Schedule, build_schedule
 from marketplace.domain.loans.terms import LoanTerms, grade, parse_story
 from marketplace.domain.payments import check_amount, fee_reserve_msat
 from marketplace.services.deposits import issue_invoice
@@ -71,8 +71,6 @@ def preview(settings: Settings, terms: LoanTerms, start: date | None = None) -> 
 
 def schedule_of(loan: LoanRow) -> Schedule:
     """The loan's schedule: the real one once disbursed, else as if it started today."""
-    from marketplace.domain.loans.schedules import Frequency, Method
-
     return build_schedule(loan.amount_msat, loan.annual_rate_bps, loan.term_count, Frequency(loan.frequency),
                           Method(loan.method), loan.start_date or utc_today())
 
@@ -195,12 +193,10 @@ async def disburse(database: Database, port: LightningPort, facts: NodeFacts, se
     info = await facts.get()
     try:
         payable = check_payable(bolt11, node_network=info.network, own_node_id=info.id)
+    except AmountMissing:  # an invoice without an amount is paid exactly the principal
+        payable = check_payable(bolt11, node_network=info.network, own_node_id=info.id, amount_msat=loan.amount_msat)
     except InvalidInvoice as exc:
-        if exc.__class__.__name__ == "AmountMissing":
-            payable = check_payable(bolt11, node_network=info.network, own_node_id=info.id,
-                                    amount_msat=loan.amount_msat)
-        else:
-            raise InvoiceRefused(exc.message) from exc
+        raise InvoiceRefused(exc.message) from exc
     if payable.amount_msat != loan.amount_msat:
         raise InvoiceRefused(
             f"The invoice asks for {payable.amount_msat // 1000:,} sat but the loan is "
