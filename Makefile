@@ -4,6 +4,8 @@ PYTHON ?= $(shell for p in python3.11 python3.12 python3; do $$p -c 'import sys;
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Two workers: the suite (SQLite, PostgreSQL, dev node subprocesses, a browser) fits this 2-core machine.
+PYTEST_ARGS ?= -n 2
 
 .PHONY: run test install typecheck bench clean
 

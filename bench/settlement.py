@@ -75,7 +75,7 @@ def main() -> None:
     root = scratch_dir()
     node = BenchNode(root)
     database = fresh_database(root, args.database_url)
-    settings = Settings(data_dir=root, database_url=database.url, secret_key="bench")
+    settings = Settings(data_dir=root, database_url=database.url, secret_key="bench", invoice_limit_count=10**9)
     port = ClnAdapter(node.rpc("marketplace"))
     print(f"database: {database.engine.dialect.name}; payments: {args.payments:,}")
 
@@ -138,7 +138,7 @@ def http_deposits(root: object, database_url: str, rpc: str, count: int) -> tupl
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MICROLEND_")}
     env.update({"MICROLEND_DATABASE_URL": database_url, "MICROLEND_CLN_RPC": rpc,
-                "MICROLEND_DATA_DIR": str(Path(str(root)) / "appdata")})
+                "MICROLEND_DATA_DIR": str(Path(str(root)) / "appdata"), "MICROLEND_INVOICE_LIMIT_COUNT": "1000000"})
     server = subprocess.Popen([sys.executable, "-m", "marketplace.cli", "serve", "--port", "8765"], cwd=REPO,
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = "http://127.0.0.1:8765"

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 
 from lightning.port import LightningPort
 from marketplace.db.engine import Database
@@ -42,6 +43,7 @@ def create_app(
         routes=build_routes(),
         middleware=[
             # Outermost first: headers go on every answer, including CSRF refusals.
+            Middleware(GZipMiddleware, minimum_size=500),  # HTML, CSS and htmx travel compressed
             Middleware(SecurityHeadersMiddleware),
             Middleware(CsrfMiddleware),
         ],

@@ -69,6 +69,9 @@ class Settings:
     late_fee_bps: int = 200
     late_fee_flat_msat: int = 0
     aging_every_s: int = 3600
+    # Invoices one user may ask for in a window (deposits and repayments together).
+    invoice_limit_count: int = 30
+    invoice_limit_window_s: int = 600
     # Crash tests only: the listener kills its own process (SIGKILL) at this point.
     fault_injection: str = ""
     argon2_memory_kib: int = 65536
@@ -132,6 +135,8 @@ _INT_FIELDS = {
     "LATE_FEE_BPS": "late_fee_bps",
     "LATE_FEE_FLAT_MSAT": "late_fee_flat_msat",
     "AGING_EVERY_S": "aging_every_s",
+    "INVOICE_LIMIT_COUNT": "invoice_limit_count",
+    "INVOICE_LIMIT_WINDOW_S": "invoice_limit_window_s",
 }
 _STR_FIELDS = {
     "DATABASE_URL": "database_url",

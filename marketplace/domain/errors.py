@@ -95,3 +95,10 @@ class InvoiceRefused(Refusal):
 
     code = "invoice_refused"
     status = 422
+
+
+class BodyTooLarge(Refusal):
+    """A request body over the limit; nothing of it was read further."""
+
+    code = "too_large"
+    status = 413

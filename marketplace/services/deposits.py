@@ -1,6 +1,10 @@
 """A lender asks for a deposit invoice; the payment listener credits it when paid."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
+from sqlalchemy import Connection
+
 from lightning.errors import DuplicateLabel, LightningError, NodeUnreachable
 from lightning.port import CreatedInvoice, LightningPort
 from marketplace.db import invoices
@@ -8,6 +12,7 @@ from marketplace.db.engine import Database
 from marketplace.db.invoices import InvoiceRow
 from marketplace.domain.errors import LightningUnavailable, NotFound
 from marketplace.domain.payments import check_amount
+from marketplace.services.invoice_limits import check_invoice_rate
 from marketplace.services.lightning_calls import in_transaction, reading
 from marketplace.settings import Settings
 
@@ -21,7 +26,13 @@ async def issue_invoice(
     If the node's answer is lost, the label is looked up rather than a second
     invoice made; a node that is down leaves a 'failed' row and no money moved.
     """
-    row = await in_transaction(database, lambda c: invoices.record_new(c, purpose, user_id, amount_msat, description, loan_id))
+    def record(conn: Connection) -> InvoiceRow:
+        # Same transaction as the insert: two requests at once cannot both slip past the limit.
+        check_invoice_rate(conn, user_id, datetime.now(timezone.utc), settings.invoice_limit_count,
+                           settings.invoice_limit_window_s)
+        return invoices.record_new(conn, purpose, user_id, amount_msat, description, loan_id)
+
+    row = await in_transaction(database, record)
     try:
         created = await port.create_invoice(amount_msat, row.label, description, settings.invoice_expiry_s)
     except DuplicateLabel:

@@ -15,7 +15,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from marketplace.domain.errors import Forbidden, Refusal
+from marketplace.domain.errors import BodyTooLarge, Forbidden, Refusal
 from marketplace.services.auth import SessionUser, token_hash
 from marketplace.web.errors import refusal_response
 from marketplace.web.forms import parse_form
@@ -35,11 +35,6 @@ EXPIRED = "Your form has expired or did not come from this site; reload the page
 
 class CsrfRejected(Forbidden):
     code = "csrf_failed"
-
-
-class BodyTooLarge(Refusal):
-    code = "too_large"
-    status = 413
 
 
 def _mac(secret_key: str, message: str) -> str:
@@ -107,7 +102,7 @@ class CsrfMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in UNSAFE_METHODS:
+        if scope["type"] != "http" or scope["method"] not in UNSAFE_METHODS or _api_without_session(scope):
             await self.app(scope, receive, send)
             return
         try:
@@ -125,6 +120,20 @@ class CsrfMiddleware:
             await refusal_response(Request(scope), refusal)(scope, receive, send)
             return
         await self.app(scope, _replayer(body, receive), send)
+
+
+def _api_without_session(scope: Scope) -> bool:
+    """An API call that carries a bearer token and no session cookie: the token is its only credential.
+
+    A cross-site page cannot set `Authorization`, so CSRF has nothing to ride on;
+    with a session cookie present the CSRF token is still required.
+    """
+    path: str = scope.get("path", "")
+    if not (path == "/api" or path.startswith("/api/")):
+        return False
+    conn = HTTPConnection(scope)
+    scheme = conn.headers.get("authorization", "").strip().partition(" ")[0]
+    return scheme.lower() == "bearer" and not conn.cookies.get(SESSION_COOKIE)
 
 
 async def _read_body(scope: Scope, receive: Receive) -> bytes:

@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from marketplace.domain.errors import Refusal, SignInRequired, SignInThrottled
+from marketplace.domain.errors import Refusal, SignInRequired
 from marketplace.web.security import apply_security_headers
 from marketplace.web.state import templates_of
 
@@ -56,8 +56,9 @@ def refusal_response(request: Request, refusal: Refusal) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse("/signin?" + urlencode({"next": target}), status_code=303)
     headers = {}
-    if isinstance(refusal, SignInThrottled):
-        headers["Retry-After"] = str(refusal.retry_after_s)
+    retry = getattr(refusal, "retry_after_s", None)
+    if retry is not None:
+        headers["Retry-After"] = str(retry)
     return error_response(request, refusal.status, refusal.code, refusal.message, headers)
 
 

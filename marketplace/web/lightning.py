@@ -29,6 +29,7 @@ class LightningRuntime:
     listener_health: WorkerHealth = field(default_factory=lambda: WorkerHealth("payment listener"))
     reconciler_health: WorkerHealth = field(default_factory=lambda: WorkerHealth("payment reconciler"))
     aging_health: WorkerHealth = field(default_factory=lambda: WorkerHealth("loan aging (daily job)"))
+    notices_health: WorkerHealth = field(default_factory=lambda: WorkerHealth("reminders and notices"))
 
 
 def build_runtime(settings: Settings, port: LightningPort | None = None,
@@ -85,7 +86,23 @@ def worker_extras(settings: Settings) -> list[LifespanExtra]:
                 health.failed(f"{type(exc).__name__}: {exc}", settings.aging_every_s)
             await anyio.sleep(settings.aging_every_s)
 
-    return [background_task(listen), background_task(reconcile), background_task(age)]
+    async def notify(app: Starlette) -> None:
+        from marketplace.services.reminders import run_notices
+
+        health = lightning_of_app(app).notices_health
+        while True:
+            try:
+                queued, sent, failed = await anyio.to_thread.run_sync(run_notices, app.state.database, settings)
+                health.count("queued", queued)
+                health.count("sent", sent)
+                health.count("failed", failed)
+                health.ok()
+            except Exception as exc:  # each notice is written once and sent once: the next pass resumes
+                log.exception("notices pass failed")
+                health.failed(f"{type(exc).__name__}: {exc}", settings.aging_every_s)
+            await anyio.sleep(settings.aging_every_s)
+
+    return [background_task(listen), background_task(reconcile), background_task(age), background_task(notify)]
 
 
 def lightning_of_app(app: Starlette) -> LightningRuntime:

@@ -11,6 +11,7 @@ from starlette.templating import Jinja2Templates
 
 from marketplace.domain.money import format_msat
 from marketplace.web.csrf import csrf_token_for, set_anon_cookie
+from marketplace.web.i18n import install_i18n
 from marketplace.web.sessions import current_user
 from marketplace.web.state import TEMPLATES_DIR, templates_of
 
@@ -23,6 +24,7 @@ def build_templates() -> Jinja2Templates:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["msat"] = format_msat
+    install_i18n(env)
     return Jinja2Templates(env=env)
 
 

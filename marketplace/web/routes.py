@@ -6,7 +6,12 @@ from starlette.staticfiles import StaticFiles
 
 from marketplace.web.state import STATIC_DIR
 from marketplace.web.views import api, auth, money, pages
+from marketplace.web.views.lender import lender_routes
+from marketplace.web.views.api_v1 import api_routes
 from marketplace.web.views.loans import loan_routes
+from marketplace.web.views.settings import settings_routes
+from marketplace.web.views.notices import notice_routes
+from marketplace.web.views.operator import operator_routes
 
 
 def build_routes() -> list[BaseRoute]:
@@ -18,7 +23,6 @@ def build_routes() -> list[BaseRoute]:
         Route("/signin", auth.signin, methods=["POST"], name="signin"),
         Route("/signout", auth.signout, methods=["POST"], name="signout"),
         Route("/dashboard", pages.dashboard, methods=["GET"], name="dashboard"),
-        Route("/operator", pages.operator, methods=["GET"], name="operator"),
         Route("/deposit", money.deposit_page, methods=["GET"], name="deposit_page"),
         Route("/deposit", money.create_deposit, methods=["POST"], name="create_deposit"),
         Route("/deposit/{invoice_id}", money.deposit_invoice, methods=["GET"], name="deposit_invoice"),
@@ -26,7 +30,11 @@ def build_routes() -> list[BaseRoute]:
         Route("/demo-wallet/pay/{invoice_id}", money.demo_wallet_pay, methods=["POST"], name="demo_wallet_pay"),
         Route("/withdraw", money.withdraw_page, methods=["GET"], name="withdraw_page"),
         Route("/withdraw", money.withdraw, methods=["POST"], name="withdraw"),
+        *api_routes(), *settings_routes(),  # first: /api/v1/me/balances here also takes a bearer token
         Route("/api/v1/me/balances", api.my_balances, methods=["GET"], name="api_my_balances"),
+        *lender_routes(),  # before loan_routes: /loans/market must win over /loans/{loan_id}
+        *operator_routes(),  # /operator and its forms, /operator/outbox
+        *notice_routes(),
         *loan_routes(),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]

@@ -92,8 +92,11 @@ async def demo_wallet_pay(request: Request) -> Response:
             await runtime.demo_wallet.pay(row.bolt11, None, 100_000, 30)
         except LightningError as exc:
             raise InvalidInput(f"The demo wallet could not pay: {exc.message}") from exc
-    if request.headers.get("hx-request") and row.purpose == "deposit":
-        return await deposit_status(request)
+    if request.headers.get("hx-request"):
+        if row.purpose == "deposit":
+            return await deposit_status(request)
+        # The repayment's status box, polling until the listener has applied the payment.
+        return await render(request, "loans/_pay_status.html", {"invoice": row, "loan_id": row.loan_id, "paid": None})
     return RedirectResponse(back, status_code=303)
 
 

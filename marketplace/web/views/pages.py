@@ -7,8 +7,7 @@ from starlette.responses import Response
 
 from marketplace.domain.users import Role
 from marketplace.services import accounts
-from marketplace.services.node_status import node_status
-from marketplace.web.lightning import lightning_of
+from marketplace.web.views.notices import notices_for
 from marketplace.web.rendering import render
 from marketplace.web.sessions import require_role
 from marketplace.web.state import database_of
@@ -21,15 +20,5 @@ async def home(request: Request) -> Response:
 async def dashboard(request: Request) -> Response:
     user = await require_role(request, Role.LENDER, Role.BORROWER, Role.OPERATOR)
     balances = await run_in_threadpool(accounts.balances_of, database_of(request), user.id)
-    return await render(request, "dashboard.html", {"balances": balances})
-
-
-async def operator(request: Request) -> Response:
-    await require_role(request, Role.OPERATOR)
-    user_count = await run_in_threadpool(accounts.count_users, database_of(request))
-    runtime = lightning_of(request)
-    status = await node_status(database_of(request), runtime.port)
-    return await render(request, "operator.html", {
-        "user_count": user_count, "node": status,
-        "workers": (runtime.listener_health, runtime.reconciler_health, runtime.aging_health),
-    })
+    notices = await run_in_threadpool(notices_for, database_of(request), user.id)
+    return await render(request, "dashboard.html", {"balances": balances, "notices": notices})

@@ -1,0 +1,279 @@
+"""The lenders' marketplace list: a filter/sort spec parsed from query parameters, and its SQL query.
+
+`parse_market(items)` is pure: it turns query-string pairs into a `MarketSpec`
+or raises `InvalidInput` with a sentence that names the field. `market_page`
+runs the spec as one filtered, sorted, paged SELECT (plus one COUNT) over the
+requests still taking pledges: status 'funding' and the deadline not passed.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import ColumnElement, Connection, Float, cast, func, select
+
+from marketplace.db.loans import LOAN_COLUMNS, LoanRow, loan_from
+from marketplace.db.tables import loans as loans_table
+from marketplace.domain.errors import InvalidInput
+from marketplace.domain.loans.schedules import Frequency
+from marketplace.domain.loans.terms import PURPOSES
+from marketplace.domain.money import MSAT_PER_SAT
+
+GRADES = ("A", "B", "C", "D", "E")
+FREQUENCIES = tuple(f.value for f in Frequency)
+# sort name -> its natural direction ("desc": highest rate, most funded, newest first; soonest deadline first).
+SORTS = {"newest": "desc", "rate": "desc", "time_left": "asc", "funded": "desc"}
+DIRECTIONS = ("asc", "desc")
+PAGE_SIZE = 10  # about 1 KB of HTML a row: light on a slow phone
+PAGE_SIZE_MAX = 50
+PAGE_MAX = 10_000
+RATE_MAX_PERCENT = Decimal(100)
+TERM_MAX = 10_000
+LEFT_MAX_SAT = 21_000_000 * 100_000_000
+VALUE_LENGTH_MAX = 32
+KNOWN = ("grade", "rate_min", "rate_max", "term_min", "term_max", "frequency", "purpose", "left_min",
+         "sort", "dir", "page", "size")
+
+
+@dataclass(frozen=True)
+class MarketSpec:
+    grades: tuple[str, ...] = ()
+    rate_min_bps: int | None = None
+    rate_max_bps: int | None = None
+    term_min: int | None = None
+    term_max: int | None = None
+    frequency: str | None = None
+    purpose: str | None = None
+    left_min_msat: int | None = None
+    sort: str = "newest"
+    direction: str = "desc"
+    page: int = 1
+    size: int = PAGE_SIZE
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.size
+
+    def params(self, **changes: Any) -> list[tuple[str, str]]:
+        """The query-string pairs that give this spec back (defaults left out), after `changes`."""
+        spec = replace(self, **changes)
+        pairs: list[tuple[str, str]] = [("grade", g) for g in spec.grades]
+        if spec.rate_min_bps is not None:
+            pairs.append(("rate_min", _bps_text(spec.rate_min_bps)))
+        if spec.rate_max_bps is not None:
+            pairs.append(("rate_max", _bps_text(spec.rate_max_bps)))
+        for name in ("term_min", "term_max", "frequency", "purpose"):
+            value = getattr(spec, name)
+            if value is not None:
+                pairs.append((name, str(value)))
+        if spec.left_min_msat is not None:
+            pairs.append(("left_min", str(spec.left_min_msat // MSAT_PER_SAT)))
+        if spec.sort != "newest":
+            pairs.append(("sort", spec.sort))
+        if spec.direction != SORTS[spec.sort]:
+            pairs.append(("dir", spec.direction))
+        if spec.size != PAGE_SIZE:
+            pairs.append(("size", str(spec.size)))
+        if spec.page != 1:
+            pairs.append(("page", str(spec.page)))
+        return pairs
+
+    def query(self, **changes: Any) -> str:
+        """'?grade=A&sort=rate' (or '' when everything is a default)."""
+        pairs = self.params(**changes)
+        return "?" + urlencode(pairs) if pairs else ""
+
+    def sorted_by(self, sort: str) -> str:
+        """The link for a sort header: its natural direction first, the other one when it is already on."""
+        if sort == self.sort:
+            flipped = "asc" if self.direction == "desc" else "desc"
+            return self.query(sort=sort, direction=flipped, page=1)
+        return self.query(sort=sort, direction=SORTS[sort], page=1)
+
+    def echo(self) -> dict[str, str]:
+        """The form fields' values, as typed back."""
+        return {"rate_min": "" if self.rate_min_bps is None else _bps_text(self.rate_min_bps),
+                "rate_max": "" if self.rate_max_bps is None else _bps_text(self.rate_max_bps),
+                "term_min": "" if self.term_min is None else str(self.term_min),
+                "term_max": "" if self.term_max is None else str(self.term_max),
+                "frequency": self.frequency or "", "purpose": self.purpose or "",
+                "left_min": "" if self.left_min_msat is None else str(self.left_min_msat // MSAT_PER_SAT),
+                "sort": self.sort, "dir": self.direction}
+
+
+def _bps_text(bps: int) -> str:
+    whole, rest = divmod(bps, 100)
+    return str(whole) if not rest else f"{whole}.{rest:02d}".rstrip("0")
+
+
+def _percent_bps(raw: str, label: str) -> int:
+    try:
+        value = Decimal(raw.replace(",", "."))
+    except InvalidOperation:
+        raise InvalidInput(f"The {label} must be a number of percent, like 12 or 12.5.") from None
+    if not value.is_finite() or value < 0 or value > RATE_MAX_PERCENT:
+        raise InvalidInput(f"The {label} must be between 0 and {RATE_MAX_PERCENT} %.")
+    bps = value * 100
+    if bps != bps.to_integral_value():
+        raise InvalidInput(f"The {label} takes at most two decimals.")
+    return int(bps)
+
+
+def _whole(raw: str, label: str, low: int, high: int) -> int:
+    cleaned = raw.replace(",", "").replace("_", "")
+    if not cleaned.isdigit():
+        raise InvalidInput(f"The {label} must be a whole number.")
+    value = int(cleaned)
+    if value < low or value > high:
+        raise InvalidInput(f"The {label} must be between {low:,} and {high:,}.")
+    return value
+
+
+def parse_market(items: Iterable[tuple[str, str]]) -> MarketSpec:
+    """A spec from query-string pairs; every bad value is an InvalidInput naming the field.
+
+    Empty values mean "no filter" (an untouched form field); unknown names are ignored.
+    """
+    values: dict[str, str] = {}
+    grades: list[str] = []
+    for name, raw in items:
+        if name not in KNOWN:
+            continue
+        if len(raw) > VALUE_LENGTH_MAX:
+            raise InvalidInput(f"The value for {name} is too long.")
+        value = raw.strip()
+        if name == "grade":
+            if not value:
+                continue
+            grade = value.upper()
+            if grade not in GRADES:
+                raise InvalidInput("A grade must be one of A, B, C, D or E.")
+            if grade not in grades:
+                grades.append(grade)
+        elif name in values:
+            raise InvalidInput(f"Give {name} only once.")
+        else:
+            values[name] = value
+
+    def given(name: str) -> str | None:
+        value = values.get(name, "")
+        return value or None
+
+    rate_min = given("rate_min")
+    rate_max = given("rate_max")
+    spec_rate_min = _percent_bps(rate_min, "lowest rate") if rate_min else None
+    spec_rate_max = _percent_bps(rate_max, "highest rate") if rate_max else None
+    if spec_rate_min is not None and spec_rate_max is not None and spec_rate_min > spec_rate_max:
+        raise InvalidInput("The lowest rate is above the highest rate.")
+    term_min_raw = given("term_min")
+    term_max_raw = given("term_max")
+    term_min = _whole(term_min_raw, "fewest installments", 1, TERM_MAX) if term_min_raw else None
+    term_max = _whole(term_max_raw, "most installments", 1, TERM_MAX) if term_max_raw else None
+    if term_min is not None and term_max is not None and term_min > term_max:
+        raise InvalidInput("The fewest installments is above the most installments.")
+    frequency = given("frequency")
+    if frequency is not None and frequency not in FREQUENCIES:
+        raise InvalidInput("The frequency must be daily, weekly or monthly.")
+    purpose = given("purpose")
+    if purpose is not None and purpose not in PURPOSES:
+        raise InvalidInput("The purpose must be one of: " + ", ".join(PURPOSES) + ".")
+    left_raw = given("left_min")
+    left_min = _whole(left_raw, "amount left to fund", 1, LEFT_MAX_SAT) * MSAT_PER_SAT if left_raw else None
+    sort = given("sort") or "newest"
+    if sort not in SORTS:
+        raise InvalidInput("Sort by rate, time_left, funded or newest.")
+    direction = given("dir") or SORTS[sort]
+    if direction not in DIRECTIONS:
+        raise InvalidInput("The sort direction must be asc or desc.")
+    page_raw = given("page")
+    page = _whole(page_raw, "page number", 1, PAGE_MAX) if page_raw else 1
+    size_raw = given("size")
+    size = _whole(size_raw, "page size", 1, PAGE_SIZE_MAX) if size_raw else PAGE_SIZE
+    return MarketSpec(tuple(grades), spec_rate_min, spec_rate_max, term_min, term_max, frequency, purpose,
+                      left_min, sort, direction, page, size)
+
+
+# --- the query ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MarketRow:
+    loan: LoanRow
+    funded_pct: int  # rounded down to 5 %, for the bar
+
+    @property
+    def left_msat(self) -> int:
+        return self.loan.remaining_msat
+
+
+@dataclass(frozen=True)
+class MarketPage:
+    rows: tuple[MarketRow, ...]
+    total: int
+    spec: MarketSpec
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.spec.size))
+
+    @property
+    def has_more(self) -> bool:
+        return self.spec.page < self.pages
+
+
+def _conditions(spec: MarketSpec, moment: datetime) -> list[ColumnElement[bool]]:
+    c = loans_table.c
+    where: list[ColumnElement[bool]] = [c.status == "funding", c.funding_deadline > moment]
+    if spec.grades:
+        where.append(c.grade.in_(spec.grades))
+    if spec.rate_min_bps is not None:
+        where.append(c.annual_rate_bps >= spec.rate_min_bps)
+    if spec.rate_max_bps is not None:
+        where.append(c.annual_rate_bps <= spec.rate_max_bps)
+    if spec.term_min is not None:
+        where.append(c.term_count >= spec.term_min)
+    if spec.term_max is not None:
+        where.append(c.term_count <= spec.term_max)
+    if spec.frequency is not None:
+        where.append(c.frequency == spec.frequency)
+    if spec.purpose is not None:
+        where.append(c.purpose == spec.purpose)
+    if spec.left_min_msat is not None:
+        where.append(c.amount_msat - c.funded_msat >= spec.left_min_msat)
+    return where
+
+
+def _order(spec: MarketSpec) -> list[Any]:
+    c = loans_table.c
+    key: Any = {
+        "newest": c.id,
+        "rate": c.annual_rate_bps,
+        "time_left": c.funding_deadline,
+        "funded": cast(c.funded_msat, Float) / cast(c.amount_msat, Float),
+    }[spec.sort]
+    first = key.desc() if spec.direction == "desc" else key.asc()
+    # A stable order across pages: ties go newest first.
+    return [first] if spec.sort == "newest" else [first, c.id.desc()]
+
+
+def _pct(part: int, whole: int) -> int:
+    if whole <= 0:
+        return 0
+    pct = max(0, min(100, part * 100 // whole))
+    return pct - pct % 5
+
+
+def market_page(conn: Connection, spec: MarketSpec, now: datetime | None = None) -> MarketPage:
+    """One page of the open requests that match `spec`, and how many match in all."""
+    moment = now or datetime.now(timezone.utc)
+    where = _conditions(spec, moment)
+    total = int(conn.execute(select(func.count()).select_from(loans_table).where(*where)).scalar_one())
+    rows = conn.execute(select(*LOAN_COLUMNS).where(*where).order_by(*_order(spec))
+                        .limit(spec.size).offset(spec.offset)).all()
+    found = [loan_from(r) for r in rows]
+    return MarketPage(tuple(MarketRow(loan, _pct(loan.funded_msat, loan.amount_msat)) for loan in found),
+                      total, spec)

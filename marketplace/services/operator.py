@@ -1,0 +1,225 @@
+"""The node operator's figures and actions: liquidity against what is due, and connect/open/close.
+
+Liquidity is counted over usable channels only (CHANNELD_NORMAL): inbound is
+what the node can receive, outbound what it can send. Two warnings compare
+them with what the marketplace expects to move:
+
+* repayments due in the next `DUE_WINDOW_DAYS` days: over active loans, every
+  installment not fully paid and due on or before today + 7 days (what is
+  overdue is due now, so it counts too) — needs inbound liquidity;
+* pending outgoing: open withdrawals and disbursements (pending or unknown)
+  plus funded loans still waiting for their disbursement — needs outbound.
+
+Every action checks its input before the node is asked, and every node error
+becomes a sentence; nothing is changed when the input is refused.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy import Connection, select
+
+from lightning.errors import LightningError, NodeUnreachable
+from lightning.port import Channel, ChannelClosed, ChannelOpened, LightningPort
+from marketplace.db import loans as loan_rows
+from marketplace.db import outgoing
+from marketplace.db.tables import loans, outgoing_payments
+from marketplace.domain.errors import InvalidInput, LightningUnavailable, NotFound, Refusal
+from marketplace.domain.money import format_msat
+
+DUE_WINDOW_DAYS = 7
+PEER_ID_LENGTH = 66
+# Core Lightning's default smallest channel is 20,000 sat; without wumbo the largest is 2^24 - 1 sat.
+CHANNEL_MIN_SAT = 20_000
+CHANNEL_MAX_SAT = 16_777_215
+FIELD_MAX = 300
+
+_PEER_ID = re.compile(r"0[23][0-9a-f]{64}")
+_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+_SCID = re.compile(r"\d{1,10}x\d{1,10}x\d{1,5}")
+
+
+class NodeRefused(Refusal):
+    """The node answered, but refused the action; nothing changed on our side."""
+
+    code = "node_refused"
+    status = 409
+
+
+@dataclass(frozen=True)
+class Liquidity:
+    inbound_msat: int
+    outbound_msat: int
+    due_soon_msat: int
+    pending_out_msat: int
+    window_days: int = DUE_WINDOW_DAYS
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        found: list[str] = []
+        if self.inbound_msat < self.due_soon_msat:
+            found.append(
+                f"Inbound liquidity ({format_msat(self.inbound_msat)}) is below the repayments due in the next "
+                f"{self.window_days} days ({format_msat(self.due_soon_msat)}): borrowers may be unable to pay. "
+                "Open a channel from a well-connected node to this one, or ask a peer for inbound liquidity.")
+        if self.outbound_msat < self.pending_out_msat:
+            found.append(
+                f"Outbound liquidity ({format_msat(self.outbound_msat)}) is below the pending withdrawals and "
+                f"disbursements ({format_msat(self.pending_out_msat)}): some of them will fail. "
+                "Open a channel from this node.")
+        return tuple(found)
+
+
+def due_within(conn: Connection, as_of: date, days: int = DUE_WINDOW_DAYS) -> int:
+    """What active loans' borrowers owe on installments due on or before as_of + days (overdue included)."""
+    horizon = as_of + timedelta(days=days)
+    ids = [int(i) for i in conn.execute(select(loans.c.id).where(loans.c.status == "active")).scalars()]
+    if not ids:
+        return 0
+    total = 0
+    for states in loan_rows.installment_states(conn, ids).values():
+        total += sum(i.unpaid_msat for i in states if i.due_date <= horizon and not i.is_paid)
+    return total
+
+
+def pending_outgoing(conn: Connection) -> int:
+    """Open withdrawals and disbursements, plus funded loans whose disbursement has not started."""
+    open_rows = [r for r in outgoing.open_payments(conn) if r.purpose in ("withdrawal", "disbursement")]
+    paying_loans = {r.loan_id for r in open_rows if r.loan_id is not None}
+    awaiting = conn.execute(select(loans.c.id, loans.c.amount_msat).where(loans.c.status == "funded")).all()
+    return (sum(r.amount_msat for r in open_rows)
+            + sum(int(amount) for loan_id, amount in awaiting if int(loan_id) not in paying_loans))
+
+
+def liquidity(conn: Connection, channels: tuple[Channel, ...] | list[Channel], as_of: date) -> Liquidity:
+    usable = [c for c in channels if c.usable]
+    return Liquidity(
+        inbound_msat=sum(c.receivable_msat for c in usable),
+        outbound_msat=sum(c.spendable_msat for c in usable),
+        due_soon_msat=due_within(conn, as_of),
+        pending_out_msat=pending_outgoing(conn),
+    )
+
+
+# --- input --------------------------------------------------------------------------------------------
+
+
+def parse_peer_id(raw: str) -> str:
+    value = raw.strip().lower()
+    if not value:
+        raise InvalidInput("Enter the peer's node id (66 hexadecimal characters, starting with 02 or 03).")
+    if len(value) != PEER_ID_LENGTH or not _PEER_ID.fullmatch(value):
+        raise InvalidInput(
+            "A node id is 66 hexadecimal characters (0-9, a-f) starting with 02 or 03; "
+            f"this one has {len(value)} character{'s' if len(value) != 1 else ''} or other symbols.")
+    return value
+
+
+def parse_address(raw: str) -> tuple[str | None, int | None]:
+    """'host:port', '[ipv6]:port' or '' (the node looks the address up); the port defaults to 9735 if absent."""
+    value = raw.strip()
+    if not value:
+        return None, None
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            raise InvalidInput("An IPv6 address is written in brackets with its port, like [2001:db8::1]:9735.")
+        host, rest = value[1:end], value[end + 1:]
+        if not host or not re.fullmatch(r"[0-9A-Fa-f:.]+", host) or ":" not in host:
+            raise InvalidInput("That is not an IPv6 address; write it like [2001:db8::1]:9735.")
+        if rest and not rest.startswith(":"):
+            raise InvalidInput("Write the address as host:port, like 203.0.113.5:9735.")
+        port_text = rest[1:] if rest else ""
+    else:
+        host, sep, port_text = value.rpartition(":")
+        if not sep:
+            host, port_text = value, ""
+        if not host or not _HOSTNAME.fullmatch(host):
+            raise InvalidInput("Write the address as host:port, like 203.0.113.5:9735 or node.example.org:9735.")
+        if sep and not port_text:
+            raise InvalidInput("The port is missing after the colon; Lightning's usual port is 9735.")
+    if not port_text:
+        return host, 9735
+    if not port_text.isdigit() or len(port_text) > 5 or not 1 <= int(port_text) <= 65535:
+        raise InvalidInput("The port must be a whole number from 1 to 65535; Lightning's usual port is 9735.")
+    return host, int(port_text)
+
+
+def parse_channel_sat(raw: str) -> int:
+    cleaned = raw.strip().replace(",", "").replace("_", "")
+    if not cleaned:
+        raise InvalidInput("Enter the channel's size in sat.")
+    if cleaned.startswith("-") and cleaned[1:].isdigit():
+        raise InvalidInput("The channel's size must be more than 0 sat.")
+    if not cleaned.isdigit() or len(cleaned) > 18:
+        raise InvalidInput("Enter the channel's size as a whole number of sat, like 1000000.")
+    amount = int(cleaned)
+    if amount < CHANNEL_MIN_SAT:
+        raise InvalidInput(f"A channel must be at least {CHANNEL_MIN_SAT:,} sat.")
+    if amount > CHANNEL_MAX_SAT:
+        raise InvalidInput(f"A channel can be at most {CHANNEL_MAX_SAT:,} sat.")
+    return amount
+
+
+def parse_channel_ref(raw: str) -> str:
+    value = raw.strip().lower()
+    if not value:
+        raise InvalidInput("Choose the channel to close.")
+    if not (_PEER_ID.fullmatch(value) or _SCID.fullmatch(value)):
+        raise InvalidInput("Name the channel by its short channel id (like 103x1x0) or its peer's node id.")
+    return value
+
+
+def _node_error(exc: LightningError, doing: str) -> Refusal:
+    if isinstance(exc, NodeUnreachable):
+        return LightningUnavailable(f"The Lightning node cannot be reached, so it could not {doing}. Nothing changed.")
+    return NodeRefused(f"The node could not {doing}: {exc.message}")
+
+
+# --- actions ------------------------------------------------------------------------------------------
+
+
+async def connect(port: LightningPort, raw_peer: str, raw_address: str) -> str:
+    peer_id = raw_peer.strip()
+    address = raw_address
+    if "@" in peer_id:  # the usual id@host:port form, pasted whole
+        peer_id, _, inline = peer_id.partition("@")
+        if address.strip() and inline:
+            raise InvalidInput("Give the address once: either id@host:port, or the id and the address apart.")
+        address = address or inline
+    checked = parse_peer_id(peer_id)
+    host, tcp_port = parse_address(address)
+    try:
+        await port.connect(checked, host, tcp_port)
+    except LightningError as exc:
+        raise _node_error(exc, "connect to that peer") from exc
+    return checked
+
+
+async def open_channel(port: LightningPort, raw_peer: str, raw_amount: str) -> ChannelOpened:
+    peer_id = parse_peer_id(raw_peer)
+    amount_sat = parse_channel_sat(raw_amount)
+    try:
+        return await port.open_channel(peer_id, amount_sat)
+    except LightningError as exc:
+        raise _node_error(exc, "open the channel") from exc
+
+
+async def close_channel(port: LightningPort, raw_ref: str) -> ChannelClosed:
+    ref = parse_channel_ref(raw_ref)
+    try:
+        known = await port.channels()
+    except LightningError as exc:
+        raise _node_error(exc, "list its channels") from exc
+    matches = [c for c in known if c.usable and ref in (c.peer_id.lower(), (c.short_channel_id or "").lower())]
+    if not matches:
+        raise NotFound("The node has no open channel by that name; nothing was closed.")
+    if len(matches) > 1:
+        raise InvalidInput("That peer has more than one channel; name the one to close by its short channel id.")
+    target = matches[0].short_channel_id or matches[0].peer_id
+    try:
+        return await port.close_channel(target)
+    except LightningError as exc:
+        raise _node_error(exc, "close the channel") from exc

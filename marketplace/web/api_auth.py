@@ -1,0 +1,68 @@
+"""Who is calling the JSON API: a bearer token, or (for the browser) the session cookie.
+
+A request that carries `Authorization` is judged by it alone: a bad or revoked
+token is a 401 even when a session cookie rides along. Without the header the
+session decides, and the CSRF middleware still checks every state-changing
+request that comes with a session cookie.
+"""
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
+
+from marketplace.domain.errors import Forbidden, Refusal, SignInRequired
+from marketplace.domain.users import Role
+from marketplace.services import api_tokens
+from marketplace.services.auth import SessionUser
+from marketplace.web.sessions import current_user
+from marketplace.web.state import database_of
+
+AUTHORIZATION = "authorization"
+
+
+class InvalidToken(Refusal):
+    code = "invalid_token"
+    status = 401
+
+
+def bearer_token(conn: HTTPConnection) -> str | None:
+    """The token of an `Authorization: Bearer ...` header; None without the header."""
+    header = conn.headers.get(AUTHORIZATION)
+    if header is None:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise InvalidToken("Send the API token as `Authorization: Bearer <token>`.")
+    return value.strip()
+
+
+async def api_user(conn: HTTPConnection, *roles: Role) -> SessionUser:
+    """The API caller if they hold one of `roles` (any role when none are named).
+
+    Refusals: InvalidToken / SignInRequired (401), Forbidden (403).
+    """
+    user: SessionUser | None = getattr(conn.state, "api_user", None)
+    if user is None:
+        user = await _resolve(conn)
+        conn.state.api_user = user
+    if roles and user.role not in roles:
+        wanted = " or ".join(role.value for role in roles)
+        raise Forbidden(f"Only a {wanted} account can do this.")
+    return user
+
+
+async def _resolve(conn: HTTPConnection) -> SessionUser:
+    token = bearer_token(conn)
+    user: SessionUser | None
+    if token is not None:
+        user = await run_in_threadpool(api_tokens.authenticate, database_of(conn), token)
+        if user is None:
+            raise InvalidToken("This API token is not valid: it is unknown or has been revoked.")
+        conn.state.user = user  # handlers that ask `current_user` see the token's user
+        conn.state.api_auth = "token"
+    else:
+        user = await current_user(conn)
+        if user is None:
+            raise SignInRequired("Authenticate with `Authorization: Bearer <token>` (make a token at /settings).")
+        conn.state.api_auth = "session"
+    return user

@@ -1,0 +1,147 @@
+"""Lender pages: the marketplace list (filter, sort, page, fund from the list), the portfolio and the statement.
+
+The list's filter form is a plain GET form; htmx only enhances it by asking for
+the results fragment (`HX-Request`) and pushing the URL, so every state of the
+list is a link that works without JavaScript.
+"""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from marketplace.domain.errors import InvalidInput
+from marketplace.domain.loans.terms import PURPOSES
+from marketplace.domain.users import Role
+from marketplace.services import loan_views, statements
+from marketplace.services import marketplace_list as market
+from marketplace.services.lightning_calls import reading
+from marketplace.web.i18n import install_i18n
+from marketplace.web.rendering import render
+from marketplace.web.sessions import require_role
+from marketplace.web.state import database_of, settings_of, templates_of
+from marketplace.web.views.loans import ANYONE, FREQUENCY_WORDS, bps_percent
+
+CSV_FILENAME = "microlend-statement.csv"
+NOTE_STATES = ("pledged", "active", "repaid", "written_off")
+
+
+def _ensure_i18n(request: Request) -> None:
+    """Until build_templates() installs the catalog itself, install it on first use (idempotent)."""
+    env = templates_of(request).env
+    if "_" not in env.globals:
+        install_i18n(env)
+
+
+def _is_fragment(request: Request) -> bool:
+    """An htmx swap asks for the results only; a history restore (back button, no cache) needs the page."""
+    return (request.headers.get("HX-Request") == "true"
+            and request.headers.get("HX-History-Restore-Request") != "true")
+
+
+# --- the marketplace list ---------------------------------------------------------------------------------
+
+
+async def market_page(request: Request) -> Response:
+    user = await require_role(request, *ANYONE)
+    _ensure_i18n(request)
+    settings = settings_of(request)
+    fragment = _is_fragment(request)
+    context: dict[str, Any] = {
+        "pct": bps_percent, "frequency_words": FREQUENCY_WORDS, "purposes": PURPOSES, "grades": market.GRADES,
+        "frequencies": market.FREQUENCIES, "note_min_sat": settings.note_min_sat,
+        "is_lender": user.role is Role.LENDER, "request_key": secrets.token_urlsafe(18),
+    }
+    try:
+        spec = market.parse_market(request.query_params.multi_items())
+    except InvalidInput as refusal:
+        chosen = [g.upper() for g in request.query_params.getlist("grade")]
+        echo = {name: request.query_params.get(name, "")[:market.VALUE_LENGTH_MAX] for name in market.KNOWN}
+        context.update({"error": refusal.message, "found": None, "spec": market.MarketSpec(), "echo": echo,
+                        "chosen": chosen})
+        # htmx swaps only 2xx answers: the fragment carries the message with a 200; the page says 422.
+        if fragment:
+            return await render(request, "lender/_market_results.html", context, headers={"Vary": "HX-Request"})
+        return await render(request, "lender/market.html", context, status=refusal.status,
+                            headers={"Vary": "HX-Request"})
+    found = await reading(database_of(request), lambda c: market.market_page(c, spec))
+    context.update({"error": None, "found": found, "spec": spec, "echo": spec.echo(), "chosen": list(spec.grades)})
+    name = "lender/_market_results.html" if fragment else "lender/market.html"
+    return await render(request, name, context, headers={"Vary": "HX-Request"})
+
+
+# --- the portfolio ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StateTotal:
+    state: str
+    count: int
+    amount_msat: int
+
+
+@dataclass(frozen=True)
+class Returns:
+    lent_msat: int  # principal of every note that was paid out to a borrower (active, repaid, written off)
+    net_msat: int  # interest and fees earned minus losses
+    percent: str | None  # net / lent, two decimals; None before anything is lent
+
+
+def returns_of(portfolio: loan_views.Portfolio) -> Returns:
+    lent = sum(item.note.amount_msat for item in portfolio.notes if item.note.status in ("active", "repaid",
+                                                                                          "written_off"))
+    net = portfolio.interest_earned_msat - portfolio.losses_msat
+    if lent <= 0:
+        return Returns(lent, net, None)
+    percent = (Decimal(net) * 100 / Decimal(lent)).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
+    return Returns(lent, net, f"{percent:.2f}")
+
+
+def by_state(portfolio: loan_views.Portfolio) -> tuple[StateTotal, ...]:
+    counts = {state: 0 for state in NOTE_STATES}
+    sums = {state: 0 for state in NOTE_STATES}
+    for item in portfolio.notes:
+        counts[item.note.status] = counts.get(item.note.status, 0) + 1
+        sums[item.note.status] = sums.get(item.note.status, 0) + item.note.amount_msat
+    return tuple(StateTotal(state, counts[state], sums[state]) for state in counts)
+
+
+async def portfolio_page(request: Request) -> Response:
+    user = await require_role(request, Role.LENDER)
+    _ensure_i18n(request)
+    portfolio = await reading(database_of(request), lambda c: loan_views.lender_portfolio(c, user.id))
+    return await render(request, "lender/portfolio.html", {
+        "portfolio": portfolio, "returns": returns_of(portfolio), "states": by_state(portfolio)})
+
+
+# --- the statement ----------------------------------------------------------------------------------------
+
+
+async def statement_page(request: Request) -> Response:
+    user = await require_role(request, *ANYONE)
+    _ensure_i18n(request)
+    page = statements.parse_page(request.query_params.get("page"))
+    found = await reading(database_of(request), lambda c: statements.statement_page(c, user.id, page))
+    return await render(request, "lender/statement.html", {"found": found})
+
+
+async def statement_csv(request: Request) -> Response:
+    user = await require_role(request, *ANYONE)
+    lines = await reading(database_of(request), lambda c: statements.all_lines(c, user.id))
+    return StreamingResponse(
+        statements.csv_rows(lines), media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{CSV_FILENAME}"', "Cache-Control": "no-store"})
+
+
+def lender_routes() -> list[BaseRoute]:
+    return [
+        Route("/loans/market", market_page, methods=["GET"], name="loans_market"),
+        Route("/portfolio", portfolio_page, methods=["GET"], name="portfolio"),
+        Route("/statement", statement_page, methods=["GET"], name="statement"),
+        Route("/statement.csv", statement_csv, methods=["GET"], name="statement_csv"),
+    ]

@@ -1,0 +1,161 @@
+"""The node operator's pages: the node, liquidity, channel actions, ledger check and the outbox.
+
+Only the operator role reaches any of them (403 for others, sign-in when signed out).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import anyio.to_thread
+from sqlalchemy import Connection, func, select
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from marketplace.db.engine import Database
+from marketplace.db.tables import outbox, users
+from marketplace.db.verify import VerifyReport, verify_ledger
+from marketplace.domain.errors import Refusal
+from marketplace.domain.users import Role
+from marketplace.services import accounts
+from marketplace.services import operator as ops
+from marketplace.services.lightning_calls import reading
+from marketplace.services.loans import utc_today
+from marketplace.services.node_status import node_status
+from marketplace.web.forms import parse_form, text_field
+from marketplace.web.lightning import lightning_of
+from marketplace.web.rendering import render
+from marketplace.web.sessions import require_role
+from marketplace.web.state import database_of
+
+OUTBOX_PAGE_SIZE = 50
+PROBLEMS_SHOWN = 50
+_DONE = {
+    "connected": "Connected to the peer.",
+    "opened": "The channel is being opened; it is usable once its funding transaction confirms.",
+    "closed": "The channel is being closed; its funds return on-chain.",
+}
+
+
+async def _page(request: Request, *, error: Refusal | None = None, echo: dict[str, str] | None = None,
+                verify: dict[str, Any] | None = None) -> Response:
+    database = database_of(request)
+    runtime = lightning_of(request)
+    status = await node_status(database, runtime.port)
+    today = utc_today()
+    liquidity = await reading(database, lambda c: ops.liquidity(c, status.channels, today))
+    user_count = await run_in_threadpool(accounts.count_users, database)
+    workers = [runtime.listener_health, runtime.reconciler_health, runtime.aging_health, runtime.notices_health]
+    done = request.query_params.get("done", "")
+    context = {
+        "user_count": user_count, "node": status, "liquidity": liquidity, "workers": workers,
+        "open_channels": [c for c in status.channels if c.usable],
+        "error": error.message if error else None, "done": _DONE.get(done) if error is None else None,
+        "echo": echo or {}, "verify": verify,
+        "channel_min_sat": ops.CHANNEL_MIN_SAT, "channel_max_sat": ops.CHANNEL_MAX_SAT,
+    }
+    return await render(request, "operator.html", context, status=error.status if error else 200)
+
+
+async def operator(request: Request) -> Response:
+    await require_role(request, Role.OPERATOR)
+    return await _page(request)
+
+
+async def _fields(request: Request, *names: str) -> dict[str, str]:
+    form = await parse_form(request)
+    return {name: text_field(form, name, length_max=ops.FIELD_MAX, label=name.replace("_", " ")) for name in names}
+
+
+async def connect_peer(request: Request) -> Response:
+    await require_role(request, Role.OPERATOR)
+    echo: dict[str, str] = {}
+    try:
+        echo = await _fields(request, "peer_id", "address")
+        await ops.connect(lightning_of(request).port, echo["peer_id"], echo["address"])
+    except Refusal as refusal:
+        return await _page(request, error=refusal, echo=echo)
+    return RedirectResponse("/operator?done=connected", status_code=303)
+
+
+async def open_channel(request: Request) -> Response:
+    await require_role(request, Role.OPERATOR)
+    echo: dict[str, str] = {}
+    try:
+        echo = await _fields(request, "peer_id", "amount_sat")
+        await ops.open_channel(lightning_of(request).port, echo["peer_id"], echo["amount_sat"])
+    except Refusal as refusal:
+        return await _page(request, error=refusal, echo={"open_" + k: v for k, v in echo.items()})
+    return RedirectResponse("/operator?done=opened", status_code=303)
+
+
+async def close_channel(request: Request) -> Response:
+    await require_role(request, Role.OPERATOR)
+    echo: dict[str, str] = {}
+    try:
+        echo = await _fields(request, "channel")
+        await ops.close_channel(lightning_of(request).port, echo["channel"])
+    except Refusal as refusal:
+        return await _page(request, error=refusal, echo=echo)
+    return RedirectResponse("/operator?done=closed", status_code=303)
+
+
+async def verify(request: Request) -> Response:
+    await require_role(request, Role.OPERATOR)
+    await parse_form(request)
+    database = database_of(request)
+    report: VerifyReport = await anyio.to_thread.run_sync(lambda: database.read(verify_ledger))
+    problems = list(report.problems)
+    return await _page(request, verify={
+        "ok": report.ok, "summary": report.summary(), "problems": problems[:PROBLEMS_SHOWN],
+        "more": max(0, len(problems) - PROBLEMS_SHOWN)})
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    email: str
+    kind: str
+    subject: str
+    body: str
+    created_at: datetime
+    status: str
+    sent_at: datetime | None
+    read_at: datetime | None
+    error: str
+
+
+def outbox_page(conn: Connection, page: int, size: int = OUTBOX_PAGE_SIZE) -> tuple[list[OutboxRow], int]:
+    total = int(conn.execute(select(func.count()).select_from(outbox)).scalar_one())
+    rows = conn.execute(
+        select(outbox.c.id, users.c.email, outbox.c.kind, outbox.c.subject, outbox.c.body, outbox.c.created_at,
+               outbox.c.status, outbox.c.sent_at, outbox.c.read_at, outbox.c.error)
+        .select_from(outbox.join(users, users.c.id == outbox.c.user_id))
+        .order_by(outbox.c.id.desc()).limit(size).offset((page - 1) * size))
+    return [OutboxRow(int(r.id), str(r.email), str(r.kind), str(r.subject), str(r.body), r.created_at,
+                      str(r.status), r.sent_at, r.read_at, str(r.error)) for r in rows], total
+
+
+async def outbox_list(request: Request) -> Response:
+    await require_role(request, Role.OPERATOR)
+    raw = request.query_params.get("page", "1")
+    page = int(raw) if raw.isdigit() and 0 < len(raw) <= 6 and int(raw) > 0 else 1
+    database: Database = database_of(request)
+    rows, total = await reading(database, lambda c: outbox_page(c, page))
+    pages = max(1, -(-total // OUTBOX_PAGE_SIZE))
+    return await render(request, "operator_outbox.html", {
+        "notices": rows, "total": total, "page": page, "pages": pages})
+
+
+def operator_routes() -> list[Route]:
+    return [
+        Route("/operator", operator, methods=["GET"], name="operator"),
+        Route("/operator/connect", connect_peer, methods=["POST"], name="operator_connect"),
+        Route("/operator/channels/open", open_channel, methods=["POST"], name="operator_open_channel"),
+        Route("/operator/channels/close", close_channel, methods=["POST"], name="operator_close_channel"),
+        Route("/operator/verify", verify, methods=["POST"], name="operator_verify"),
+        Route("/operator/outbox", outbox_list, methods=["GET"], name="operator_outbox"),
+    ]
