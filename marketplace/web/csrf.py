@@ -67,11 +67,33 @@ def accepted_tokens(conn: HTTPConnection) -> list[str]:
     return tokens
 
 
+def mask(token: str) -> str:
+    """A fresh disguise of the token for each page (random pad + token XOR pad).
+
+    Pages are sent gzip-compressed; a token that looked the same on every page
+    could be guessed byte by byte from compressed sizes (BREACH).
+    """
+    raw = bytes.fromhex(token)
+    pad = secrets.token_bytes(len(raw))
+    return (pad + bytes(a ^ b for a, b in zip(raw, pad))).hex()
+
+
+def unmask(submitted: str) -> str:
+    try:
+        data = bytes.fromhex(submitted)
+    except ValueError:
+        return ""
+    half = len(data) // 2
+    if len(data) != 64:
+        return ""
+    return bytes(a ^ b for a, b in zip(data[half:], data[:half])).hex()
+
+
 def token_is_valid(conn: HTTPConnection, submitted: str) -> bool:
-    given = submitted.encode("utf-8", "replace")
+    given = unmask(submitted[:256]).encode()
     # Check them all, so timing does not tell which cookie matched.
     matches = [hmac.compare_digest(given, expected.encode()) for expected in accepted_tokens(conn)]
-    return any(matches)
+    return bool(given) and any(matches)
 
 
 def csrf_token_for(conn: HTTPConnection, user: SessionUser | None) -> tuple[str, str | None]:
@@ -79,15 +101,15 @@ def csrf_token_for(conn: HTTPConnection, user: SessionUser | None) -> tuple[str,
     secret = settings_of(conn).secret_key
     session = session_token(conn)
     if user is not None and session is not None:
-        return session_csrf_token(secret, session), None
+        return mask(session_csrf_token(secret, session)), None
     existing = _anon_cookie(conn)
     if existing is not None:
-        return anon_csrf_token(secret, existing), None
+        return mask(anon_csrf_token(secret, existing)), None
     fresh: str | None = getattr(conn.state, "new_anon_csrf", None)
     if fresh is None:
         fresh = secrets.token_urlsafe(32)
         conn.state.new_anon_csrf = fresh
-    return anon_csrf_token(secret, fresh), fresh
+    return mask(anon_csrf_token(secret, fresh)), fresh
 
 
 def set_anon_cookie(response: Response, conn: HTTPConnection, value: str) -> None:

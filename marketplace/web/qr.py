@@ -7,5 +7,7 @@ import segno
 def invoice_qr_svg(bolt11: str) -> str:
     # Upper case lets the QR use its compact alphanumeric mode; wallets accept both.
     qr = segno.make(f"LIGHTNING:{bolt11.upper()}", error="m")
-    svg: str = qr.svg_inline(scale=3, border=2, dark="#111", light="#fff", title="Lightning invoice QR code")
+    # omitsize: a viewBox instead of a fixed size, so CSS can scale it to the screen.
+    svg: str = qr.svg_inline(scale=3, border=2, dark="#111", light="#fff", title="Lightning invoice QR code",
+                             omitsize=True)
     return svg

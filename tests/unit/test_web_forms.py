@@ -22,3 +22,13 @@ def test_csrf_tokens_differ_by_purpose_key_and_binding() -> None:
     }
     assert len(tokens) == 4
     assert session_csrf_token("k1", "t") == session_csrf_token("k1", "t")
+
+
+def test_csrf_tokens_are_masked_afresh_for_every_page() -> None:
+    from marketplace.web.csrf import mask, unmask
+
+    token = session_csrf_token("k1", "t")
+    first, second = mask(token), mask(token)
+    assert first != second and token not in first  # nothing stable for compression to leak
+    assert unmask(first) == unmask(second) == token
+    assert unmask("zz") == "" and unmask(token) == ""  # garbage and bare tokens are refused
