@@ -4,7 +4,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from marketplace.db import migrate
+from marketplace.db.engine import Database
 
 from marketplace.settings import Settings, SettingsError, settings_from_env
 
@@ -32,6 +37,17 @@ def build_settings(args: argparse.Namespace, **extra: object) -> Settings:
 def fail(message: str, code: int = 1) -> int:
     print(f"microlend: error: {message}", file=sys.stderr)
     return code
+
+
+@contextmanager
+def current_database(settings: Settings) -> Iterator[Database]:
+    """The configured database, refused (DatabaseBehind) unless its schema is current; disposed after."""
+    database = Database(settings.database_url)
+    try:
+        migrate.ensure_current(database.engine)
+        yield database
+    finally:
+        database.dispose()
 
 
 def load_settings(args: argparse.Namespace, **extra: object) -> Settings | None:

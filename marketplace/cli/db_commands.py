@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from marketplace.cli.common import fail, load_settings, settings_options
+from marketplace.cli.common import current_database, fail, load_settings, settings_options
 from marketplace.db import migrate
 from marketplace.db.engine import Database
 from marketplace.db.verify import verify_ledger
@@ -65,16 +65,13 @@ def verify_command(args: argparse.Namespace) -> int:
     settings = load_settings(args)
     if settings is None:
         return 2
-    database = Database(settings.database_url)
     try:
-        migrate.ensure_current(database.engine)
-        report = database.read(verify_ledger)
+        with current_database(settings) as database:
+            report = database.read(verify_ledger)
     except migrate.DatabaseBehind as exc:
         return fail(str(exc))
     except SQLAlchemyError as exc:
         return fail(f"cannot read the ledger: {exc}")
-    finally:
-        database.dispose()
     print(report.summary())
     if not report.ok:
         for problem in report.problems[1:]:

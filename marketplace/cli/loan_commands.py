@@ -5,9 +5,8 @@ import argparse
 from datetime import date
 from typing import Any
 
-from marketplace.cli.common import fail, load_settings, settings_options
+from marketplace.cli.common import current_database, fail, load_settings, settings_options
 from marketplace.db import migrate
-from marketplace.db.engine import Database
 from marketplace.domain.errors import Refusal
 
 
@@ -33,14 +32,11 @@ def age_command(args: argparse.Namespace) -> int:
     settings = load_settings(args)
     if settings is None:
         return 2
-    database = Database(settings.database_url)
     try:
-        migrate.ensure_current(database.engine)
-        report = age_loans(database, settings, args.as_of)
+        with current_database(settings) as database:
+            report = age_loans(database, settings, args.as_of)
     except (migrate.DatabaseBehind, Refusal) as exc:
         return fail(str(exc))
-    finally:
-        database.dispose()
     print(f"aged {report.checked} active loan(s): {report.changed} changed state, "
           f"{report.late_fees_assessed} late fee(s), {report.written_off} written off; "
           f"{report.expired_requests} request(s) expired")

@@ -6,9 +6,8 @@ import getpass
 import sys
 from typing import Any
 
-from marketplace.cli.common import fail, load_settings, settings_options
+from marketplace.cli.common import current_database, fail, load_settings, settings_options
 from marketplace.db import migrate
-from marketplace.db.engine import Database
 from marketplace.domain.errors import Refusal
 
 
@@ -45,15 +44,12 @@ def create_operator(args: argparse.Namespace) -> int:
         password = _read_password()
     except ValueError as exc:
         return fail(str(exc), 2)
-    database = Database(settings.database_url)
     try:
-        migrate.ensure_current(database.engine)
-        user_id = create_user(database, settings, args.email, password, "operator", args.name)
+        with current_database(settings) as database:
+            user_id = create_user(database, settings, args.email, password, "operator", args.name)
     except migrate.DatabaseBehind as exc:
         return fail(str(exc))
     except Refusal as exc:
         return fail(exc.message, 2)
-    finally:
-        database.dispose()
     print(f"operator account {args.email.strip().lower()} created (user id {user_id})")
     return 0

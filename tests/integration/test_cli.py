@@ -73,3 +73,12 @@ def test_operator_create(tmp_path: Path, password: str, message: str) -> None:
         assert result.returncode == 0, result.stderr
         again = microlend("operator", "create", "--email", "op@example.org", cwd=tmp_path, stdin=password + "\n")
         assert again.returncode != 0 and again.stderr.strip()
+
+
+def test_loans_age_runs_and_refuses_a_bad_date(tmp_path: Path) -> None:
+    assert microlend("db", "upgrade", cwd=tmp_path).returncode == 0
+    aged = microlend("loans", "age", "--as-of", "2027-01-31", cwd=tmp_path)
+    assert aged.returncode == 0, aged.stderr
+    assert aged.stdout.startswith("aged 0 active loan(s)")
+    bad = microlend("loans", "age", "--as-of", "31/01/2027", cwd=tmp_path)
+    assert bad.returncode == 2 and "as-of" in bad.stderr

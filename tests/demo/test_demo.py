@@ -1,0 +1,40 @@
+"""`microlend demo` fills an empty marketplace through the real services and the dev node; the ledger verifies."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import select
+
+from marketplace.db.engine import Database
+from marketplace.db.tables import loans
+from tests.fixtures.devnode import DevNode
+
+
+def test_demo_makes_loans_in_every_state_and_the_ledger_verifies(tmp_path: Path, devnode: DevNode) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MICROLEND_")}
+    env.update({"MICROLEND_DATA_DIR": str(tmp_path / "data"), "MICROLEND_DEVNODE_DIR": str(devnode.data_dir)})
+
+    def microlend(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "marketplace.cli", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    assert microlend("db", "upgrade").returncode == 0
+    demo = microlend("demo")
+    assert demo.returncode == 0, demo.stderr
+    assert "password for all: demo-password" in demo.stdout and "lender-1@demo.microlend.test" in demo.stdout
+    again = microlend("demo")
+    assert again.returncode == 0 and "nothing added" in again.stdout
+
+    database = Database(f"sqlite:///{tmp_path / 'data' / 'microlend.sqlite3'}")
+    states = set(database.read(lambda c: c.execute(select(loans.c.status, loans.c.delinquency)).all()))
+    database.dispose()
+    for expected in [("funding", "current"), ("active", "current"), ("active", "late"), ("active", "defaulted"),
+                     ("written_off", "defaulted"), ("repaid", "current"), ("expired", "current")]:
+        assert expected in states, (expected, states)
+
+    verified = microlend("ledger", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert verified.stdout.startswith("ledger OK")
