@@ -91,11 +91,12 @@ def test_wait_any_paid_wakes_on_payment_and_times_out_with_904(lightning_pair: N
     timer = threading.Timer(0.3, lambda: lightning_pair.payer_rpc().call("xpay", {"invstring": inv.bolt11}))
     started = time.monotonic()
     timer.start()
-    paid = run(payee.wait_any_paid, cursor, 10)
+    paid = run(payee.wait_any_paid, cursor, 60)
     elapsed = time.monotonic() - started
     timer.join()
     assert paid is not None and paid.payment_hash == inv.payment_hash
-    assert elapsed < 3, "waitanyinvoice must wake on payment, not at its timeout"
+    # Not a speed check: with a 60 s timeout, returning well before it means the payment woke the wait.
+    assert elapsed < 30, "waitanyinvoice must wake on payment, not at its timeout"
 
 
 def test_list_paid_since_pages_by_updated_index(lightning_pair: NodePair) -> None:

@@ -53,7 +53,7 @@ def test_fifty_lenders_thirty_installments(app_client: TestClient, database: Dat
         lender = user_id_of(database, email)
         invoice_id = deposit(app_client, str(DEPOSIT_SAT))
         app_client.post(f"/demo-wallet/pay/{invoice_id}", data={"csrf_token": csrf_token(app_client, "/deposit")})
-        wait_for(lambda: balances(database, lender)[AccountKind.USER_AVAILABLE] == DEPOSIT_SAT * 1000, 5)
+        wait_for(lambda: balances(database, lender)[AccountKind.USER_AVAILABLE] == DEPOSIT_SAT * 1000, 15)
         funded = post(app_client, f"/loans/{loan_id}/fund", {"amount_sat": str(note_sat)}, f"/loans/{loan_id}")
         assert funded.status_code == 303, funded.text
         lenders.append(lender)
@@ -90,7 +90,7 @@ def test_fifty_lenders_thirty_installments(app_client: TestClient, database: Dat
         invoice_id = int(pay_page.rsplit("/", 1)[1])
         app_client.post(f"/demo-wallet/pay/{invoice_id}", data={"csrf_token": csrf_token(app_client, pay_page)})
         wait_for(lambda: len(database.read(lambda c: c.execute(
-            select(repayments.c.id).where(repayments.c.loan_id == loan_id)).all())) == number, 5)
+            select(repayments.c.id).where(repayments.c.loan_id == loan_id)).all())) == number, 15)
     assert database.read(lambda c: c.execute(select(loans.c.status).where(loans.c.id == loan_id)).scalar_one()) \
         == "repaid"
 

@@ -109,7 +109,7 @@ def test_request_fund_disburse_and_repay_through_the_pages(
         status[:] = [app_client.get(pay_path + "/status").text]
         return "Payment received" in status[0]
 
-    wait_for(received, 5)
+    wait_for(received, 15)
     assert f"Payment received: {due} — thank you" in status[0] and "hx-trigger" not in status[0]
     assert "Interest" in status[0] and "Principal" in status[0]
     after = app_client.get(f"/loans/{loan_id}").text
