@@ -9,6 +9,7 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
 from marketplace.domain.errors import InvalidInput
+from marketplace.domain.money import parse_sat
 
 # The CSRF middleware parses the body once and leaves the result here.
 PARSED_FORM_KEY = "microlend.form"
@@ -56,3 +57,16 @@ def safe_next(raw: str | None, default: str) -> str:
     if parts.scheme or parts.netloc:
         return default
     return raw
+
+
+def sat_amount(raw: str) -> int:
+    """A typed whole-sat amount, in msat; refused (InvalidInput) with the reason otherwise."""
+    try:
+        return parse_sat(raw)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+
+
+def optional_sat_amount(raw: str) -> int | None:
+    """As `sat_amount`, but an empty field means no amount was given."""
+    return sat_amount(raw) if raw.strip() else None

@@ -23,13 +23,13 @@ from marketplace.domain.loans.allocation import __doc__ as ALLOCATION_RULES
 from marketplace.domain.loans.limits import check_request, max_count_for
 from marketplace.domain.loans.schedules import Frequency, Method
 from marketplace.domain.loans.terms import PURPOSES, STORY_MAX, LoanTerms, parse_terms
-from marketplace.domain.money import MSAT_PER_SAT, parse_sat
+from marketplace.domain.money import MSAT_PER_SAT
 from marketplace.domain.users import Role
 from marketplace.services import accounts, deposits, loan_views
 from marketplace.services import loans as loan_service
 from marketplace.services.lightning_calls import reading
 from marketplace.settings import Settings
-from marketplace.web.forms import parse_form, text_field
+from marketplace.web.forms import optional_sat_amount, parse_form, sat_amount, text_field
 from marketplace.web.lightning import lightning_of
 from marketplace.web.qr import invoice_qr_svg
 from marketplace.web.rendering import render
@@ -211,10 +211,7 @@ async def fund(request: Request) -> Response:
     try:
         raw = text_field(form, "amount_sat", length_max=32, label="amount").strip()
         key = text_field(form, "request_key", length_max=64, label="form key").strip()
-        try:
-            amount_msat = parse_sat(raw)
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from exc
+        amount_msat = sat_amount(raw)
         request_key = key if _REQUEST_KEY.match(key) else None
         await run_in_threadpool(lambda: loan_service.pledge(database_of(request), settings_of(request), user.id, loan_id,
                                                      amount_msat, request_key))
@@ -261,12 +258,7 @@ async def repay(request: Request) -> Response:
     raw = ""
     try:
         raw = text_field(form, "amount_sat", length_max=32, label="amount").strip()
-        amount_msat = None
-        if raw:
-            try:
-                amount_msat = parse_sat(raw)
-            except ValueError as exc:
-                raise InvalidInput(str(exc)) from exc
+        amount_msat = optional_sat_amount(raw)
         runtime = lightning_of(request)
         row = await loan_service.repayment_invoice(database_of(request), runtime.port, settings_of(request),
                                                    user.id, loan_id, amount_msat)

@@ -8,11 +8,10 @@ from starlette.responses import RedirectResponse, Response
 from lightning.errors import LightningError
 from marketplace.db import outgoing
 from marketplace.domain.errors import InvalidInput, NotFound, Refusal
-from marketplace.domain.money import parse_sat
 from marketplace.domain.users import Role
 from marketplace.services import accounts, deposits, withdrawals
 from marketplace.services.lightning_calls import reading
-from marketplace.web.forms import parse_form, text_field
+from marketplace.web.forms import optional_sat_amount, parse_form, sat_amount, text_field
 from marketplace.web.lightning import lightning_of
 from marketplace.web.qr import invoice_qr_svg
 from marketplace.web.rendering import render
@@ -47,10 +46,7 @@ async def create_deposit(request: Request) -> Response:
     raw = ""
     try:
         raw = text_field(form, "amount_sat", length_max=32, label="amount")
-        try:
-            amount_msat = parse_sat(raw)
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from exc
+        amount_msat = sat_amount(raw)
         runtime = lightning_of(request)
         row = await deposits.create_deposit_invoice(database_of(request), runtime.port, settings_of(request),
                                                     user.id, amount_msat)
@@ -128,12 +124,7 @@ async def withdraw(request: Request) -> Response:
         echo = {"bolt11": bolt11, "amount_sat": raw_amount}
         if not bolt11:
             raise InvalidInput("Paste the Lightning invoice (BOLT11) to pay.")
-        amount_msat = None
-        if raw_amount:
-            try:
-                amount_msat = parse_sat(raw_amount)
-            except ValueError as exc:
-                raise InvalidInput(str(exc)) from exc
+        amount_msat = optional_sat_amount(raw_amount)
         runtime = lightning_of(request)
         result = await withdrawals.withdraw(database_of(request), runtime.port, runtime.facts,
                                             settings_of(request), user.id, bolt11, amount_msat)
