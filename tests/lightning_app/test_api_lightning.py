@@ -125,7 +125,11 @@ def test_a_borrower_repays_through_the_api_and_lenders_see_it(
     assert len(after["repayments"]) == 1 and after["repayments"][0]["received_msat"] == due["amount_msat"]
     assert after["schedule"]["installments"][0]["mark"] == "paid" and after["borrower_view"] is None
     portfolio = api.get("lea", "/portfolio").json()
-    assert portfolio["totals"]["received_msat"] > 0 and portfolio["totals"]["income_msat"] > 0
+    # Paid the day the loan started: no interest has accrued yet, so it is all principal (and no fee).
+    assert after["repayments"][0]["interest_msat"] == 0 and after["repayments"][0]["service_fee_msat"] == 0
+    assert after["repayments"][0]["principal_msat"] == due["amount_msat"]
+    assert portfolio["totals"]["received_msat"] == due["amount_msat"] * 12 // 20
+    assert portfolio["totals"]["income_msat"] == 0
     assert portfolio["by_state"] == {"active": 1}
     kinds = {line["kind"] for line in api.get("lea", "/statement").json()["lines"]}
     assert {"deposit", "pledge"} <= kinds and len(kinds) >= 3
