@@ -228,12 +228,14 @@ def project(contract: Contract, slots: Sequence[OpenInstallment], principal_msat
     # Equal parts of what is owed are stable from payment to payment; an annuity level only moves on a prepayment.
     recompute = lower and (new_level or contract.method is Method.EQUAL_PRINCIPAL)
     result: list[ScheduledInstallment] = []
-    previous_due: date | None = None
+    previous_number: int | None = None
+    per_period = BPS_PER_UNIT * contract.periods_per_year
     for index, slot in enumerate(slots):
-        if previous_due is None:
+        if previous_number is None:
             interest = first_interest_msat
         else:
-            interest = contract.interest_msat(balance, previous_due, slot.due_date)
+            # Due dates fall on whole periods, so between two of them interest is whole periods' worth.
+            interest = balance * contract.annual_rate_bps * (slot.number - previous_number) // per_period
         if balance == 0 and interest == 0 and slot.paid_msat == 0:
             return result, level  # nothing left to carry: the loan ends sooner
         if slot.fixed_total_msat is not None:
@@ -260,7 +262,7 @@ def project(contract: Contract, slots: Sequence[OpenInstallment], principal_msat
         result.append(ScheduledInstallment(slot.number, slot.due_date, slot.principal_paid_msat + principal,
                                            slot.interest_paid_msat + interest))
         balance -= principal
-        previous_due = slot.due_date
+        previous_number = slot.number
     raise AssertionError("unreachable: the last slot always closes the projection")
 
 
