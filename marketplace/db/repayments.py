@@ -1,9 +1,17 @@
 """The credit rule for repayment invoices: allocate, share out to the notes, record — set-based.
 
 Runs inside the listener's batch transaction. Each payment is allocated on
-the loan's state as left by the payments before it in the same batch; the
-rows are then written with one executemany per table, so the cost per
-repayment grows with its number of notes and nothing else.
+the loan's state as left by the payments before it in the same batch.
+
+What is written per repayment is one row: the allocation, and the lenders'
+cumulative totals before and after it. Each note's share of that repayment
+is a pure function of those totals and the notes' weights (sharing.py:
+its exact part of the totals, rounded down, plus its remainder msat when the
+loan closes), so the per-note split is not stored row by row but recomputed
+exactly on demand (`repayment_shares`); the notes' running totals, one
+update per note per batch, and the ledger, one entry per loan per batch with
+one line per lender, hold the money. A repayment is credited once: its
+payment hash is unique, and everything above is one transaction.
 """
 from __future__ import annotations
 
@@ -12,19 +20,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
+import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from lightning.port import InvoiceUpdate
 from marketplace.db import ledger
-from marketplace.db.bulk import insert_rows
 from marketplace.db.crediting import CreditPlan, PaidBatch
 from marketplace.db.invoices import InvoiceRow
 from marketplace.db.ledger import PostedEntry
 from marketplace.db.loans import LOAN_COLUMNS, LoanRow, loan_from, loan_states, note_weights, save_installments
-from marketplace.db.tables import loans, note_shares, notes, repayments
+from marketplace.db.tables import legacy_note_shares, loans, notes, repayments
+from marketplace.domain.errors import NotFound
 from marketplace.domain.journal import AccountKind, EntryDraft, LineDraft
 from marketplace.domain.loans.allocation import InstallmentState, LoanState, Payment, apply_payment
-from marketplace.domain.loans.sharing import service_fee_msat, share_out
+from marketplace.domain.loans.sharing import Notes, service_fee_msat, share_out
 
 # Loans that can still take money; anything else is refunded to the borrower in full.
 RECEIVING = ("active", "written_off")
@@ -38,31 +48,32 @@ class LoanWork:
     state: LoanState
     installments_before: tuple[InstallmentState, ...]
     note_ids: list[int]
-    weights: list[int]
+    notes: Notes | None
     lenders: list[int]
     cash_total: int
     principal_total: int
     income_total: int
-    cash: list[int] = field(default_factory=list)
-    principal: list[int] = field(default_factory=list)
+    cash: NDArray[np.int64] = field(init=False)
+    principal: NDArray[np.int64] = field(init=False)
     touched: bool = False
 
     def __post_init__(self) -> None:
-        self.cash = [0] * len(self.note_ids)
-        self.principal = [0] * len(self.note_ids)
+        self.cash = np.zeros(len(self.note_ids), dtype=np.int64)
+        self.principal = np.zeros(len(self.note_ids), dtype=np.int64)
 
     @property
     def receiving(self) -> bool:
-        return self.loan.status in RECEIVING and not self.state.is_repaid and bool(self.note_ids)
+        return self.loan.status in RECEIVING and not self.state.is_repaid and self.notes is not None
 
 
 @dataclass(frozen=True)
 class Applied:
     payment: Payment
     service_fee_msat: int
-    cash: tuple[int, ...]
-    principal: tuple[int, ...]
     held_change_msat: int
+    cash_before_msat: int
+    principal_before_msat: int
+    closing: bool
 
 
 def _paid_on(paid: InvoiceUpdate) -> date:
@@ -71,21 +82,22 @@ def _paid_on(paid: InvoiceUpdate) -> date:
 
 
 def _apply(work: LoanWork, received: int, on: date) -> Applied:
+    assert work.notes is not None
     payment = apply_payment(work.state, received, on)
     fee = service_fee_msat(work.income_total, payment.income_msat, work.loan.service_fee_bps)
     lenders = payment.applied_msat - fee
-    shares = share_out(work.weights, work.cash_total, work.cash_total + lenders, work.principal_total,
-                       work.principal_total + payment.principal_msat, closing=payment.fully_repaid,
+    cash_before, principal_before = work.cash_total, work.principal_total
+    shares = share_out(work.notes, cash_before, cash_before + lenders, principal_before,
+                       principal_before + payment.principal_msat, closing=payment.fully_repaid,
                        rotation=work.loan.id)
     work.state = payment.state
     work.cash_total += lenders
     work.principal_total += payment.principal_msat
     work.income_total += payment.income_msat
     work.touched = True
-    for index, (c, p) in enumerate(zip(shares.cash_msat, shares.principal_msat)):
-        work.cash[index] += c
-        work.principal[index] += p
-    return Applied(payment, fee, shares.cash_msat, shares.principal_msat, shares.held_change_msat)
+    work.cash += shares.cash_msat
+    work.principal += shares.principal_msat
+    return Applied(payment, fee, shares.held_change_msat, cash_before, principal_before, payment.fully_repaid)
 
 
 def credit_repayments(conn: Connection, batch: PaidBatch) -> CreditPlan:
@@ -100,7 +112,8 @@ def credit_repayments(conn: Connection, batch: PaidBatch) -> CreditPlan:
             continue
         held = weights[loan.id]
         work[loan.id] = LoanWork(loan, states[loan.id], states[loan.id].installments, [n for n, _, _ in held],
-                                 [w for _, w, _ in held], [lender for _, _, lender in held], loan.shared_cash_msat,
+                                 Notes.of([w for _, w, _ in held]) if held else None,
+                                 [lender for _, _, lender in held], loan.shared_cash_msat,
                                  loan.shared_principal_msat, loan.shared_income_msat)
 
     node = ledger.account_id(conn, "system:node_asset")
@@ -112,7 +125,6 @@ def credit_repayments(conn: Connection, batch: PaidBatch) -> CreditPlan:
     recorded: list[tuple[InvoiceRow, InvoiceUpdate, Applied | None, int]] = []
     # One journal entry per loan per batch: lines aggregated per account, so a
     # backlog of repayments writes one line per lender, not one per share.
-    # Each payment's own split stays in note_shares, unique on (payment, note).
     totals: dict[int | None, dict[int, int]] = {}
     hashes: dict[int | None, list[str]] = {}
     for row, paid in batch:
@@ -134,10 +146,13 @@ def credit_repayments(conn: Connection, batch: PaidBatch) -> CreditPlan:
             if applied.held_change_msat:
                 escrow = loan_work.loan.escrow_account_id
                 lines[escrow] = lines.get(escrow, 0) - applied.held_change_msat
-            for lender, cash in zip(loan_work.lenders, applied.cash):
+        recorded.append((row, paid, applied, received))
+    for loan_id, loan_work in work.items():
+        if loan_work.touched:
+            lines = totals[loan_id]
+            for lender, cash in zip(loan_work.lenders, loan_work.cash.tolist()):
                 acct = available[lender]
                 lines[acct] = lines.get(acct, 0) - cash
-        recorded.append((row, paid, applied, received))
 
     order = list(totals)
     drafts = [
@@ -153,45 +168,22 @@ def credit_repayments(conn: Connection, batch: PaidBatch) -> CreditPlan:
 
     def finish(posted: list[PostedEntry]) -> None:
         now = datetime.now(timezone.utc)
-        repayment_rows: list[dict[str, object]] = []
-        share_rows: list[tuple[object, ...]] = []
-        for (row, paid, applied, received), index in zip(recorded, entry_of):
-            payment = applied.payment if applied else None
-            repayment_rows.append({
-                "loan_id": row.loan_id, "payment_hash": paid.payment_hash, "received_msat": received,
-                "applied_msat": payment.applied_msat if payment else 0,
-                "refund_msat": payment.refund_msat if payment else received,
-                "service_fee_msat": applied.service_fee_msat if applied else 0,
-                "late_fee_msat": payment.late_fee_msat if payment else 0,
-                "interest_msat": payment.interest_msat if payment else 0,
-                "principal_msat": payment.principal_msat if payment else 0,
-                "entry_id": posted[index].id, "received_at": now,
-            })
-            if applied is not None and row.loan_id is not None:
-                note_ids = work[row.loan_id].note_ids
-                share_rows.extend(
-                    (paid.payment_hash, note_id, cash, principal, cash - principal)
-                    for note_id, cash, principal in zip(note_ids, applied.cash, applied.principal))
-        conn.execute(insert(repayments), repayment_rows)
-        insert_rows(conn, note_shares, ("payment_hash", "note_id", "cash_msat", "principal_msat", "income_msat"),
-                    share_rows)
+        conn.execute(insert(repayments), [_repayment_row(row, paid, applied, received, posted[index].id, now)
+                                          for (row, paid, applied, received), index in zip(recorded, entry_of)])
         note_updates = []
-        for loan_id, loan_work in work.items():
+        for loan_work in work.values():
             if not loan_work.touched:
                 continue
             _save_loan(conn, loan_work, now)
+            assert loan_work.notes is not None
             written_off = loan_work.loan.status == "written_off"
-            repaid = loan_work.state.is_repaid
-            weight_sum = sum(loan_work.weights)
-            for index, note_id in enumerate(loan_work.note_ids):
-                weight = loan_work.weights[index]
-                left = weight - loan_work.principal_total * weight // weight_sum
-                note_updates.append({
-                    "n_id": note_id, "left": left, "dp": loan_work.principal[index],
-                    "di": loan_work.cash[index] - loan_work.principal[index], "dr": loan_work.cash[index],
-                    "loss": left if written_off else 0,
-                    "st": "repaid" if repaid else ("written_off" if written_off else "active"),
-                })
+            status = "repaid" if loan_work.state.is_repaid else ("written_off" if written_off else "active")
+            repaid = loan_work.notes.floors(loan_work.principal_total)[0]
+            left = (loan_work.notes.weights - repaid).tolist()
+            for note_id, remaining, cash, principal in zip(loan_work.note_ids, left, loan_work.cash.tolist(),
+                                                           loan_work.principal.tolist()):
+                note_updates.append({"n_id": note_id, "left": remaining, "dp": principal, "di": cash - principal,
+                                     "dr": cash, "loss": remaining if written_off else 0, "st": status})
         if note_updates:
             conn.execute(
                 update(notes).where(notes.c.id == bindparam("n_id")).values(
@@ -204,6 +196,25 @@ def credit_repayments(conn: Connection, batch: PaidBatch) -> CreditPlan:
             )
 
     return CreditPlan(drafts, finish, entry_of)
+
+
+def _repayment_row(row: InvoiceRow, paid: InvoiceUpdate, applied: Applied | None, received: int, entry_id: int,
+                   now: datetime) -> dict[str, object]:
+    payment = applied.payment if applied else None
+    values: dict[str, object] = {
+        "loan_id": row.loan_id, "payment_hash": paid.payment_hash, "received_msat": received,
+        "applied_msat": 0, "refund_msat": received, "service_fee_msat": 0, "late_fee_msat": 0, "interest_msat": 0,
+        "principal_msat": 0, "entry_id": entry_id, "received_at": now,
+        "shared_cash_before_msat": None, "shared_principal_before_msat": None, "closing": False,
+    }
+    if applied is not None and payment is not None:
+        values.update(
+            applied_msat=payment.applied_msat, refund_msat=payment.refund_msat,
+            service_fee_msat=applied.service_fee_msat, late_fee_msat=payment.late_fee_msat,
+            interest_msat=payment.interest_msat, principal_msat=payment.principal_msat,
+            shared_cash_before_msat=applied.cash_before_msat,
+            shared_principal_before_msat=applied.principal_before_msat, closing=applied.closing)
+    return values
 
 
 def _save_loan(conn: Connection, work: LoanWork, now: datetime) -> None:
@@ -221,9 +232,43 @@ def _save_loan(conn: Connection, work: LoanWork, now: datetime) -> None:
     conn.execute(update(loans).where(loans.c.id == work.loan.id).values(**values))
 
 
-def shares_of(conn: Connection, payment_hashes: Sequence[str]) -> int:
-    """How many note shares exist for these payments (for checks and tests)."""
-    from sqlalchemy import func
+@dataclass(frozen=True)
+class NoteShare:
+    note_id: int
+    cash_msat: int
+    principal_msat: int
 
-    return int(conn.execute(select(func.count()).select_from(note_shares)
-                            .where(note_shares.c.payment_hash.in_(list(payment_hashes)))).scalar_one())
+    @property
+    def income_msat(self) -> int:
+        return self.cash_msat - self.principal_msat
+
+
+def repayment_shares(conn: Connection, payment_hash: str) -> list[NoteShare]:
+    """Each note's share of one repayment, exactly as it was paid out.
+
+    Recomputed from the lenders' totals the repayment row carries (sharing.py);
+    repayments credited before those totals existed (migration 0006) read the
+    split stored for them then.
+    """
+    found = conn.execute(select(repayments).where(repayments.c.payment_hash == payment_hash)).one_or_none()
+    if found is None:
+        raise NotFound("There is no such repayment.")
+    if found.shared_cash_before_msat is None:
+        legacy = conn.execute(select(legacy_note_shares).where(legacy_note_shares.c.payment_hash == payment_hash)
+                              .order_by(legacy_note_shares.c.note_id)).all()
+        return [NoteShare(int(r.note_id), int(r.cash_msat), int(r.principal_msat)) for r in legacy]
+    held = note_weights(conn, [int(found.loan_id)])[int(found.loan_id)]
+    if not held:
+        return []
+    lenders = int(found.applied_msat) - int(found.service_fee_msat)
+    cash_before, principal_before = int(found.shared_cash_before_msat), int(found.shared_principal_before_msat)
+    shares = share_out(Notes.of([w for _, w, _ in held]), cash_before, cash_before + lenders, principal_before,
+                       principal_before + int(found.principal_msat), closing=bool(found.closing),
+                       rotation=int(found.loan_id))
+    return [NoteShare(note_id, cash, principal) for (note_id, _, _), cash, principal in
+            zip(held, shares.cash_msat.tolist(), shares.principal_msat.tolist())]
+
+
+def shares_of(conn: Connection, payment_hashes: Sequence[str]) -> int:
+    """How many note shares these repayments were split into (for checks and tests)."""
+    return sum(len(repayment_shares(conn, h)) for h in payment_hashes)

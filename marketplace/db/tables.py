@@ -274,7 +274,9 @@ installments = Table(
     Index("ix_installments_loan_number", "loan_id", "number", unique=True),
 )
 
-# One row per paid repayment invoice; its shares are unique on (payment hash, note).
+# One row per paid repayment invoice (unique payment hash: credited once). Each note's share of it is
+# recomputed from the lenders' cumulative totals before it (db/repayments.py: repayment_shares); NULL
+# totals mark repayments credited before migration 0006, whose split lives in legacy_note_shares.
 repayments = Table(
     "repayments",
     metadata,
@@ -290,10 +292,15 @@ repayments = Table(
     Column("principal_msat", BigInteger, nullable=False),
     Column("entry_id", BigInteger, ForeignKey("journal_entries.id"), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("shared_cash_before_msat", BigInteger, nullable=True),
+    Column("shared_principal_before_msat", BigInteger, nullable=True),
+    # This repayment closed the loan: the held remainder msats went to the notes with it.
+    Column("closing", Boolean, nullable=False, server_default="0"),
 )
 
-note_shares = Table(
-    "note_shares",
+# The per-note split of repayments credited before migration 0006, kept as it was paid.
+legacy_note_shares = Table(
+    "legacy_note_shares",
     metadata,
     Column("id", BigId, primary_key=True),
     Column("payment_hash", String(64), nullable=False),
@@ -301,7 +308,7 @@ note_shares = Table(
     Column("cash_msat", BigInteger, nullable=False),
     Column("principal_msat", BigInteger, nullable=False),
     Column("income_msat", BigInteger, nullable=False),
-    Index("ix_note_shares_payment_note", "payment_hash", "note_id", unique=True),
+    Index("ix_legacy_note_shares_payment_note", "payment_hash", "note_id", unique=True),
 )
 
 # Per-user API tokens: only the sha256 of the token is stored; the prefix lets a person tell them apart.

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from marketplace.domain.loans.allocation import apply_payment, start
 from marketplace.domain.loans.schedules import Contract, Frequency, Method
-from marketplace.domain.loans.sharing import service_fee_msat, share_out
+from marketplace.domain.loans.sharing import Notes, service_fee_msat, share_out
 from marketplace.domain.split import split
 from tests.properties.loan_patterns import contracts, on_time_run
 
@@ -51,21 +51,22 @@ def test_each_note_holds_its_exact_share_to_within_a_msat(data: st.DataObject, w
                                                           rotation: int) -> None:
     total_weight = sum(weights)
     steps = _steps(data.draw, total_weight)
+    notes = Notes.of(weights)
     cash_total = principal_total = held = 0
     cash = [0] * len(weights)
     principal = [0] * len(weights)
     for index, (cash_step, principal_step) in enumerate(steps):
         closing = index == len(steps) - 1
-        shares = share_out(weights, cash_total, cash_total + cash_step, principal_total,
+        shares = share_out(notes, cash_total, cash_total + cash_step, principal_total,
                            principal_total + principal_step, closing=closing, rotation=rotation)
         assert min(shares.cash_msat) >= 0 and min(shares.principal_msat) >= 0
-        assert sum(shares.cash_msat) + shares.held_change_msat == cash_step
+        assert int(shares.cash_msat.sum()) + shares.held_change_msat == cash_step
         assert shares.held_before_msat == held
         held = shares.held_after_msat
         assert 0 <= held < len(weights)
         cash_total += cash_step
         principal_total += principal_step
-        for i, (c, p) in enumerate(zip(shares.cash_msat, shares.principal_msat)):
+        for i, (c, p) in enumerate(zip(shares.cash_msat.tolist(), shares.principal_msat.tolist())):
             cash[i] += c
             principal[i] += p
         assert sum(principal) <= principal_total
@@ -80,11 +81,11 @@ def test_each_note_holds_its_exact_share_to_within_a_msat(data: st.DataObject, w
 
 def test_no_position_gains_ties_go_round_the_notes() -> None:
     """200 equal notes: over 200 loans (ids 1..200) with the same leftover, each position gets it equally often."""
-    weights = [1_000_000] * 200
+    notes = Notes.of([1_000_000] * 200)
     bonuses = [0] * 200
     for loan_id in range(1, 201):
-        shares = share_out(weights, 0, 200 * 1_000_000 + 37, 0, 200 * 1_000_000, closing=True, rotation=loan_id)
-        for i, c in enumerate(shares.cash_msat):
+        shares = share_out(notes, 0, 200 * 1_000_000 + 37, 0, 200 * 1_000_000, closing=True, rotation=loan_id)
+        for i, c in enumerate(shares.cash_msat.tolist()):
             bonuses[i] += c - 1_000_000
     assert bonuses == [37] * 200
 
@@ -92,14 +93,14 @@ def test_no_position_gains_ties_go_round_the_notes() -> None:
 @settings(max_examples=60, deadline=None)
 @given(st.integers(2, 300), st.integers(1, 10**9), st.integers(1, 40))
 def test_first_and_last_notes_fare_the_same_while_the_loan_runs(count: int, amount: int, payments: int) -> None:
-    weights = [10_000] * count
+    notes = Notes.of([10_000] * count)
     cash_total = 0
     first = last = 0
     for _ in range(payments):
-        shares = share_out(weights, cash_total, cash_total + amount, 0, 0)
+        shares = share_out(notes, cash_total, cash_total + amount, 0, 0)
         cash_total += amount
-        first += shares.cash_msat[0]
-        last += shares.cash_msat[-1]
+        first += int(shares.cash_msat[0])
+        last += int(shares.cash_msat[-1])
     assert first == last
 
 
@@ -111,7 +112,7 @@ def test_issue_example_hundred_equal_notes_get_equal_cash() -> None:
     Now every note receives the same to within a msat.
     """
     contract = Contract(100_000_000, 6000, 2, Frequency.MONTHLY, Method.ANNUITY, date(2026, 1, 1))
-    weights = [1_000_000] * 100
+    notes = Notes.of([1_000_000] * 100)
     state = start(contract)
     cash_total = principal_total = income_total = 0
     received = [0] * 100
@@ -119,12 +120,12 @@ def test_issue_example_hundred_equal_notes_get_equal_cash() -> None:
         payment = apply_payment(state, amount, on)
         fee = service_fee_msat(income_total, payment.income_msat, 1000)
         lenders = payment.applied_msat - fee
-        shares = share_out(weights, cash_total, cash_total + lenders, principal_total,
+        shares = share_out(notes, cash_total, cash_total + lenders, principal_total,
                            principal_total + payment.principal_msat, closing=payment.fully_repaid, rotation=7)
         cash_total += lenders
         principal_total += payment.principal_msat
         income_total += payment.income_msat
-        received = [r + c for r, c in zip(received, shares.cash_msat)]
+        received = [r + c for r, c in zip(received, shares.cash_msat.tolist())]
         state = payment.state
     assert state.is_repaid
     assert max(received) - min(received) <= 1
@@ -154,3 +155,14 @@ def test_repaid_the_same_day_the_lenders_get_their_principal_back_exactly() -> N
     fee = service_fee_msat(0, payment.income_msat, 1000)
     assert payment.fully_repaid and fee == 0
     assert payment.applied_msat - fee == 100_000_000
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 5 * 10**9), min_size=1, max_size=40).filter(lambda w: sum(w) > 0),
+       st.one_of(st.integers(0, 10**13), st.integers(0, 2**61)))
+def test_the_array_floors_are_exact(weights: list[int], amount: int) -> None:
+    """The 64-bit array arithmetic (amount x weight can pass 2^64) against Python's exact integers."""
+    total = sum(weights)
+    floors, remainders = Notes.of(weights).floors(amount)
+    assert floors.tolist() == [amount * w // total for w in weights]
+    assert remainders.tolist() == [amount * w % total for w in weights]

@@ -23,6 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+from numpy.typing import NDArray
 
 from marketplace.domain.errors import InvalidInput
 
@@ -41,8 +45,8 @@ def service_fee_msat(income_before_msat: int, income_msat: int, fee_bps: int) ->
 
 @dataclass(frozen=True)
 class Shares:
-    cash_msat: tuple[int, ...]
-    principal_msat: tuple[int, ...]
+    cash_msat: NDArray[np.int64]
+    principal_msat: NDArray[np.int64]
     # Msats left in escrow (not yet any one note's) before and after.
     held_before_msat: int
     held_after_msat: int
@@ -52,42 +56,85 @@ class Shares:
         return self.held_after_msat - self.held_before_msat
 
 
-def _floors(total_msat: int, weights: Sequence[int], weight_sum: int) -> list[int]:
-    return [total_msat * w // weight_sum for w in weights]
+@dataclass(frozen=True)
+class Notes:
+    """A loan's notes as the share-out sees them: weights (original principal) in note order."""
+
+    weights: NDArray[np.int64]
+
+    def __post_init__(self) -> None:
+        w = self.weights
+        if w.ndim != 1 or len(w) == 0 or int(w.min()) < 0 or int(w.sum()) == 0:
+            raise InvalidInput("A repayment needs notes with principal to share it by.")
+        if int(w.sum()) >= 2**62:
+            raise InvalidInput("The notes' principal is too large to share exactly.")
+
+    @classmethod
+    def of(cls, weights: Sequence[int]) -> "Notes":
+        if not weights:
+            raise InvalidInput("A repayment needs notes with principal to share it by.")
+        return cls(np.asarray(weights, dtype=np.int64))
+
+    @cached_property
+    def total(self) -> int:
+        return int(self.weights.sum())
+
+    @cached_property
+    def _weights_u64(self) -> NDArray[np.uint64]:
+        return self.weights.astype(np.uint64)
+
+    @cached_property
+    def _weights_f64(self) -> NDArray[np.float64]:
+        return self.weights.astype(np.float64)
+
+    def floors(self, amount_msat: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Each note's exact part of `amount_msat` rounded down, and the remainders (amount x w mod W).
+
+        Exact in 64-bit arrays: amount = q W + r, so the part is q w + floor(r w / W); r w may
+        pass 2^64, so floor(r w / W) is estimated in floating point and corrected with the
+        remainder r w - estimate W, computed modulo 2^64 (it is small, so that is exact).
+        """
+        total = self.total
+        q, r = divmod(amount_msat, total)
+        estimate = np.floor(self._weights_f64 * float(r) / float(total)).astype(np.int64)
+        with np.errstate(over="ignore"):
+            remainder = (self._weights_u64 * np.uint64(r)
+                         - estimate.astype(np.uint64) * np.uint64(total)).view(np.int64)
+        low = remainder < 0
+        estimate -= low
+        remainder += low * total
+        high = remainder >= total
+        estimate += high
+        remainder -= high * total
+        return q * self.weights + estimate, remainder
 
 
-def share_out(weights: Sequence[int], cash_before_msat: int, cash_after_msat: int, principal_before_msat: int,
+def share_out(notes: Notes, cash_before_msat: int, cash_after_msat: int, principal_before_msat: int,
               principal_after_msat: int, *, closing: bool = False, rotation: int = 0) -> Shares:
     """Each note's cash and principal from the lenders' cumulative totals moving before -> after.
 
-    `weights` are the notes' original principals. With `closing`, the held
-    remainders are paid out too (rule 3), ties rotated by `rotation`.
+    With `closing`, the held remainders are paid out too (rule 3), ties rotated by `rotation`.
     """
-    if not weights or min(weights) < 0 or sum(weights) == 0:
-        raise InvalidInput("A repayment needs notes with principal to share it by.")
     if not 0 <= cash_before_msat <= cash_after_msat or not 0 <= principal_before_msat <= principal_after_msat:
         raise InvalidInput("The lenders' totals can only grow.")
     if principal_after_msat > cash_after_msat:
         raise InvalidInput("The lenders cannot be repaid more principal than cash.")
-    weight_sum = sum(weights)
-    if principal_after_msat > weight_sum:
+    if principal_after_msat > notes.total:
         raise InvalidInput("The notes cannot be repaid more principal than they lent.")
-    before = _floors(cash_before_msat, weights, weight_sum)
-    after = _floors(cash_after_msat, weights, weight_sum)
-    cash = [a - b for a, b in zip(after, before)]
-    held_before = cash_before_msat - sum(before)
-    held_after = cash_after_msat - sum(after)
+    before, _ = notes.floors(cash_before_msat)
+    after, remainders = notes.floors(cash_after_msat)
+    cash = after - before
+    held_before = cash_before_msat - int(before.sum())
+    held_after = cash_after_msat - int(after.sum())
     if closing and held_after:
-        for index in bonus_order(cash_after_msat, weights, weight_sum, rotation)[:held_after]:
-            cash[index] += 1
+        cash[bonus_order(remainders, rotation)[:held_after]] += 1
         held_after = 0
-    principal = [a - b for a, b in zip(_floors(principal_after_msat, weights, weight_sum),
-                                       _floors(principal_before_msat, weights, weight_sum))]
-    return Shares(tuple(cash), tuple(principal), held_before, held_after)
+    principal = notes.floors(principal_after_msat)[0] - notes.floors(principal_before_msat)[0]
+    return Shares(cash, principal, held_before, held_after)
 
 
-def bonus_order(total_msat: int, weights: Sequence[int], weight_sum: int, rotation: int) -> list[int]:
-    """Notes by largest remainder of their exact share of `total_msat`; ties start at `rotation`."""
-    count = len(weights)
-    start = rotation % count
-    return sorted(range(count), key=lambda i: (-(total_msat * weights[i] % weight_sum), (i - start) % count))
+def bonus_order(remainders: NDArray[np.int64], rotation: int) -> NDArray[np.intp]:
+    """Notes by largest remainder; among equal remainders, starting at position `rotation` (mod count)."""
+    count = len(remainders)
+    turn = (np.arange(count) - rotation % count) % count
+    return np.lexsort((turn, -remainders))
