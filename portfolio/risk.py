@@ -10,7 +10,7 @@ correlation defaults to the Basel II/III "other retail" formula
 Two independent methods give the loss distribution:
 
 * ``monte_carlo_losses``: draw Z and e, count defaults, sum losses (reference);
-* ``quadrature_*``: Gauss-Hermite quadrature over Z (64 nodes by default).
+* ``quadrature_*``: Gauss-Hermite quadrature over Z (32 nodes by default).
   Per node the loss of a holding is a sum of independent Bernoulli losses: its
   mean and variance are exact (one sparse product for every lender at once)
   and its distribution is taken as normal (a conditional-normal
@@ -40,7 +40,7 @@ from portfolio.errors import PortfolioInputError
 
 FloatArray = npt.NDArray[np.float64]
 
-QUADRATURE_NODES: Final = 64
+QUADRATURE_NODES: Final = 32
 LEVELS: Final = (0.95, 0.99)
 _SQRT_2PI: Final = float(np.sqrt(2.0 * np.pi))
 
@@ -146,20 +146,40 @@ class ConditionalMoments:
         tail = np.where(self.std > 0, ndtr((self.mean - x[None, :]) / sd), (self.mean > x[None, :]).astype(float))
         return np.asarray(np.minimum(self.weights @ tail, self.prob_any_loss), dtype=np.float64)
 
-    def value_at_risk(self, level: float, iterations: int = 40) -> FloatArray:
-        """The level-quantile of each lender's loss, by bisection on the mixture tail (vectorised)."""
+    def value_at_risk(self, level: float, iterations: int = 30) -> FloatArray:
+        """The level-quantile of each lender's loss: safeguarded Newton on the mixture tail (vectorised).
+
+        Newton steps on P(L > x) = 1 - level, kept inside a shrinking
+        bracket [0, exposure] (a bisection step whenever Newton would leave
+        it); stops when every lender's step is below a msat.
+        """
         if not 0 < level < 1:
             raise PortfolioInputError("A confidence level must be between 0 and 1.")
         alpha = 1.0 - level
         low = np.zeros_like(self.exposure)
         high = self.exposure.copy()
-        for _ in range(iterations):  # 2**-40 of the exposure: far below a msat
-            mid = 0.5 * (low + high)
-            above = self.tail_probability(mid) > alpha
-            low = np.where(above, mid, low)
-            high = np.where(above, high, mid)
-        var = 0.5 * (low + high)
-        return np.where(self.prob_any_loss <= alpha, 0.0, var)
+        sd = np.where(self.std > 0, self.std, 1.0)
+        has_sd = self.std > 0
+        # Start from the unconditional normal approximation.
+        total_var = self.weights @ (self.std**2 + self.mean**2) - self.expected_loss**2
+        x = np.clip(self.expected_loss + ndtri(level) * np.sqrt(np.maximum(total_var, 0.0)), 0.0, high)
+        for _ in range(iterations):
+            d = (self.mean - x[None, :]) / sd
+            tail = np.where(has_sd, ndtr(d), (self.mean > x[None, :]).astype(float))
+            density = np.where(has_sd, np.exp(-0.5 * d * d) / (_SQRT_2PI * sd), 0.0)
+            g = self.weights @ tail - alpha  # decreasing in x
+            slope = self.weights @ density
+            low = np.where(g > 0, x, low)
+            high = np.where(g > 0, high, x)
+            step = np.where(slope > 0, g / np.where(slope > 0, slope, 1.0), np.inf)
+            newton = x + step
+            inside = np.isfinite(newton) & (newton > low) & (newton < high)
+            x_new = np.where(inside, newton, 0.5 * (low + high))
+            done = np.abs(x_new - x) < 1.0
+            x = x_new
+            if np.all(done):
+                break
+        return np.where(self.prob_any_loss <= alpha, 0.0, x)
 
     def expected_shortfall(self, level: float, var: FloatArray | None = None) -> FloatArray:
         """E[loss | loss >= VaR]: closed form per node for a normal, mixed over the nodes."""
