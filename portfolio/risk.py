@@ -41,6 +41,7 @@ from portfolio.errors import PortfolioInputError
 FloatArray = npt.NDArray[np.float64]
 
 QUADRATURE_NODES: Final = 32
+NODE_WEIGHT_FLOOR: Final = 1e-10  # nodes lighter than this carry 7e-11 of 32 nodes' mass together
 LEVELS: Final = (0.95, 0.99)
 _SQRT_2PI: Final = float(np.sqrt(2.0 * np.pi))
 
@@ -109,7 +110,15 @@ class RiskFigures:
 
 
 class ConditionalMoments:
-    """Per-node mean, standard deviation and P(no loss) of each lender's loss: the quadrature's core."""
+    """Per-node mean, standard deviation and P(no loss) of each lender's loss: the quadrature's core.
+
+    Speed (10,000 lenders x 2 M holdings): Gauss-Hermite nodes whose weight is
+    below ``NODE_WEIGHT_FLOOR`` are dropped (32 nodes -> 22; the dropped mass
+    is 7e-11, far below any tail we report), and the three sparse products run
+    in float32 (relative error ~1e-7 on sums of a few hundred terms; set
+    ``single=False`` for float64). The expected loss is exact (float64 EL =
+    sum of exposure x LGD x PD), not the quadrature's estimate of it.
+    """
 
     def __init__(
         self,
@@ -118,26 +127,34 @@ class ConditionalMoments:
         lgd: float | npt.ArrayLike,
         rho: float | npt.ArrayLike | None = None,
         nodes: int = QUADRATURE_NODES,
+        single: bool = True,
     ) -> None:
         p = _check_pd(pd)
         loss_given = np.broadcast_to(np.asarray(lgd, dtype=np.float64), p.shape)
         if not np.all((loss_given >= 0) & (loss_given <= 1)):
             raise PortfolioInputError("LGD must be between 0 and 1.")
         h = _as_sparse(holdings, p.size)
-        z, self.weights = gauss_hermite_normal(nodes)
+        z, w = gauss_hermite_normal(nodes)
+        keep = w >= NODE_WEIGHT_FLOOR
+        z, self.weights = z[keep], w[keep] / w[keep].sum()
         cond = conditional_pd(p, _rho(p, rho), z)  # (K, n)
-        loss = h.multiply(loss_given[None, :]).tocsr()  # (m, n) loss if loan j defaults
+        work = np.float32 if single else np.float64
+        # One CSR structure, three data arrays: loss, loss squared, 1 (held).
+        h.sum_duplicates()
+        # (m, n) loss if loan j defaults: scale the data in place of a sparse multiply (which goes via COO).
+        loss = sp.csr_matrix((h.data * loss_given[h.indices], h.indices, h.indptr), shape=h.shape)
         self.exposure = np.asarray(h.sum(axis=1)).ravel()
+        self.expected_loss = np.asarray(loss @ p, dtype=np.float64).ravel()
+        matrix = sp.csr_matrix((loss.data.astype(work), loss.indices, loss.indptr), shape=loss.shape)
         # (m, n) @ (n, K): every lender's conditional mean and variance at every node.
-        self.mean = np.asarray(loss @ cond.T).T  # (K, m)
-        var = np.asarray(loss.multiply(loss) @ (cond * (1.0 - cond)).T).T
+        self.mean = np.asarray(matrix @ np.ascontiguousarray(cond.T, dtype=work), dtype=np.float64).T  # (K, m)
+        matrix.data = matrix.data * matrix.data
+        var = np.asarray(matrix @ np.ascontiguousarray((cond * (1.0 - cond)).T, dtype=work), dtype=np.float64).T
         self.std = np.sqrt(np.maximum(var, 0.0))
-        held = h.copy()
-        held.data = np.ones_like(held.data)
+        matrix.data = (loss.data > 0).astype(work)  # a zero exposure cannot be lost
         log_survive = np.log1p(-np.minimum(cond, 1.0 - 1e-300))
         # P(no default among held loans | z) = exp(sum_j log(1 - p_j(z))).
-        self.p_zero = np.exp(np.asarray(held @ log_survive.T).T)  # (K, m)
-        self.expected_loss = self.weights @ self.mean
+        self.p_zero = np.exp(np.asarray(matrix @ np.ascontiguousarray(log_survive.T, dtype=work), dtype=np.float64).T)
         self.prob_any_loss = np.clip(1.0 - self.weights @ self.p_zero, 0.0, 1.0)
 
     def tail_probability(self, x: FloatArray) -> FloatArray:

@@ -110,3 +110,17 @@ def test_bad_input_is_refused() -> None:
         risk.quadrature_risk(np.ones((1, 3)), np.array([0.1, 0.2]))
     with pytest.raises(PortfolioInputError, match="correlation"):
         risk.quadrature_risk(np.ones((1, 2)), np.array([0.1, 0.2]), rho=1.0)
+
+
+def test_single_precision_products_and_pruned_nodes_change_no_figure_that_matters(book: tuple) -> None:
+    pd, holdings, _ = book
+    fast = risk.ConditionalMoments(holdings, pd, 0.9)  # float32 products, nodes below the weight floor dropped
+    exact = risk.ConditionalMoments(holdings, pd, 0.9, single=False)
+    assert fast.weights.size < risk.QUADRATURE_NODES and fast.weights.sum() == pytest.approx(1.0)
+    for level in (0.95, 0.99):
+        var_fast, var_exact = fast.value_at_risk(level), exact.value_at_risk(level)
+        assert np.allclose(var_fast, var_exact, rtol=1e-5)
+        assert np.allclose(fast.expected_shortfall(level, var_fast), exact.expected_shortfall(level, var_exact), rtol=1e-5)
+    # Expected loss is exact, not a quadrature estimate: exposure x LGD x PD summed by hand.
+    by_hand = [sum(row[j] * 0.9 * pd[j] for j in range(pd.size)) for row in holdings.toarray()]
+    assert fast.expected_loss.tolist() == pytest.approx(by_hand, rel=1e-12)
