@@ -33,15 +33,14 @@ def _ortools_cost(allocator: al.Allocator) -> int:
 
 
 def _max_notes(allocator: al.Allocator) -> int:
-    """The most notes the caps allow, by OR-Tools' max flow on the same arcs (overflow and idle arcs dropped)."""
-    starts, ends, caps, _, supply = allocator.network()
-    keep = ~(((starts == 1) & (ends == 0)) | ((ends == 0) & np.isin(starts, allocator.lender_node)))
+    """The most notes the caps allow, by OR-Tools' max flow on the same arcs (idle arcs dropped)."""
+    starts, ends, caps, _, _ = allocator.network()
+    keep = ~((ends == 0) & np.isin(starts, allocator.lender_node))
     flow = max_flow.SimpleMaxFlow()
     source = allocator.n_nodes
     flow.add_arcs_with_capacity(np.r_[starts[keep], np.full(allocator.m, source)],
                                 np.r_[ends[keep], allocator.lender_node],
-                                np.r_[caps[keep], np.where(allocator.is_constrained, allocator.budget, 0)])
-    flow.add_arc_with_capacity(source, 1, int(allocator.budget[~allocator.is_constrained].sum()))
+                                np.r_[caps[keep], allocator.budget])
     assert flow.solve(source, 0) == flow.OPTIMAL
     return int(flow.optimal_flow())
 
@@ -212,3 +211,67 @@ def test_bad_limits_are_refused_with_a_sentence(changes: dict, message: str) -> 
     with pytest.raises(al.AllocationError, match=message):
         al.Allocator(**args)  # type: ignore[arg-type]
     assert issubclass(al.AllocationError, ValueError)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31), changes=st.integers(1, 2))
+def test_a_small_change_repairs_the_basis_and_still_gives_the_cold_optimum(seed: int, changes: int) -> None:
+    # Few enough changed nodes (< WARM_REPAIR_SHARE) that the solver repairs its basis instead of starting cold.
+    rng = np.random.default_rng(seed)
+    m, n = 400, 100
+    problem = _problem(seed, m, n, 0.05)
+    problem.pop("loan_bucket"), problem.pop("bucket_cap")
+    allocator = al.Allocator(**problem)
+    allocator.solve()
+    budget = problem["budget_notes"].copy()
+    budget[rng.choice(m, changes, replace=False)] = rng.integers(0, 9, changes)
+    remaining = problem["remaining_notes"].copy()
+    remaining[rng.integers(0, n)] = rng.integers(0, 12)
+    allocator.update(budget_notes=budget, remaining_notes=remaining)
+    assert allocator.graph.warm_repair() == al.WARM_REPAIR
+    warm = allocator.solve()
+    fresh = {**problem, "budget_notes": budget, "remaining_notes": remaining}
+    cold_allocator = al.Allocator(**fresh)
+    cold_allocator.solve()
+    assert allocator.total_cost() == cold_allocator.total_cost() == _ortools_cost(cold_allocator)
+    _check_caps({**fresh, "loan_bucket": np.zeros(n, np.int64), "bucket_cap": np.full((m, 1), -1)}, warm)
+
+
+def test_a_cap_crossing_one_note_rebuilds_the_network_and_matches_a_cold_solve() -> None:
+    problem = _problem(7, 12, 8, 0.7)
+    problem["per_loan_cap"] = np.ones(12, np.int64)
+    allocator = al.Allocator(**problem)
+    allocator.solve()
+    starts, *_ = allocator.network()
+    caps = np.full(12, 3)
+    allocator.update(per_loan_cap=caps)
+    assert allocator.network()[0].size > starts.size  # further-note arcs appeared
+    warm = allocator.solve()
+    cold_allocator = al.Allocator(**{**problem, "per_loan_cap": caps})
+    assert warm.notes.tolist() == cold_allocator.solve().notes.tolist()
+    assert allocator.total_cost() == _ortools_cost(cold_allocator)
+
+
+def test_the_network_has_no_dead_arcs_and_is_laid_out_sorted() -> None:
+    problem = _problem(3, 30, 12, 0.5)
+    problem["per_loan_cap"][:10] = 1  # these lenders get no further-note arcs
+    allocator = al.Allocator(**problem)
+    starts, ends, _, _, supply = allocator.network()
+    key = starts * allocator.n_nodes + ends
+    assert np.all(key[1:] >= key[:-1])  # LEMON's order, built without sorting
+    per_loan_cap = np.asarray(problem["per_loan_cap"])
+    pairs = problem["pair_lender"].size
+    expected = pairs + int((per_loan_cap[problem["pair_lender"]] >= 2).sum())
+    pair_arcs = np.isin(starts, allocator.lender_node) & np.isin(ends, allocator.loan_node)
+    bucket_arcs = ~np.isin(starts, allocator.lender_node) & np.isin(ends, allocator.loan_node)
+    assert int(pair_arcs.sum() + bucket_arcs.sum()) == expected
+    assert supply.sum() == 0 and supply[allocator.lender_node].tolist() == problem["budget_notes"].tolist()
+
+
+def test_pairs_in_any_order_give_the_same_notes_in_the_callers_order() -> None:
+    problem = _problem(5, 10, 8, 0.6)
+    ordered = al.allocate(**problem)
+    shuffle = np.random.default_rng(1).permutation(problem["pair_lender"].size)
+    shuffled = al.allocate(**{**problem, "pair_lender": problem["pair_lender"][shuffle],
+                              "pair_loan": problem["pair_loan"][shuffle]})
+    assert shuffled.notes.tolist() == ordered.notes[shuffle].tolist()
