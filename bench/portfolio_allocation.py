@@ -83,6 +83,20 @@ def main() -> None:
               f"{rows['ours_cpu'][-1]:.2f} s CPU), OR-Tools {seconds:.2f} s ({cpu:.2f} s CPU), "
               f"warm re-solve {rows['warm'][-1]:.3f} s ({rows['warm_cpu'][-1]:.3f} s CPU), "
               f"notes placed {result.notes.sum():,}, same optimum (and re-solve = cold)")
+    # Smaller events (one deposit, a few rule changes): how the re-solve scales with the lenders changed.
+    allocator = Allocator(**p)
+    allocator.solve()
+    budget = p["budget_notes"].copy()
+    small = []
+    for count in (1, 10, 100, 500):
+        changed = rng.choice(args.lenders, count, replace=False)
+        budget[changed] = rng.integers(5, 50, count)
+        c, t = time.process_time(), time.perf_counter()
+        allocator.update(budget_notes=budget)
+        allocator.solve()
+        small.append(f"{count} lenders {time.perf_counter() - t:.3f} s ({time.process_time() - c:.3f} s CPU, "
+                     f"{allocator.graph.warm_repair()})")
+    print("re-solve after smaller changes: " + "; ".join(small))
     med = {k: statistics.median(v) for k, v in rows.items()}
     print(f"median: ours {med['ours']:.2f} s (build {med['build']:.2f}, solve {med['solve']:.2f}; {med['ours_cpu']:.2f} s CPU), "
           f"OR-Tools {med['base']:.2f} s ({med['base_cpu']:.2f} s CPU); ratio {med['base'] / med['ours']:.2f}x wall, "
