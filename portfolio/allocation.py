@@ -262,35 +262,42 @@ class Allocator:
         bucket_node = 1 + m + np.arange(nb, dtype=np.int64)
         self.loan_node = 1 + m + nb + np.arange(n, dtype=np.int64)
         self.n_nodes = 1 + m + nb + n
+        if self.n_nodes >= 2**31 or P >= 2**30:
+            raise AllocationError("The problem is too large for one network; split it.")
         self.layout_cap2 = self.cap >= 2
-        per_pair = 1 + self.layout_cap2[self.lender].astype(np.int64)  # arcs per pair
-        direct = self.pair_bucket_node < 0
-        bucket_count = np.bincount(self.bucket_nodes[:, 0], minlength=m) if nb else np.zeros(m, np.int64)
-        direct_arcs = np.bincount(self.lender[direct], per_pair[direct], m).astype(np.int64)
-        block = 1 + bucket_count + direct_arcs
-        lender_start = np.concatenate([[0], np.cumsum(block)])
-        # Direct pairs: position inside the lender's block, after the idle and bucket arcs.
-        d_idx = np.flatnonzero(direct)
-        d_len = per_pair[d_idx]
-        d_cum = np.cumsum(d_len) - d_len
-        d_lender = self.lender[d_idx]
-        before = np.cumsum(direct_arcs) - direct_arcs  # direct arcs of the lenders before each lender
-        pair_pos = np.empty(P, np.int64)
-        pair_pos[d_idx] = (lender_start[:m] + 1 + bucket_count - before)[d_lender] + d_cum
-        # Pairs through a bucket node: grouped by bucket node (stable keeps loan order).
-        v_idx = np.flatnonzero(~direct)
-        if v_idx.size:
+        second = np.flatnonzero(self.layout_cap2[self.lender])  # pairs with a further-notes arc
+        pairs_of = np.bincount(self.lender, minlength=m)
+        if nb == 0 and second.size == 0:
+            # The common case: lender i's block is its idle arc then one arc per pair, so pair p
+            # (sorted by lender) sits after p pairs and lender_p + 1 idle arcs.
+            lender_start = np.concatenate([[0], np.cumsum(1 + pairs_of)])
+            pair_pos = np.arange(P, dtype=np.int64) + self.lender + 1
+            tail = int(lender_start[m])
+        else:
+            per_pair = np.ones(P, np.int64)
+            per_pair[second] = 2
+            direct = self.pair_bucket_node < 0
+            bucket_count = np.bincount(self.bucket_nodes[:, 0], minlength=m) if nb else np.zeros(m, np.int64)
+            direct_arcs = np.bincount(self.lender[direct], per_pair[direct], m).astype(np.int64)
+            lender_start = np.concatenate([[0], np.cumsum(1 + bucket_count + direct_arcs)])
+            # Direct pairs: position inside the lender's block, after the idle and bucket arcs.
+            d_idx = np.flatnonzero(direct)
+            d_len = per_pair[d_idx]
+            d_cum = np.cumsum(d_len) - d_len
+            before = np.cumsum(direct_arcs) - direct_arcs  # direct arcs of the lenders before each lender
+            pair_pos = np.empty(P, np.int64)
+            pair_pos[d_idx] = (lender_start[:m] + 1 + bucket_count - before)[self.lender[d_idx]] + d_cum
+            # Pairs through a bucket node: grouped by bucket node (stable keeps loan order).
+            v_idx = np.flatnonzero(~direct)
             v_idx = v_idx[np.argsort(self.pair_bucket_node[v_idx], kind="stable")]
-            v_node = self.pair_bucket_node[v_idx]
             v_len = per_pair[v_idx]
-            v_cum = np.cumsum(v_len) - v_len
-            pair_pos[v_idx] = lender_start[m] + v_cum
-        total_pair_arcs = int(per_pair.sum())
-        loan_pos = lender_start[m] + int(per_pair[v_idx].sum()) + np.arange(n, dtype=np.int64)
-        n_arcs = int(loan_pos[-1]) + 1 if n else lender_start[m] + int(per_pair[v_idx].sum())
-        del total_pair_arcs
-        starts = np.empty(n_arcs, np.int64)
-        ends = np.empty(n_arcs, np.int64)
+            pair_pos[v_idx] = lender_start[m] + np.cumsum(v_len) - v_len
+            tail = int(lender_start[m]) + int(v_len.sum())
+        loan_pos = tail + np.arange(n, dtype=np.int64)
+        n_arcs = tail + n
+        # int32 node ids: what LEMON takes, and half the memory to touch.
+        starts = np.empty(n_arcs, np.int32)
+        ends = np.empty(n_arcs, np.int32)
         idle_pos = lender_start[:m]
         starts[idle_pos], ends[idle_pos] = self.lender_node, 0
         if nb:
@@ -299,17 +306,18 @@ class Allocator:
         else:
             bucket_pos = np.zeros(0, np.int64)
         starts[bucket_pos], ends[bucket_pos] = self.lender_node[self.bucket_nodes[:, 0]], bucket_node
-        pair_from = self.lender_node[self.lender] if P else np.zeros(0, np.int64)
-        pair_from[~direct] = bucket_node[self.pair_bucket_node[~direct]]
-        pair_to = self.loan_node[self.loan] if P else np.zeros(0, np.int64)
-        second = np.flatnonzero(per_pair == 2)
-        starts[pair_pos], ends[pair_pos] = pair_from, pair_to
-        starts[pair_pos[second] + 1], ends[pair_pos[second] + 1] = pair_from[second], pair_to[second]
+        starts[pair_pos] = self.lender + 1  # lender node ids
+        if nb:
+            via = np.flatnonzero(self.pair_bucket_node >= 0)
+            starts[pair_pos[via]] = bucket_node[self.pair_bucket_node[via]]
+        ends[pair_pos] = self.loan + (1 + m + nb)  # loan node ids
+        second_pos = pair_pos[second] + 1
+        starts[second_pos], ends[second_pos] = starts[pair_pos[second]], ends[pair_pos[second]]
         starts[loan_pos], ends[loan_pos] = self.loan_node, 0
         self.idle_pos, self.bucket_pos, self.pair_pos, self.loan_pos = idle_pos, bucket_pos, pair_pos, loan_pos
-        self.second, self.second_pos = second, pair_pos[second] + 1
+        self.second, self.second_pos = second, second_pos
         self.starts, self.ends = starts, ends
-        self.graph = pylmcf.Graph(self.n_nodes, starts.astype(np.int32), ends.astype(np.int32))
+        self.graph = pylmcf.Graph(self.n_nodes, starts, ends)
         self.graph.set_warm_repair(WARM_REPAIR)
         self._push_costs()
         self._push_bounds()
@@ -317,7 +325,8 @@ class Allocator:
     def _costs(self) -> IntArray:
         lam = np.zeros(self.m)
         lam[self.constrained] = self.lam
-        costs = np.zeros(self.starts.size, np.int64)
+        costs = np.empty(self.starts.size, np.int64)
+        costs[self.bucket_pos] = 0
         idle = np.full(self.m, self.overflow_cost, np.int64)
         idle[self.constrained] += np.round(self.lam * self.ceiling_bps[self.constrained]).astype(np.int64)
         costs[self.idle_pos] = idle
@@ -365,7 +374,7 @@ class Allocator:
 
     def _notes(self, flows: IntArray) -> IntArray:
         """Notes per pair, in the solver's (sorted) pair order."""
-        notes = flows[self.pair_pos].copy()
+        notes: IntArray = flows[self.pair_pos]
         notes[self.second] += flows[self.second_pos]
         return notes
 
@@ -487,7 +496,8 @@ class Allocator:
 
     def network(self) -> tuple[IntArray, IntArray, IntArray, IntArray, IntArray]:
         """(starts, ends, capacities, costs, supplies) in the solver's arc order, for the cross-check."""
-        return self.starts.copy(), self.ends.copy(), self.caps.copy(), self.costs.copy(), self.supply.copy()
+        return (self.starts.astype(np.int64), self.ends.astype(np.int64), self.caps.copy(), self.costs.copy(),
+                self.supply.copy())
 
     def total_cost(self) -> int:
         return int(self.graph.total_cost())
