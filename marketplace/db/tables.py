@@ -200,6 +200,11 @@ loans = Table(
     Column("apr_bps", Integer, nullable=False),
     Column("service_fee_bps", Integer, nullable=False),
     Column("grade", String(1), nullable=False),
+    # Probability of default over the remaining term, parts per million (portfolio/pd.py), with the grade;
+    # both as they were when the request was made, for the calibration table.
+    Column("pd_ppm", Integer, nullable=False, server_default="0"),
+    Column("origination_grade", String(1), nullable=False, server_default="C"),
+    Column("origination_pd_ppm", Integer, nullable=False, server_default="0"),
     Column("status", String(12), nullable=False),
     Column("delinquency", String(12), nullable=False, server_default="current"),
     Column("funded_msat", BigInteger, nullable=False, server_default="0"),
@@ -271,6 +276,8 @@ installments = Table(
     Column("principal_paid_msat", BigInteger, nullable=False, server_default="0"),
     Column("interest_paid_msat", BigInteger, nullable=False, server_default="0"),
     Column("late_fee_paid_msat", BigInteger, nullable=False, server_default="0"),
+    # The day it was paid in full: how late, if at all, is the borrower's record (portfolio/pd.py).
+    Column("settled_on", Date, nullable=True),
     Index("ix_installments_loan_number", "loan_id", "number", unique=True),
 )
 
@@ -352,4 +359,18 @@ job_runs = Table(
     Column("name", String(32), primary_key=True),
     Column("last_as_of", Date, nullable=False),
     Column("ran_at", DateTime(timezone=True), nullable=False),
+)
+
+# What the book has taught each grade, refreshed by the daily job: its realised record (months of
+# exposure repaid, misses) and the calibration factor (posterior / prior miss rate) new grades use.
+grade_calibration = Table(
+    "grade_calibration",
+    metadata,
+    Column("grade", String(1), primary_key=True),
+    Column("successes_months_milli", BigInteger, nullable=False),
+    Column("failures_milli", BigInteger, nullable=False),
+    Column("factor_ppm", BigInteger, nullable=False),
+    Column("loans", Integer, nullable=False),
+    Column("defaulted", Integer, nullable=False),
+    Column("updated_on", Date, nullable=False),
 )

@@ -110,6 +110,8 @@ _LOAN_SUMMARY: Schema = _object({
     "prepayment": {"type": "string", "enum": [p.value for p in Prepayment]},
     "funding_deadline": DATETIME, "funding_open": BOOL,
     "disburse_by": {**_nullable(DATETIME), "description": "a funded request lapses if not disbursed by then"},
+    "pd_ppm": {**INT, "description": "probability of default over the remaining term, parts per million"},
+    "expected_loss_msat": {**MSAT, "description": "PD x exposure x 90 % loss given default"},
     "created_at": DATETIME,
 })
 _LOAN_EXTRA: dict[str, Schema] = {

@@ -42,6 +42,8 @@ class InstallmentState:
     principal_paid_msat: int
     interest_paid_msat: int
     late_fee_paid_msat: int
+    # The day the last msat of it was paid (None while it is open, or from before this was kept).
+    settled_on: date | None = None
 
     @property
     def principal_unpaid_msat(self) -> int:
@@ -218,9 +220,12 @@ def apply_payment(state: LoanState, received_msat: int, on: date) -> Payment:
         interest += i
         principal += p
         if fee or i or p:
+            paid_p, paid_i, paid_fee = inst.principal_paid_msat + p, inst.interest_paid_msat + i, \
+                inst.late_fee_paid_msat + fee
+            done = (paid_p == inst.principal_msat and paid_i == inst.interest_msat
+                    and paid_fee == inst.late_fee_msat)
             rows[index] = InstallmentState(inst.number, inst.due_date, inst.principal_msat, inst.interest_msat,
-                                           inst.late_fee_msat, inst.principal_paid_msat + p,
-                                           inst.interest_paid_msat + i, inst.late_fee_paid_msat + fee)
+                                           inst.late_fee_msat, paid_p, paid_i, paid_fee, on if done else None)
 
     if anything_due:
         current = None
@@ -239,7 +244,7 @@ def apply_payment(state: LoanState, received_msat: int, on: date) -> Payment:
         if credit == owed or interest_left + principal_left == 0:
             # Settled: its parts are now what was actually paid.
             rows[current] = replace(inst, interest_msat=paid_i, principal_msat=paid_p,
-                                    interest_paid_msat=paid_i, principal_paid_msat=paid_p)
+                                    interest_paid_msat=paid_i, principal_paid_msat=paid_p, settled_on=on)
         else:
             # Part-paid: the total stays (passed on below); the split is recomputed.
             rows[current] = replace(inst, interest_msat=paid_i, principal_msat=inst.due_msat - paid_i,
@@ -326,7 +331,7 @@ def reproject(contract: Contract, balance: Balance, installments: Sequence[Insta
     rows = kept + [
         inst if (principal, interest) == (inst.principal_msat, inst.interest_msat) else InstallmentState(
             inst.number, inst.due_date, principal, interest, inst.late_fee_msat, inst.principal_paid_msat,
-            inst.interest_paid_msat, inst.late_fee_paid_msat)
+            inst.interest_paid_msat, inst.late_fee_paid_msat, inst.settled_on)
         for inst, (principal, interest) in zip(open_rows, projected)
     ]
     if kept and kept[-1].number > open_rows[0].number:  # settled rows after open ones (loans from before 0005)

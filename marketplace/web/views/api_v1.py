@@ -36,6 +36,7 @@ from marketplace.domain.money import MSAT_PER_SAT
 from marketplace.domain.users import Role
 from marketplace.services import deposits, loan_views, withdrawals
 from marketplace.services import loans as loan_service
+from marketplace.services.grading import expected_loss_msat
 from marketplace.services.lightning_calls import reading
 from marketplace.web import openapi
 from marketplace.web.api_auth import api_user
@@ -187,7 +188,9 @@ def loan_summary(loan: LoanRow, now: datetime | None = None) -> dict[str, Any]:
         "service_fee_bps": loan.service_fee_bps, "term_count": loan.term_count, "frequency": loan.frequency,
         "method": loan.method, "prepayment": loan.prepayment, "funding_deadline": _iso(loan.funding_deadline),
         "funding_open": loan.status == "funding" and aware(loan.funding_deadline) > moment,
-        "disburse_by": _iso(loan.disburse_by),
+        "disburse_by": _iso(loan.disburse_by), "pd_ppm": loan.pd_ppm,
+        "expected_loss_msat": expected_loss_msat(
+            loan.pd_ppm, loan.principal_outstanding_msat if loan.accrued_on is not None else loan.amount_msat),
         "created_at": _iso(loan.created_at),
     }
 

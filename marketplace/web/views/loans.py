@@ -89,6 +89,13 @@ def _rules(settings: Settings) -> dict[str, Any]:
     }
 
 
+def ppm_percent(ppm: int) -> str:
+    """12_345 ppm -> '1.23 %' (two decimals, rounded half-up)."""
+    hundredths = (ppm + 50) // 100
+    whole, rest = divmod(hundredths, 100)
+    return f"{whole}.{rest:02d} %"
+
+
 def bps_percent(bps: int) -> str:
     """1850 -> '18.5 %', 100 -> '1 %'."""
     whole, rest = divmod(bps, 100)
@@ -96,7 +103,7 @@ def bps_percent(bps: int) -> str:
 
 
 def _common(settings: Settings) -> dict[str, Any]:
-    return {"rules": _rules(settings), "pct": bps_percent, "frequency_words": FREQUENCY_WORDS,
+    return {"rules": _rules(settings), "pct": bps_percent, "ppm": ppm_percent, "frequency_words": FREQUENCY_WORDS,
             "method_words": METHOD_WORDS, "prepayment_words": PREPAYMENT_WORDS, "msat_per_sat": MSAT_PER_SAT}
 
 
@@ -121,9 +128,11 @@ async def _preview_context(request: Request, borrower_id: int, echo: Mapping[str
         terms = parse_terms(echo)
         await _check_limits(request, settings, borrower_id, terms)
         shown = loan_service.preview(settings, terms)
+        guidance = await reading(database_of(request), lambda c: loan_service.price_guidance_for(
+            c, settings, borrower_id, terms))
     except Refusal as refusal:
         return {"preview": None, "preview_error": refusal.message}
-    return {"preview": shown, "preview_error": None}
+    return {"preview": shown, "preview_error": None, "guidance": guidance}
 
 
 async def _check_limits(request: Request, settings: Settings, borrower_id: int, terms: LoanTerms) -> None:
