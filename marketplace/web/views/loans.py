@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -26,10 +27,11 @@ from marketplace.domain.loans.sharing import __doc__ as SHARING_RULES
 from marketplace.domain.loans.terms import PURPOSES, STORY_MAX, LoanTerms, parse_terms
 from marketplace.domain.money import MSAT_PER_SAT
 from marketplace.domain.users import Role
-from marketplace.services import accounts, deposits, loan_views
+from marketplace.services import accounts, analytics, deposits, loan_views
 from marketplace.services import loans as loan_service
 from marketplace.services.lightning_calls import reading
 from marketplace.settings import Settings
+from marketplace.web import charts
 from marketplace.web.forms import optional_sat_msat_amount, parse_form, sat_amount, text_field
 from marketplace.web.lightning import lightning_of
 from marketplace.web.qr import invoice_qr_svg
@@ -345,9 +347,19 @@ async def my_loans(request: Request) -> Response:
 async def operator_report(request: Request) -> Response:
     await require_role(request, Role.OPERATOR)
     today: date = loan_service.utc_today()
-    report = await reading(database_of(request), lambda c: loan_views.risk_report(c, today))
+
+    def read(conn: Any) -> tuple[Any, Any, Any]:
+        held = analytics.holdings_of(conn, None, today)
+        return loan_views.risk_report(conn, today), analytics.risk_of(held), analytics.calibration_table(conn)
+
+    report, book, calibration = await reading(database_of(request), read)
+    histogram = Markup(charts.loss_histogram(
+        [e / MSAT_PER_SAT for e in book.histogram_edges_msat], list(book.histogram_probabilities),
+        book.var99_msat / MSAT_PER_SAT, title="The book's loss distribution (VaR 99 % marked)")) if book.holdings \
+        else None
     return await render(request, "loans/operator.html", {**_common(settings_of(request)), "report": report,
-                                                         "today": today})
+                                                         "today": today, "book": book, "calibration": calibration,
+                                                         "histogram": histogram})
 
 
 def loan_routes() -> list[BaseRoute]:
