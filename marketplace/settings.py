@@ -53,6 +53,12 @@ class Settings:
     listener_page_size: int = 1000
     listener_wait_s: int = 30
     reconcile_every_s: int = 30
+    # A payment with no outcome whose hold is this old is handed to the node again
+    # by the reconciler (a younger one may still be on its way from its caller).
+    resubmit_after_s: int = 5
+    # Added to pay_retry_for_s: past it no attempt of ours can still run at the node,
+    # so a clear failure (or an expired invoice) may release the hold.
+    pay_quiet_margin_s: int = 60
     # Lending: limits, funding window, platform fee, delinquency policy.
     loan_min_sat: int = 10_000
     loan_max_sat: int = 5_000_000
@@ -72,7 +78,8 @@ class Settings:
     # Invoices one user may ask for in a window (deposits and repayments together).
     invoice_limit_count: int = 30
     invoice_limit_window_s: int = 600
-    # Crash tests only: the listener kills its own process (SIGKILL) at this point.
+    # Crash tests only: the process kills itself (SIGKILL) at this named point
+    # (listener:before-commit, listener:after-commit, payment:after-hold, ...).
     fault_injection: str = ""
     argon2_memory_kib: int = 65536
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -118,7 +125,10 @@ _INT_FIELDS = {
     "FEE_RESERVE_MIN_MSAT": "fee_reserve_min_msat",
     "FEE_RESERVE_PPM": "fee_reserve_ppm",
     "PAY_RETRY_FOR_S": "pay_retry_for_s",
+    "PAY_QUIET_MARGIN_S": "pay_quiet_margin_s",
+    "RESUBMIT_AFTER_S": "resubmit_after_s",
     "LISTENER_PAGE_SIZE": "listener_page_size",
+    "LISTENER_WAIT_S": "listener_wait_s",
     "RECONCILE_EVERY_S": "reconcile_every_s",
     "LOAN_MIN_SAT": "loan_min_sat",
     "LOAN_MAX_SAT": "loan_max_sat",
