@@ -53,6 +53,8 @@ class Settings:
     listener_page_size: int = 1000
     listener_wait_s: int = 30
     reconcile_every_s: int = 30
+    # Standby processes try for the worker lock this often (the failover delay's main part).
+    leader_poll_s: float = 1.0
     # A payment with no outcome whose hold is this old is handed to the node again
     # by the reconciler (a younger one may still be on its way from its caller).
     resubmit_after_s: int = 5
@@ -156,6 +158,7 @@ _STR_FIELDS = {
     "DEMO_WALLET_NODE": "demo_wallet_node",
     "FAULT_INJECTION": "fault_injection",
 }
+_FLOAT_FIELDS = {"LEADER_POLL_S": "leader_poll_s"}
 _PATH_FIELDS = {"DATA_DIR": "data_dir", "DEVNODE_DIR": "devnode_dir"}
 
 
@@ -171,6 +174,13 @@ def settings_from_env(
                 values[name] = int(raw)
             except ValueError:
                 raise SettingsError(f"{ENV_PREFIX}{suffix} must be a whole number, not {raw!r}")
+    for suffix, name in _FLOAT_FIELDS.items():
+        raw = environ.get(ENV_PREFIX + suffix)
+        if raw:
+            try:
+                values[name] = float(raw)
+            except ValueError:
+                raise SettingsError(f"{ENV_PREFIX}{suffix} must be a number of seconds, not {raw!r}")
     for suffix, name in _STR_FIELDS.items():
         raw = environ.get(ENV_PREFIX + suffix)
         if raw:
@@ -191,6 +201,17 @@ def settings_from_env(
     if "devnode_dir" not in values:
         values["devnode_dir"] = Path(values.get("data_dir", Path("data"))) / "devnode"
     return finalize(Settings(**values))
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The MICROLEND_* variables that rebuild these settings (for worker processes started by the server)."""
+    env = {ENV_PREFIX + "MODE": settings.mode, ENV_PREFIX + "HTTPS": "1" if settings.https else "0"}
+    for fields in (_INT_FIELDS, _STR_FIELDS, _PATH_FIELDS, _FLOAT_FIELDS):
+        for suffix, name in fields.items():
+            value = getattr(settings, name)
+            if value != "":
+                env[ENV_PREFIX + suffix] = str(value)
+    return env
 
 
 def finalize(settings: Settings) -> Settings:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import anyio
 import anyio.to_thread
 
 from lightning.invoices import InvalidInvoice, check_payable
@@ -72,7 +73,8 @@ async def send_held(database: Database, port: LightningPort, settings: Settings,
     try:
         return await attempt(database, port, settings, row, amount_param_msat, may_release=True)
     finally:
-        await anyio.to_thread.run_sync(locks.release, row.payment_hash)
+        with anyio.CancelScope(shield=True):  # never leave a payment locked in this process
+            await anyio.to_thread.run_sync(locks.release, row.payment_hash)
 
 
 async def withdraw(database: Database, port: LightningPort, facts: NodeFacts, settings: Settings, user_id: int,

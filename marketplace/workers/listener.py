@@ -1,5 +1,6 @@
 """The payment listener: credits each paid invoice exactly once, resuming where it stopped.
 
+Only the process holding the worker lock runs it (marketplace/workers/supervisor.py).
 Loop: drain changes in pages (`listinvoices index=updated`), one transaction
 per page that credits the page and stores both cursors; when nothing is new,
 block on `waitanyinvoice lastpay_index=N` and credit what it returns. At
@@ -24,7 +25,6 @@ from marketplace.db.crediting import CreditReport, apply_updates
 from marketplace.services.lightning_calls import in_transaction, reading
 from marketplace.workers.faults import crash_at
 from marketplace.workers.health import WorkerHealth
-from marketplace.workers.leadership import Leadership
 
 log = logging.getLogger("microlend.listener")
 
@@ -124,6 +124,9 @@ class PaymentListener:
         backoff = 0.5
         while True:
             try:
+                # Drain first: after a failover the cursor catches up at once; then the
+                # slower invoice-by-invoice sweep makes sure nothing depended on the cursor alone.
+                await self.drain()
                 await self.sweep()
                 self.health.ok()
                 while True:
@@ -149,16 +152,3 @@ class PaymentListener:
     def _retry(self, message: str, backoff: float) -> None:
         log.warning("%s; retrying in %.1f s", message, backoff)
         self.health.failed(message, backoff)
-
-
-async def run_as_leader(listener: PaymentListener, poll_s: float = 5.0) -> None:
-    """Run the listener only while this process holds the listener lock."""
-    leadership = Leadership(listener.database)
-    try:
-        while not await anyio.to_thread.run_sync(leadership.try_acquire):
-            listener.health.state = "standby (another process holds the listener)"
-            await anyio.sleep(poll_s)
-        await listener.run()
-    finally:
-        leadership.release()
-

@@ -23,6 +23,7 @@ import logging
 import time
 from datetime import datetime, timezone
 
+import anyio
 import anyio.to_thread
 
 from lightning.errors import LightningError
@@ -66,7 +67,8 @@ async def reconcile_outgoing(database: Database, port: LightningPort, settings: 
             log.warning("cannot reconcile payment %s yet: %s", row.id, exc.message)
             return resolved
         finally:
-            await anyio.to_thread.run_sync(locks.release, row.payment_hash)
+            with anyio.CancelScope(shield=True):  # never leave a payment locked in this process
+                await anyio.to_thread.run_sync(locks.release, row.payment_hash)
     return resolved
 
 
