@@ -79,10 +79,11 @@ class ClnAdapter:
             if not isinstance(error, dict):
                 # pyln reports a connection closed mid-reply as a bare string.
                 raise NodeUnreachable(f"{method}: {error}") from exc
-            code = error.get("code", -1)
+            code = error.get("code")
             if isinstance(code, bool) or not isinstance(code, int):
                 raise MalformedReply(f"{method}: error without a numeric code: {error!r:.200}") from exc
-            raise error_for_code(code, str(error.get("message", "")), error.get("data"), method) from exc
+            message = str(error.get("message") or f"{method} failed with code {code} and no message")
+            raise error_for_code(code, message, error.get("data"), method) from exc
         except TimeoutError:
             raise
         except OSError as exc:
