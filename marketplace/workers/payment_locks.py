@@ -108,7 +108,12 @@ class PaymentLocks:
                 self.engine = database.engine
 
     def _close_backends(self) -> None:
-        self._drop_connection()
+        if self._conn is not None:  # no lock is held on it: back to the pool
+            try:
+                self._conn.close()
+            except Exception:
+                pass
+            self._conn = None
         if self._fd is not None:
             os.close(self._fd)  # drops every record lock of this process on the file: none is held
             self._fd = None

@@ -15,6 +15,7 @@ import httpx
 
 from marketplace.db.engine import Database
 from tests.crash.support import AppProcess, wait_for
+from tests.databases import PostgresTemplate
 from tests.fixtures.devnode import DevNode
 from tests.ledger_helpers import make_user
 from tests.multiprocess.cluster import FAST_ENV, credited, credits_per_hash, issue_invoices, pay
@@ -41,7 +42,9 @@ def _holder(app: AppProcess) -> int | None:
 
 
 def test_serve_with_three_workers_keeps_one_listener_through_kills(
-        tmp_path: Path, db_url: str, devnode: DevNode) -> None:
+        tmp_path: Path, postgres_template: PostgresTemplate, devnode: DevNode) -> None:
+    # PostgreSQL only (the production case); SQLite's multi-process case is in test_failover.py.
+    db_url = postgres_template.new_url()
     database = Database(db_url)
     settings = _settings(tmp_path, db_url)
     users = [database.run(make_user)[0] for _ in range(3)]
@@ -71,3 +74,4 @@ def test_serve_with_three_workers_keeps_one_listener_through_kills(
         time.sleep(0.2)
     assert set(credits_per_hash(database).values()) == {1} and len(credits_per_hash(database)) == len(made)
     database.dispose()
+    postgres_template.drop(db_url)
