@@ -21,7 +21,6 @@ from marketplace.db import loans as loan_rows
 from marketplace.db import migrate
 from marketplace.db.engine import Database
 from marketplace.db.tables import installments, loans, users
-from marketplace.domain.loans.allocation import outstanding_msat
 from marketplace.domain.loans.schedules import Frequency, Method
 from marketplace.domain.loans.terms import LoanTerms
 from marketplace.services import deposits
@@ -177,7 +176,9 @@ def _move_into_past(conn: Connection, loan_id: int, days: int) -> None:
     shift = timedelta(days=days)
     loan = loan_rows.get_loan(conn, loan_id)
     assert loan.start_date is not None
-    conn.execute(update(loans).where(loans.c.id == loan_id).values(start_date=loan.start_date - shift))
+    assert loan.accrued_on is not None
+    conn.execute(update(loans).where(loans.c.id == loan_id).values(start_date=loan.start_date - shift,
+                                                                   accrued_on=loan.accrued_on - shift))
     for row in conn.execute(select(installments.c.id, installments.c.due_date)
                             .where(installments.c.loan_id == loan_id)).all():
         conn.execute(update(installments).where(installments.c.id == row.id).values(due_date=row.due_date - shift))
@@ -186,12 +187,12 @@ def _move_into_past(conn: Connection, loan_id: int, days: int) -> None:
 async def _repay(database: Database, port: ClnAdapter, wallet: ClnAdapter, settings: Settings, borrower_id: int,
                  loan_id: int, plan: Plan, listener: PaymentListener) -> None:
     for number in range(plan.paid):
-        states = database.read(lambda c: loan_service.loan_states(c, loan_id))
+        state = database.read(lambda c: loan_rows.loan_state(c, loan_rows.get_loan(c, loan_id)))
         today = datetime.now(timezone.utc).date()
         last = plan.state == "repaid" and number == plan.paid - 1
-        amount = outstanding_msat(states, today) if last else None
+        amount = state.payoff_msat(today) if last else None
         if plan.state == "late":  # one installment's worth: the later ones stay overdue
-            amount = states[number].principal_msat + states[number].interest_msat
+            amount = state.installments[number].due_msat
         invoice = await loan_service.repayment_invoice(database, port, settings, borrower_id, loan_id, amount)
         assert invoice.bolt11 is not None
         await wallet.pay(invoice.bolt11, None, 100_000, 30)

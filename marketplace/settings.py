@@ -70,7 +70,10 @@ class Settings:
     loan_growth_bps: int = 5_000
     note_min_sat: int = 1_000
     funding_days: int = 14
-    service_fee_bps: int = 100
+    # A funded request not disbursed within this many days lapses; the pledges go back.
+    disbursement_days: int = 7
+    # The platform's share of the lenders' income (interest and late fees), in basis points: 10 %.
+    service_fee_bps: int = 1000
     grace_days: int = 15
     default_after_days: int = 60
     write_off_after_days: int = 120
@@ -140,6 +143,7 @@ _INT_FIELDS = {
     "LOAN_GROWTH_BPS": "loan_growth_bps",
     "NOTE_MIN_SAT": "note_min_sat",
     "FUNDING_DAYS": "funding_days",
+    "DISBURSEMENT_DAYS": "disbursement_days",
     "SERVICE_FEE_BPS": "service_fee_bps",
     "GRACE_DAYS": "grace_days",
     "DEFAULT_AFTER_DAYS": "default_after_days",

@@ -20,16 +20,11 @@ from marketplace.db.bulk import insert_rows
 from marketplace.db.crediting import CreditPlan, PaidBatch
 from marketplace.db.invoices import InvoiceRow
 from marketplace.db.ledger import PostedEntry
-from marketplace.db.loans import LOAN_COLUMNS, installment_states, loan_from, note_states, save_installments
+from marketplace.db.loans import LOAN_COLUMNS, LoanRow, loan_from, loan_states, note_weights, save_installments
 from marketplace.db.tables import loans, note_shares, notes, repayments
 from marketplace.domain.journal import AccountKind, EntryDraft, LineDraft
-from marketplace.domain.loans.allocation import (
-    Allocation,
-    InstallmentState,
-    NoteState,
-    allocate,
-    apply_allocation,
-)
+from marketplace.domain.loans.allocation import InstallmentState, LoanState, Payment, apply_payment
+from marketplace.domain.loans.sharing import service_fee_msat, share_out
 
 # Loans that can still take money; anything else is refunded to the borrower in full.
 RECEIVING = ("active", "written_off")
@@ -37,18 +32,37 @@ RECEIVING = ("active", "written_off")
 
 @dataclass
 class LoanWork:
-    """One loan's state while a batch is being allocated."""
+    """One loan while a batch is being allocated: its state and the lenders' totals move payment by payment."""
 
-    status: str
-    service_fee_bps: int
-    installments_before: list[InstallmentState]
-    installments: list[InstallmentState]
-    notes: list[NoteState]
-    lender_of: dict[int, int]
-    cash: dict[int, int] = field(default_factory=dict)
-    principal: dict[int, int] = field(default_factory=dict)
-    income: dict[int, int] = field(default_factory=dict)
-    repaid: bool = False
+    loan: LoanRow
+    state: LoanState
+    installments_before: tuple[InstallmentState, ...]
+    note_ids: list[int]
+    weights: list[int]
+    lenders: list[int]
+    cash_total: int
+    principal_total: int
+    income_total: int
+    cash: list[int] = field(default_factory=list)
+    principal: list[int] = field(default_factory=list)
+    touched: bool = False
+
+    def __post_init__(self) -> None:
+        self.cash = [0] * len(self.note_ids)
+        self.principal = [0] * len(self.note_ids)
+
+    @property
+    def receiving(self) -> bool:
+        return self.loan.status in RECEIVING and not self.state.is_repaid and bool(self.note_ids)
+
+
+@dataclass(frozen=True)
+class Applied:
+    payment: Payment
+    service_fee_msat: int
+    cash: tuple[int, ...]
+    principal: tuple[int, ...]
+    held_change_msat: int
 
 
 def _paid_on(paid: InvoiceUpdate) -> date:
@@ -56,25 +70,46 @@ def _paid_on(paid: InvoiceUpdate) -> date:
     return moment.date()
 
 
+def _apply(work: LoanWork, received: int, on: date) -> Applied:
+    payment = apply_payment(work.state, received, on)
+    fee = service_fee_msat(work.income_total, payment.income_msat, work.loan.service_fee_bps)
+    lenders = payment.applied_msat - fee
+    shares = share_out(work.weights, work.cash_total, work.cash_total + lenders, work.principal_total,
+                       work.principal_total + payment.principal_msat, closing=payment.fully_repaid,
+                       rotation=work.loan.id)
+    work.state = payment.state
+    work.cash_total += lenders
+    work.principal_total += payment.principal_msat
+    work.income_total += payment.income_msat
+    work.touched = True
+    for index, (c, p) in enumerate(zip(shares.cash_msat, shares.principal_msat)):
+        work.cash[index] += c
+        work.principal[index] += p
+    return Applied(payment, fee, shares.cash_msat, shares.principal_msat, shares.held_change_msat)
+
+
 def credit_repayments(conn: Connection, batch: PaidBatch) -> CreditPlan:
     loan_ids = sorted({row.loan_id for row, _ in batch if row.loan_id is not None})
-    loan_rows = {r.id: r for r in (loan_from(x) for x in conn.execute(
-        select(*LOAN_COLUMNS).where(loans.c.id.in_(loan_ids)).with_for_update()))}
-    states = installment_states(conn, loan_ids)
-    note_map = note_states(conn, loan_ids)
+    loan_rows = [loan_from(x) for x in conn.execute(
+        select(*LOAN_COLUMNS).where(loans.c.id.in_(loan_ids)).with_for_update())]
+    states = loan_states(conn, loan_rows)
+    weights = note_weights(conn, loan_ids)
     work: dict[int, LoanWork] = {}
-    for loan_id, loan in loan_rows.items():
-        pairs = note_map[loan_id]
-        work[loan_id] = LoanWork(loan.status, loan.service_fee_bps, list(states[loan_id]), list(states[loan_id]),
-                                 [state for state, _ in pairs], {state.note_id: lender for state, lender in pairs})
+    for loan in loan_rows:
+        if loan.id not in states:
+            continue
+        held = weights[loan.id]
+        work[loan.id] = LoanWork(loan, states[loan.id], states[loan.id].installments, [n for n, _, _ in held],
+                                 [w for _, w, _ in held], [lender for _, _, lender in held], loan.shared_cash_msat,
+                                 loan.shared_principal_msat, loan.shared_income_msat)
 
     node = ledger.account_id(conn, "system:node_asset")
     fees = ledger.account_id(conn, "system:operator_fees")
-    lender_ids = {lender for w in work.values() for lender in w.lender_of.values()}
+    lender_ids = {lender for w in work.values() for lender in w.lenders}
     available = ledger.user_account_ids(conn, lender_ids | {row.user_id for row, _ in batch},
                                         AccountKind.USER_AVAILABLE)
 
-    recorded: list[tuple[InvoiceRow, InvoiceUpdate, Allocation | None, int]] = []
+    recorded: list[tuple[InvoiceRow, InvoiceUpdate, Applied | None, int]] = []
     # One journal entry per loan per batch: lines aggregated per account, so a
     # backlog of repayments writes one line per lender, not one per share.
     # Each payment's own split stays in note_shares, unique on (payment, note).
@@ -83,33 +118,26 @@ def credit_repayments(conn: Connection, batch: PaidBatch) -> CreditPlan:
     for row, paid in batch:
         received = paid.amount_received_msat or row.amount_msat
         loan_work = work.get(row.loan_id) if row.loan_id is not None else None
-        allocation: Allocation | None = None
-        if loan_work is not None and loan_work.status in RECEIVING and not loan_work.repaid:
-            allocation = allocate(received, loan_work.installments, loan_work.notes, loan_work.service_fee_bps,
-                                  _paid_on(paid))
-            loan_work.installments, loan_work.notes = apply_allocation(
-                loan_work.installments, loan_work.notes, allocation)
-            loan_work.repaid = allocation.fully_repaid
-            cash, principal, income = loan_work.cash, loan_work.principal, loan_work.income
-            for share in allocation.shares:
-                cash[share.note_id] = cash.get(share.note_id, 0) + share.cash_msat
-                principal[share.note_id] = principal.get(share.note_id, 0) + share.principal_msat
-                income[share.note_id] = income.get(share.note_id, 0) + share.income_msat
+        applied: Applied | None = None
+        if loan_work is not None and loan_work.receiving:
+            applied = _apply(loan_work, received, _paid_on(paid))
         lines = totals.setdefault(row.loan_id, {})
         hashes.setdefault(row.loan_id, []).append(paid.payment_hash)
         lines[node] = lines.get(node, 0) + received
-        refund = received if allocation is None else allocation.refund_msat
+        refund = received if applied is None else applied.payment.refund_msat
         if refund:
             acct = available[row.user_id]
             lines[acct] = lines.get(acct, 0) - refund
-        if allocation is not None and loan_work is not None:
-            if allocation.service_fee_msat:
-                lines[fees] = lines.get(fees, 0) - allocation.service_fee_msat
-            lender_of = loan_work.lender_of
-            for share in allocation.shares:
-                acct = available[lender_of[share.note_id]]
-                lines[acct] = lines.get(acct, 0) - share.cash_msat
-        recorded.append((row, paid, allocation, received))
+        if applied is not None and loan_work is not None:
+            if applied.service_fee_msat:
+                lines[fees] = lines.get(fees, 0) - applied.service_fee_msat
+            if applied.held_change_msat:
+                escrow = loan_work.loan.escrow_account_id
+                lines[escrow] = lines.get(escrow, 0) - applied.held_change_msat
+            for lender, cash in zip(loan_work.lenders, applied.cash):
+                acct = available[lender]
+                lines[acct] = lines.get(acct, 0) - cash
+        recorded.append((row, paid, applied, received))
 
     order = list(totals)
     drafts = [
@@ -127,42 +155,43 @@ def credit_repayments(conn: Connection, batch: PaidBatch) -> CreditPlan:
         now = datetime.now(timezone.utc)
         repayment_rows: list[dict[str, object]] = []
         share_rows: list[tuple[object, ...]] = []
-        for (row, paid, allocation, received), index in zip(recorded, entry_of):
-            entry = posted[index]
+        for (row, paid, applied, received), index in zip(recorded, entry_of):
+            payment = applied.payment if applied else None
             repayment_rows.append({
                 "loan_id": row.loan_id, "payment_hash": paid.payment_hash, "received_msat": received,
-                "applied_msat": allocation.applied_msat if allocation else 0,
-                "refund_msat": allocation.refund_msat if allocation else received,
-                "service_fee_msat": allocation.service_fee_msat if allocation else 0,
-                "late_fee_msat": allocation.late_fee_msat if allocation else 0,
-                "interest_msat": allocation.interest_msat if allocation else 0,
-                "principal_msat": allocation.principal_msat if allocation else 0,
-                "entry_id": entry.id, "received_at": now,
+                "applied_msat": payment.applied_msat if payment else 0,
+                "refund_msat": payment.refund_msat if payment else received,
+                "service_fee_msat": applied.service_fee_msat if applied else 0,
+                "late_fee_msat": payment.late_fee_msat if payment else 0,
+                "interest_msat": payment.interest_msat if payment else 0,
+                "principal_msat": payment.principal_msat if payment else 0,
+                "entry_id": posted[index].id, "received_at": now,
             })
-            if allocation is not None:
+            if applied is not None and row.loan_id is not None:
+                note_ids = work[row.loan_id].note_ids
                 share_rows.extend(
-                    (paid.payment_hash, s.note_id, s.cash_msat, s.principal_msat, s.income_msat)
-                    for s in allocation.shares)
+                    (paid.payment_hash, note_id, cash, principal, cash - principal)
+                    for note_id, cash, principal in zip(note_ids, applied.cash, applied.principal))
         conn.execute(insert(repayments), repayment_rows)
         insert_rows(conn, note_shares, ("payment_hash", "note_id", "cash_msat", "principal_msat", "income_msat"),
                     share_rows)
         note_updates = []
         for loan_id, loan_work in work.items():
-            save_installments(conn, loan_id, loan_work.installments_before, loan_work.installments)
-            written_off = loan_work.status == "written_off"
-            for state in loan_work.notes:
-                if state.note_id not in loan_work.cash:
-                    continue
+            if not loan_work.touched:
+                continue
+            _save_loan(conn, loan_work, now)
+            written_off = loan_work.loan.status == "written_off"
+            repaid = loan_work.state.is_repaid
+            weight_sum = sum(loan_work.weights)
+            for index, note_id in enumerate(loan_work.note_ids):
+                weight = loan_work.weights[index]
+                left = weight - loan_work.principal_total * weight // weight_sum
                 note_updates.append({
-                    "n_id": state.note_id, "left": state.principal_outstanding_msat,
-                    "dp": loan_work.principal[state.note_id], "di": loan_work.income[state.note_id],
-                    "dr": loan_work.cash[state.note_id],
-                    "loss": state.principal_outstanding_msat if written_off else 0,
-                    "st": "repaid" if loan_work.repaid else ("written_off" if written_off else "active"),
+                    "n_id": note_id, "left": left, "dp": loan_work.principal[index],
+                    "di": loan_work.cash[index] - loan_work.principal[index], "dr": loan_work.cash[index],
+                    "loss": left if written_off else 0,
+                    "st": "repaid" if repaid else ("written_off" if written_off else "active"),
                 })
-            if loan_work.repaid:
-                conn.execute(update(loans).where(loans.c.id == loan_id).values(
-                    status="repaid", delinquency="current", closed_on=now.date()))
         if note_updates:
             conn.execute(
                 update(notes).where(notes.c.id == bindparam("n_id")).values(
@@ -175,6 +204,21 @@ def credit_repayments(conn: Connection, batch: PaidBatch) -> CreditPlan:
             )
 
     return CreditPlan(drafts, finish, entry_of)
+
+
+def _save_loan(conn: Connection, work: LoanWork, now: datetime) -> None:
+    state = work.state
+    save_installments(conn, work.loan.id, work.installments_before, state.installments)
+    values: dict[str, object] = {
+        "principal_outstanding_msat": state.balance.principal_msat,
+        "interest_accrued_msat": state.balance.interest_msat, "accrued_on": state.balance.accrued_on,
+        "installment_msat": state.level_msat,
+        "shared_cash_msat": work.cash_total, "shared_principal_msat": work.principal_total,
+        "shared_income_msat": work.income_total,
+    }
+    if state.is_repaid:
+        values.update(status="repaid", delinquency="current", closed_on=now.date())
+    conn.execute(update(loans).where(loans.c.id == work.loan.id).values(**values))
 
 
 def shares_of(conn: Connection, payment_hashes: Sequence[str]) -> int:

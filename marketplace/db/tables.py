@@ -213,7 +213,25 @@ loans = Table(
     Column("closed_on", Date, nullable=True),
     # The worst lateness seen: a loan repaid within grace counts as repaid on time.
     Column("max_days_past_due", Integer, nullable=False, server_default="0"),
-    CheckConstraint("status IN ('funding', 'funded', 'active', 'repaid', 'expired', 'written_off')", name="status"),
+    # What a prepayment does: shorten the loan or lower the installments (schedules.Prepayment).
+    Column("prepayment", String(20), nullable=False, server_default="reduce_term"),
+    # The effective annual rate with compounding (EU APRC), beside the actuarial APR.
+    Column("aprc_bps", Integer, nullable=False, server_default="0"),
+    # A funded request must be disbursed by then, or it lapses and the pledges go back.
+    Column("disburse_by", DateTime(timezone=True), nullable=True),
+    # The borrower's balance: principal owed and interest accrued (unpaid) up to accrued_on.
+    Column("principal_outstanding_msat", BigInteger, nullable=False, server_default="0"),
+    Column("interest_accrued_msat", BigInteger, nullable=False, server_default="0"),
+    Column("accrued_on", Date, nullable=True),
+    # The annuity installment when a prepayment lowered it (borrower's choice); NULL: the contract's.
+    Column("installment_msat", BigInteger, nullable=True),
+    # What the lenders have received so far (cash, principal, income before the fee), counted since
+    # the notes' share weights were set: each note's part is these times its weight, rounded down.
+    Column("shared_cash_msat", BigInteger, nullable=False, server_default="0"),
+    Column("shared_principal_msat", BigInteger, nullable=False, server_default="0"),
+    Column("shared_income_msat", BigInteger, nullable=False, server_default="0"),
+    CheckConstraint("status IN ('funding', 'funded', 'active', 'repaid', 'expired', 'lapsed', 'written_off')",
+                    name="status"),
     CheckConstraint("delinquency IN ('current', 'grace', 'late', 'defaulted')", name="delinquency"),
     CheckConstraint("amount_msat > 0 AND funded_msat >= 0 AND funded_msat <= amount_msat", name="funding"),
     Index("ix_loans_status", "status"),
@@ -233,6 +251,9 @@ notes = Table(
     Column("loss_msat", BigInteger, nullable=False, server_default="0"),
     Column("status", String(12), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # The note's weight in every share-out: its principal (for loans running before the fair-share
+    # rules, its principal outstanding when they came in).
+    Column("share_weight_msat", BigInteger, nullable=False, server_default="0"),
     CheckConstraint("status IN ('pledged', 'released', 'active', 'repaid', 'written_off')", name="status"),
     CheckConstraint("amount_msat > 0 AND principal_outstanding_msat >= 0", name="amounts"),
 )
@@ -250,7 +271,6 @@ installments = Table(
     Column("principal_paid_msat", BigInteger, nullable=False, server_default="0"),
     Column("interest_paid_msat", BigInteger, nullable=False, server_default="0"),
     Column("late_fee_paid_msat", BigInteger, nullable=False, server_default="0"),
-    Column("interest_waived", Boolean, nullable=False, server_default="0"),
     Index("ix_installments_loan_number", "loan_id", "number", unique=True),
 )
 
@@ -315,4 +335,14 @@ outbox = Table(
     Column("error", Text, nullable=False, server_default=""),
     CheckConstraint("status IN ('pending', 'sent', 'failed')", name="status"),
     Index("ix_outbox_status", "status"),
+)
+
+# When each scheduled job last ran, and for which day: the aging job refuses to run for a day
+# in the future or before its last run.
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("last_as_of", Date, nullable=False),
+    Column("ran_at", DateTime(timezone=True), nullable=False),
 )

@@ -383,7 +383,8 @@ def test_a_borrower_asks_for_a_loan_and_everyone_reads_it_but_only_the_borrower_
     assert loan["story"] == STORY and loan["borrower_name"] == "Bea"
     assert len(detail["schedule"]["installments"]) == 4 and detail["schedule"]["scheduled"] is False
     assert detail["borrower_view"] == {"next_due": None, "payoff_msat": 0, "principal_outstanding_msat": 0,
-                                       "days_past_due": 0, "disbursement": None}
+                                      "interest_accrued_msat": 0,
+                                      "days_past_due": 0, "disbursement": None}
     datetime.fromisoformat(loan["funding_deadline"])
     for name in ("lea", "bob", "ops"):
         seen = people.get(name, f"/loans/{loan['id']}")

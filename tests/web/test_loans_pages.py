@@ -91,8 +91,9 @@ def test_the_request_form_previews_the_full_price(clients: dict[str, TestClient]
     preview = bea.get("/loans/preview", params={"amount_sat": "20000", "rate": "18", "count": "12",
                                                 "frequency": "weekly", "method": "annuity"})
     assert preview.status_code == 200
-    assert "APR" in preview.text and "Total interest" in preview.text
-    assert "taken from the lenders' side, it does not change what you pay" in preview.text
+    assert "APR" in preview.text and "Total interest" in preview.text and "APRC" in preview.text
+    assert "19.68 %" in preview.text  # 18 % weekly, compounded: (1 + 0.18/52)^52 - 1
+    assert "of the lenders' interest, taken from their side: it does not change what you pay" in preview.text
     assert preview.text.count("<tr>") == 13  # header + 12 installments
     assert "<html" not in preview.text  # a fragment
     refused = bea.get("/loans/preview", params={"amount_sat": "20000", "rate": "99", "count": "12",
@@ -113,8 +114,12 @@ def test_a_borrower_requests_a_loan_and_everyone_can_read_its_page(clients: dict
         assert "20,000 sat" in text and "18 %" in text and "APR" in text
         assert "12 weekly installments" in text and "Equal installments" in text
         assert "<progress" in text and "Funding deadline" in text
-        assert "taken from the lenders' side, it does not change what the borrower pays" in text
+        assert "never of principal; it does not change what the borrower pays" in text
         assert "Overdue installments first" in text and "15 days" in text and "more than 60 days" in text
+        assert "Interest is charged only on the principal still owed" in text  # the rules, from the domain
+        assert "within 1 msat" not in text or "rounded down to the" in text
+        assert "exact share" in text or "pro-rata part" in text
+        assert "APRC" in text and "19.68 %" in text
         assert text.count("<tr>") >= 13
         assert ("Fund a note" in text) == (name == "lea")
         assert "@example.org" not in text

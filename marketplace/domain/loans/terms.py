@@ -7,7 +7,7 @@ from decimal import Decimal, InvalidOperation
 
 from marketplace.domain.errors import InvalidInput
 from marketplace.domain.loans.limits import BorrowerRecord
-from marketplace.domain.loans.schedules import Frequency, Method
+from marketplace.domain.loans.schedules import Frequency, Method, Prepayment
 from marketplace.domain.money import parse_sat
 
 PURPOSES = ("business", "education", "health", "housing", "farming", "transport", "family", "other")
@@ -22,6 +22,7 @@ class LoanTerms:
     count: int
     frequency: Frequency
     method: Method
+    prepayment: Prepayment = Prepayment.REDUCE_TERM
 
 
 def parse_rate_bps(text: str) -> int:
@@ -55,7 +56,12 @@ def parse_terms(form: Mapping[str, str]) -> LoanTerms:
         method = Method(form.get("method", Method.ANNUITY.value) or Method.ANNUITY.value)
     except ValueError:
         raise InvalidInput("Choose equal installments or equal principal.") from None
-    return LoanTerms(amount_msat, parse_rate_bps(form.get("rate", "")), int(count_text), frequency, method)
+    try:
+        prepayment = Prepayment(form.get("prepayment", "") or Prepayment.REDUCE_TERM.value)
+    except ValueError:
+        raise InvalidInput("Choose what paying early does: shorten the loan or lower the installments.") from None
+    return LoanTerms(amount_msat, parse_rate_bps(form.get("rate", "")), int(count_text), frequency, method,
+                     prepayment)
 
 
 def parse_story(purpose: str, story: str) -> tuple[str, str]:

@@ -30,7 +30,7 @@ from marketplace.db.tables import accounts, journal_entries, journal_lines
 from marketplace.domain.errors import BodyTooLarge, InvalidInput, NotFound, Refusal
 from marketplace.domain.journal import AccountKind, natural_delta
 from marketplace.domain.loans.limits import check_request
-from marketplace.domain.loans.schedules import Frequency, Method
+from marketplace.domain.loans.schedules import Frequency, Method, Prepayment
 from marketplace.domain.loans.terms import LoanTerms, parse_rate_bps
 from marketplace.domain.money import MSAT_PER_SAT
 from marketplace.domain.users import Role
@@ -67,7 +67,7 @@ class InvalidParameter(InvalidInput):
 _VALIDATORS = {name: Draft202012Validator(schema) for name, schema in (
     ("LoanRequest", openapi.LOAN_REQUEST_BODY), ("NoteRequest", openapi.NOTE_BODY),
     ("DepositRequest", openapi.DEPOSIT_BODY), ("RepaymentRequest", openapi.REPAYMENT_BODY),
-    ("WithdrawalRequest", openapi.WITHDRAWAL_BODY))}
+    ("WithdrawalRequest", openapi.WITHDRAWAL_BODY), ("DisbursementRequest", openapi.DISBURSEMENT_BODY))}
 
 
 # --- reading requests ---------------------------------------------------------------------------------------
@@ -98,6 +98,8 @@ def _describe(error: Any) -> str:
     where = ".".join(str(part) for part in error.absolute_path)
     if error.validator == "oneOf" and not where:
         return "Give exactly one of rate_percent or rate_bps."
+    if error.validator == "not" and not where:
+        return "Give amount_sat or amount_msat, not both."
     text = str(error.message)
     if len(text) > _MESSAGE_MAX:
         text = text[:_MESSAGE_MAX] + "…"
@@ -149,6 +151,12 @@ def _sat(body: Mapping[str, Any], name: str = "amount_sat") -> int | None:
     return None if value is None else int(value) * MSAT_PER_SAT
 
 
+def _amount(body: Mapping[str, Any]) -> int | None:
+    """amount_msat, or amount_sat in msat, or None (the schema refuses both at once)."""
+    value = body.get("amount_msat")
+    return int(value) if value is not None else _sat(body)
+
+
 # --- writing answers ----------------------------------------------------------------------------------------
 
 
@@ -175,10 +183,11 @@ def loan_summary(loan: LoanRow, now: datetime | None = None) -> dict[str, Any]:
         "purpose": loan.purpose, "amount_msat": loan.amount_msat, "amount_sat": loan.amount_msat // MSAT_PER_SAT,
         "funded_msat": loan.funded_msat, "remaining_msat": loan.remaining_msat,
         "funded_percent": max(0, min(100, loan.funded_msat * 100 // loan.amount_msat)) if loan.amount_msat else 0,
-        "annual_rate_bps": loan.annual_rate_bps, "apr_bps": loan.apr_bps, "service_fee_bps": loan.service_fee_bps,
-        "term_count": loan.term_count, "frequency": loan.frequency, "method": loan.method,
-        "funding_deadline": _iso(loan.funding_deadline),
+        "annual_rate_bps": loan.annual_rate_bps, "apr_bps": loan.apr_bps, "aprc_bps": loan.aprc_bps,
+        "service_fee_bps": loan.service_fee_bps, "term_count": loan.term_count, "frequency": loan.frequency,
+        "method": loan.method, "prepayment": loan.prepayment, "funding_deadline": _iso(loan.funding_deadline),
         "funding_open": loan.status == "funding" and aware(loan.funding_deadline) > moment,
+        "disburse_by": _iso(loan.disburse_by),
         "created_at": _iso(loan.created_at),
     }
 
@@ -220,7 +229,7 @@ def loan_detail(view: loan_views.LoanView, viewer_id: int) -> dict[str, Any]:
             "next_due": None if view.next_due is None else {"date": view.next_due[0].isoformat(),
                                                             "amount_msat": view.next_due[1]},
             "payoff_msat": view.payoff_msat, "principal_outstanding_msat": view.principal_outstanding_msat,
-            "days_past_due": view.days_past_due,
+            "interest_accrued_msat": view.interest_accrued_msat, "days_past_due": view.days_past_due,
             "disbursement": None if view.disbursement is None else payment_json(view.disbursement),
         }
     return {
@@ -307,7 +316,8 @@ def _terms(body: Mapping[str, Any]) -> LoanTerms:
     amount = _sat(body)
     assert amount is not None
     return LoanTerms(amount, rate_bps, int(body["count"]), Frequency(body["frequency"]),
-                     Method(body.get("method", Method.ANNUITY.value)))
+                     Method(body.get("method", Method.ANNUITY.value)),
+                     Prepayment(body.get("prepayment", Prepayment.REDUCE_TERM.value)))
 
 
 async def create_loan(request: Request) -> Response:
@@ -422,8 +432,21 @@ async def create_repayment(request: Request) -> Response:
     body = await read_body(request, "RepaymentRequest", optional=True)
     runtime = lightning_of(request)
     row = await loan_service.repayment_invoice(database_of(request), runtime.port, settings_of(request), user.id,
-                                               loan_id, _sat(body))
+                                               loan_id, _amount(body))
     return _json(invoice_json(row), 201)
+
+
+async def create_disbursement(request: Request) -> Response:
+    user = await api_user(request, Role.BORROWER)
+    loan_id = _id_param(request, "loan_id", "loan")
+    body = await read_body(request, "DisbursementRequest")
+    bolt11 = str(body["bolt11"]).strip()
+    if not bolt11:
+        raise InvalidBody("bolt11: paste a Lightning invoice (BOLT11) for exactly the loan amount.")
+    runtime = lightning_of(request)
+    row = await loan_service.disburse(database_of(request), runtime.port, runtime.facts, settings_of(request),
+                                      user.id, loan_id, bolt11)
+    return _json(payment_json(row))
 
 
 async def get_repayment(request: Request) -> Response:
@@ -493,6 +516,7 @@ _TABLE: tuple[tuple[str, str, Handler, str], ...] = (
     ("/deposits", "post", create_deposit, "api_create_deposit"),
     ("/deposits/{invoice_id}", "get", get_deposit, "api_deposit"),
     ("/loans/{loan_id}/repayments", "post", create_repayment, "api_create_repayment"),
+    ("/loans/{loan_id}/disbursement", "post", create_disbursement, "api_create_disbursement"),
     ("/loans/{loan_id}/repayments/{invoice_id}", "get", get_repayment, "api_repayment"),
     ("/withdrawals", "post", create_withdrawal, "api_create_withdrawal"),
 )

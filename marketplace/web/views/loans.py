@@ -21,7 +21,8 @@ from marketplace.db.outgoing import OutgoingRow
 from marketplace.domain.errors import InvalidInput, NotFound, Refusal
 from marketplace.domain.loans.allocation import __doc__ as ALLOCATION_RULES
 from marketplace.domain.loans.limits import check_request, max_count_for
-from marketplace.domain.loans.schedules import Frequency, Method
+from marketplace.domain.loans.schedules import Frequency, Method, Prepayment
+from marketplace.domain.loans.sharing import __doc__ as SHARING_RULES
 from marketplace.domain.loans.terms import PURPOSES, STORY_MAX, LoanTerms, parse_terms
 from marketplace.domain.money import MSAT_PER_SAT
 from marketplace.domain.users import Role
@@ -29,7 +30,7 @@ from marketplace.services import accounts, deposits, loan_views
 from marketplace.services import loans as loan_service
 from marketplace.services.lightning_calls import reading
 from marketplace.settings import Settings
-from marketplace.web.forms import optional_sat_amount, parse_form, sat_amount, text_field
+from marketplace.web.forms import optional_sat_msat_amount, parse_form, sat_amount, text_field
 from marketplace.web.lightning import lightning_of
 from marketplace.web.qr import invoice_qr_svg
 from marketplace.web.rendering import render
@@ -37,12 +38,16 @@ from marketplace.web.sessions import require_role
 from marketplace.web.state import database_of, settings_of
 
 BOLT11_FIELD_MAX = 4096
-TERM_FIELDS = ("amount_sat", "rate", "count", "frequency", "method")
+TERM_FIELDS = ("amount_sat", "rate", "count", "frequency", "method", "prepayment")
 REQUEST_FIELDS = (*TERM_FIELDS, "purpose", "story")
 _REQUEST_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 ANYONE = (Role.LENDER, Role.BORROWER, Role.OPERATOR)
 FREQUENCY_WORDS = {"daily": "days", "weekly": "weeks", "monthly": "months"}
 METHOD_WORDS = {Method.ANNUITY.value: "Equal installments", Method.EQUAL_PRINCIPAL.value: "Equal principal"}
+PREPAYMENT_WORDS = {
+    Prepayment.REDUCE_TERM.value: "Shorten the loan (the installments stay the same)",
+    Prepayment.REDUCE_INSTALLMENT.value: "Lower the installments (the end date stays the same)",
+}
 
 
 def _id_param(request: Request, name: str, what: str) -> int:
@@ -69,9 +74,10 @@ def allocation_steps(text: str) -> list[str]:
 
 def _rules(settings: Settings) -> dict[str, Any]:
     """What the loan pages show about allocation, fees and delinquency: the settings' own numbers."""
-    steps = allocation_steps(ALLOCATION_RULES or "")
     return {
-        "allocation_steps": steps,
+        "allocation_steps": allocation_steps(ALLOCATION_RULES or ""),
+        "sharing_steps": allocation_steps(SHARING_RULES or ""),
+        "disbursement_days": settings.disbursement_days,
         "service_fee_bps": settings.service_fee_bps,
         "grace_days": settings.grace_days,
         "default_after_days": settings.default_after_days,
@@ -91,7 +97,7 @@ def bps_percent(bps: int) -> str:
 
 def _common(settings: Settings) -> dict[str, Any]:
     return {"rules": _rules(settings), "pct": bps_percent, "frequency_words": FREQUENCY_WORDS,
-            "method_words": METHOD_WORDS, "msat_per_sat": MSAT_PER_SAT}
+            "method_words": METHOD_WORDS, "prepayment_words": PREPAYMENT_WORDS, "msat_per_sat": MSAT_PER_SAT}
 
 
 # --- borrower: a new request, with its live preview -------------------------------------------------------
@@ -145,7 +151,7 @@ async def _request_form(request: Request, borrower_id: int, echo: dict[str, str]
 async def new_request_page(request: Request) -> Response:
     user = await require_role(request, Role.BORROWER)
     defaults = {"amount_sat": "", "rate": "", "count": "", "frequency": "weekly", "method": "annuity",
-                "purpose": "", "story": ""}
+                "prepayment": "reduce_term", "purpose": "", "story": ""}
     return await _request_form(request, user.id, defaults)
 
 
@@ -258,7 +264,7 @@ async def repay(request: Request) -> Response:
     raw = ""
     try:
         raw = text_field(form, "amount_sat", length_max=32, label="amount").strip()
-        amount_msat = optional_sat_amount(raw)
+        amount_msat = optional_sat_msat_amount(raw)
         runtime = lightning_of(request)
         row = await loan_service.repayment_invoice(database_of(request), runtime.port, settings_of(request),
                                                    user.id, loan_id, amount_msat)
