@@ -46,7 +46,7 @@ async def pay_out(
     database: Database, port: LightningPort, facts: NodeFacts, settings: Settings, request: PayoutRequest,
     *, max_amount_sat: int = 10_000_000,
 ) -> OutgoingRow:
-    await reconcile_outgoing(database, port, settings, resubmit=False)
+    await reconcile_outgoing(database, port, settings)  # look only: never pays
     info = await facts.get(fresh=True)  # a node that is down: 503 before anything is held
     try:
         payable = check_payable(request.bolt11, node_network=info.network, own_node_id=info.id,

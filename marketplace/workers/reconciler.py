@@ -41,10 +41,12 @@ log = logging.getLogger("microlend.reconciler")
 
 
 async def reconcile_outgoing(database: Database, port: LightningPort, settings: Settings,
-                             only_id: int | None = None, *, resubmit: bool = True) -> int:
-    """Settle, release or resubmit every open payment no live caller holds; the count resolved.
+                             only_id: int | None = None, *, resubmit: bool = False) -> int:
+    """Settle or release (and with `resubmit`, hand again to the node) every open payment no live caller
+    holds; the count resolved.
 
-    `resubmit=False` only looks (what a new withdrawal does first: cheap, never pays).
+    Only the background reconciler resubmits (marketplace/workers/supervisor.py); the look-only pass a
+    new withdrawal or disbursement makes first is cheap and never pays.
     """
     if only_id is not None:
         rows = await reading(database, lambda c: [outgoing.get(c, only_id)])

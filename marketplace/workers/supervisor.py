@@ -90,7 +90,8 @@ def _workers(w: WorkerSet) -> list[Callable[[], Coroutine[Any, Any, None]]]:
 
     async def reconcile() -> None:
         async def one_pass() -> None:
-            w.reconciler_health.count("resolved", await reconcile_outgoing(w.database, w.port, settings))
+            resolved = await reconcile_outgoing(w.database, w.port, settings, resubmit=True)
+            w.reconciler_health.count("resolved", resolved)
 
         await _every(settings.reconcile_every_s, w.reconciler_health, "reconciler", one_pass)
 

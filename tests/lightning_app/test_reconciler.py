@@ -25,6 +25,10 @@ from tests.fixtures.devnode import DevNode
 from tests.ledger_helpers import deposit_entry, make_user
 
 
+async def resubmitting(database: Database, port: object, settings: Settings) -> int:
+    return await reconcile_outgoing(database, port, settings, resubmit=True)  # type: ignore[arg-type]
+
+
 def _lender(database: Database, amount_msat: int) -> int:
     user_id, accounts = database.run(make_user)
     database.run(lambda c: ledger.post(c, [deposit_entry(c, accounts[AccountKind.USER_AVAILABLE], amount_msat)]))
@@ -48,18 +52,18 @@ def test_resubmitted_to_the_node_it_is_paid_once(settings: Settings, database: D
 
     locks = payment_locks(database)
     assert locks.try_claim(target.payment_hash)  # a live caller is paying it: left alone
-    assert anyio.run(reconcile_outgoing, database, port, fast) == 0
+    assert anyio.run(resubmitting, database, port, fast) == 0
     assert database.read(lambda c: outgoing.get(c, payment_id)).status == "pending"
     locks.release(target.payment_hash)
 
-    assert anyio.run(reconcile_outgoing, database, port, fast) == 1
+    assert anyio.run(resubmitting, database, port, fast) == 1
     from marketplace.db.tables import outgoing_payments
 
     row = database.read(lambda c: c.execute(outgoing_payments.select().where(outgoing_payments.c.id == payment_id)).one())
     assert row.status == "succeeded" and row.payment_preimage is not None
     assert hashlib.sha256(bytes.fromhex(row.payment_preimage)).hexdigest() == target.payment_hash
     # Paid once: a second pass (and the node, asked directly) find it done; xpay answers 219.
-    assert anyio.run(reconcile_outgoing, database, port, fast) == 0
+    assert anyio.run(resubmitting, database, port, fast) == 0
     assert len(devnode.rpc("marketplace").call("listpays", {"payment_hash": target.payment_hash})["pays"]) == 1
     assert _balances(database, user_id)[AccountKind.USER_AVAILABLE] == 6_000_000
     assert database.read(verify_ledger).ok
@@ -79,14 +83,14 @@ def test_a_failed_resubmission_releases_only_once_nothing_can_still_be_running(
     port = devnode.adapter("marketplace")
 
     young = settings.replace(resubmit_after_s=0, pay_retry_for_s=60, pay_quiet_margin_s=60)
-    assert anyio.run(reconcile_outgoing, database, port, young) == 0
+    assert anyio.run(resubmitting, database, port, young) == 0
     row = database.read(lambda c: outgoing.get(c, payment_id))
     assert row.status == "unknown" and "could not find" in row.error.lower()
     assert _balances(database, user_id)[AccountKind.USER_PENDING_OUT] == 2_010_000  # still held
 
     quiet = settings.replace(resubmit_after_s=0, pay_retry_for_s=0, pay_quiet_margin_s=0)
     time.sleep(0.01)
-    assert anyio.run(reconcile_outgoing, database, port, quiet) == 1
+    assert anyio.run(resubmitting, database, port, quiet) == 1
     assert database.read(lambda c: outgoing.get(c, payment_id)).status == "failed"
     assert _balances(database, user_id)[AccountKind.USER_AVAILABLE] == 9_000_000
     assert database.read(verify_ledger).ok
@@ -98,6 +102,6 @@ def test_a_lookup_only_pass_never_pays(settings: Settings, database: Database, d
     payment_id = _hold(database, user_id, target.bolt11, target.payment_hash, 1_000_000)
     port = devnode.adapter("marketplace")
     fast = settings.replace(resubmit_after_s=0)
-    assert anyio.run(lambda: reconcile_outgoing(database, port, fast, resubmit=False)) == 0
+    assert anyio.run(reconcile_outgoing, database, port, fast) == 0  # the default pass only looks
     assert database.read(lambda c: outgoing.get(c, payment_id)).status == "unknown"
     assert devnode.rpc("marketplace").call("listpays", {"payment_hash": target.payment_hash})["pays"] == []
