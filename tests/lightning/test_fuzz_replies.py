@@ -60,7 +60,7 @@ def _paged(reply: Any) -> Any:
 
 
 RECORDED = [(t["method"], t["response"]) for t in transcripts() if "response" in t and t["method"] in PARSERS]
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _parsed_or_malformed(method: str, reply: Any) -> Any:
