@@ -80,6 +80,8 @@ class Settings:
     late_fee_bps: int = 200
     late_fee_flat_msat: int = 0
     aging_every_s: int = 3600
+    # How often the auto-invest engine looks at its queue (a run only when something asked for one).
+    autoinvest_every_s: int = 2
     # Invoices one user may ask for in a window (deposits and repayments together).
     invoice_limit_count: int = 30
     invoice_limit_window_s: int = 600
@@ -151,6 +153,7 @@ _INT_FIELDS = {
     "LATE_FEE_BPS": "late_fee_bps",
     "LATE_FEE_FLAT_MSAT": "late_fee_flat_msat",
     "AGING_EVERY_S": "aging_every_s",
+    "AUTOINVEST_EVERY_S": "autoinvest_every_s",
     "INVOICE_LIMIT_COUNT": "invoice_limit_count",
     "INVOICE_LIMIT_WINDOW_S": "invoice_limit_window_s",
 }

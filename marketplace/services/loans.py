@@ -8,6 +8,7 @@ from sqlalchemy import Connection, select
 
 from lightning.invoices import AmountMissing, InvalidInvoice, check_payable
 from lightning.port import LightningPort
+from marketplace.db import autoinvest as autoinvest_queue
 from marketplace.db import disbursements, ledger, loans
 from marketplace.db.engine import Database
 from marketplace.db.invoices import InvoiceRow
@@ -97,13 +98,15 @@ def request_loan(database: Database, settings: Settings, borrower_id: int, terms
                       limits_of(settings))
         graded = grade_request(conn, borrower_id, terms.amount_msat, terms.count, terms.frequency.value,
                                moment.date(), policy_of(settings))
-        return loans.insert_loan(
+        loan_id = loans.insert_loan(
             conn, borrower_id=borrower_id, amount_msat=terms.amount_msat, purpose=purpose, story=story,
             annual_rate_bps=terms.annual_rate_bps, term_count=terms.count, frequency=terms.frequency.value,
             method=terms.method.value, prepayment=terms.prepayment.value, apr_bps=shown.apr_bps,
             aprc_bps=shown.aprc_bps, service_fee_bps=settings.service_fee_bps, grade=graded.grade,
             pd_ppm=graded.pd_ppm,
             funding_deadline=moment + timedelta(days=settings.funding_days))
+        autoinvest_queue.enqueue(conn, "listed", loan_id=loan_id)
+        return loan_id
 
     return database.run(work)
 

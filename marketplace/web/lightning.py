@@ -25,6 +25,7 @@ class LightningRuntime:
     reconciler_health: WorkerHealth = field(default_factory=lambda: WorkerHealth("payment reconciler"))
     aging_health: WorkerHealth = field(default_factory=lambda: WorkerHealth("loan aging (daily job)"))
     notices_health: WorkerHealth = field(default_factory=lambda: WorkerHealth("reminders and notices"))
+    autoinvest_health: WorkerHealth = field(default_factory=lambda: WorkerHealth("auto-invest engine"))
 
 
 def build_runtime(settings: Settings, port: LightningPort | None = None,
@@ -50,7 +51,7 @@ def worker_extras(settings: Settings) -> list[LifespanExtra]:
         runtime = lightning_of_app(app)
         await run_workers_when_leader(WorkerSet(
             app.state.database, runtime.port, settings, runtime.listener_health, runtime.reconciler_health,
-            runtime.aging_health, runtime.notices_health))
+            runtime.aging_health, runtime.notices_health, runtime.autoinvest_health))
 
     return [background_task(work)]
 

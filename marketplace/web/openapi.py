@@ -87,6 +87,30 @@ REPAYMENT_BODY: Schema = {
     }, required=[], description="without an amount: the next amount due; give amount_sat or amount_msat, not both"),
     "not": {"required": ["amount_sat", "amount_msat"]},
 }
+_AUTOINVEST_FIELDS: dict[str, Schema] = {
+    "enabled": BOOL,
+    "budget_msat": {"type": "integer", "minimum": 0, "maximum": MSAT_MAX,
+                    "description": "the most auto-invest holds at once (reinvest) or puts in over time"},
+    "note_msat": {"type": "integer", "minimum": 1, "maximum": MSAT_MAX,
+                  "description": "the largest note it buys in one loan; a multiple of the marketplace's note"},
+    "max_per_loan_msat": {"type": "integer", "minimum": 1, "maximum": MSAT_MAX},
+    "max_per_loan_bps": {"type": "integer", "minimum": 1, "maximum": 10_000,
+                         "description": "of the account's value (available + reserved + outstanding)"},
+    "max_per_borrower_msat": {"type": "integer", "minimum": 1, "maximum": MSAT_MAX},
+    "grades": {"type": "array", "items": {"type": "string", "enum": ["A", "B", "C", "D", "E"]}, "minItems": 1,
+               "maxItems": 5, "uniqueItems": True},
+    "frequencies": {"type": "array", "items": {"type": "string", "enum": [f.value for f in Frequency]},
+                    "minItems": 1, "maxItems": 3, "uniqueItems": True},
+    "purposes": {"type": "array", "items": {"type": "string", "enum": list(PURPOSES)}, "minItems": 1,
+                 "maxItems": len(PURPOSES), "uniqueItems": True},
+    "max_term_days": {"type": "integer", "minimum": 1, "maximum": 5 * 366},
+    "min_rate_bps": {"type": "integer", "minimum": 0, "maximum": RATE_BPS_MAX},
+    "max_expected_loss_bps": {"type": "integer", "minimum": 0, "maximum": 10_000,
+                              "description": "expected loss (PD x 90 %) of what it buys, as a share of it"},
+    "reinvest": BOOL,
+}
+AUTOINVEST_BODY: Schema = _object(_AUTOINVEST_FIELDS, required=["enabled", "budget_msat"],
+                                  description="missing fields take their defaults")
 DISBURSEMENT_BODY: Schema = _object({
     "bolt11": {"type": "string", "minLength": 1, "maxLength": BOLT11_MAX,
                "description": "an invoice of the borrower's own wallet for exactly the loan amount"},
@@ -197,6 +221,9 @@ SCHEMAS: dict[str, Schema] = {
     "DepositRequest": DEPOSIT_BODY,
     "RepaymentRequest": REPAYMENT_BODY,
     "DisbursementRequest": DISBURSEMENT_BODY,
+    "AutoInvestRules": AUTOINVEST_BODY,
+    "AutoInvest": _object({"rules": _nullable(_object(_AUTOINVEST_FIELDS)), "matching_requests": INT,
+                           "held_msat": MSAT, "available_msat": MSAT}),
     "WithdrawalRequest": WITHDRAWAL_BODY,
 }
 
@@ -336,6 +363,12 @@ def _paths() -> dict[str, dict[str, Schema]]:
                                (200, "The payment: succeeded, failed (nothing left the balance) or unknown "
                                      "(held until the node tells)", "Payment"),
                                (409, *_BODY, 503), roles="lender, borrower", body="WithdrawalRequest", tag="money"),
+        },
+        "/autoinvest": {
+            "get": _operation("The caller's auto-invest rules", (200, "Rules (null when never set) and what they "
+                              "match now", "AutoInvest"), (), roles="lender", tag="notes"),
+            "put": _operation("Set the auto-invest rules", (200, "The rules as stored", "AutoInvest"), _BODY,
+                              roles="lender", body="AutoInvestRules", tag="notes"),
         },
         "/openapi.json": {
             "get": {"summary": "This document", "operationId": "openapi", "security": [], "tags": ["meta"],

@@ -48,9 +48,11 @@ class WorkerSet:
     reconciler_health: WorkerHealth
     aging_health: WorkerHealth
     notices_health: WorkerHealth
+    autoinvest_health: WorkerHealth
 
     def healths(self) -> list[WorkerHealth]:
-        return [self.listener_health, self.reconciler_health, self.aging_health, self.notices_health]
+        return [self.listener_health, self.reconciler_health, self.aging_health, self.notices_health,
+                self.autoinvest_health]
 
 
 async def run_workers_when_leader(workers: WorkerSet) -> None:
@@ -65,7 +67,7 @@ async def run_workers_when_leader(workers: WorkerSet) -> None:
                 await anyio.sleep(poll_s)
                 continue
             log.warning("process %d holds the worker lock: running the payment listener, reconciler, "
-                        "aging job and reminder sender", os.getpid())
+                        "aging job, reminder sender and auto-invest engine", os.getpid())
             async with anyio.create_task_group() as group:
                 for work in _workers(workers):
                     group.start_soon(work)
@@ -115,7 +117,16 @@ def _workers(w: WorkerSet) -> list[Callable[[], Coroutine[Any, Any, None]]]:
 
         await _every(settings.aging_every_s, w.notices_health, "notices", one_pass)
 
-    return [listen, reconcile, age, notify]
+    async def autoinvest() -> None:
+        from marketplace.services.autoinvest import run_autoinvest
+
+        async def one_pass() -> None:
+            report = await anyio.to_thread.run_sync(run_autoinvest, w.database, settings)
+            w.autoinvest_health.count("notes_bought", report.bought)
+
+        await _every(settings.autoinvest_every_s, w.autoinvest_health, "auto-invest", one_pass)
+
+    return [listen, reconcile, age, notify, autoinvest]
 
 
 async def _every(interval_s: float, health: WorkerHealth, name: str, one_pass: Callable[[], Awaitable[None]]) -> None:

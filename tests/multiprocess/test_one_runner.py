@@ -18,12 +18,13 @@ from tests.fixtures.devnode import DevNode
 
 def _set(database: Database, devnode: DevNode, settings: Settings) -> WorkerSet:
     return WorkerSet(database, devnode.adapter("marketplace"), settings, WorkerHealth("listener"),
-                     WorkerHealth("reconciler"), WorkerHealth("aging"), WorkerHealth("notices"))
+                     WorkerHealth("reconciler"), WorkerHealth("aging"), WorkerHealth("notices"),
+                     WorkerHealth("auto-invest"))
 
 
 def _passes(workers: WorkerSet) -> list[int]:
     return [h.counters.get("passes", 0) for h in (workers.reconciler_health, workers.aging_health,
-                                                  workers.notices_health)]
+                                                  workers.notices_health, workers.autoinvest_health)]
 
 
 def test_only_the_lock_holder_runs_the_jobs_and_another_takes_over(
@@ -43,7 +44,7 @@ def test_only_the_lock_holder_runs_the_jobs_and_another_takes_over(
             await anyio.sleep(0.5)
             outer.start_soon(run_workers_when_leader, second)
             await anyio.sleep(1.5)
-            assert min(_passes(first)) >= 1 and _passes(second) == [0, 0, 0]
+            assert min(_passes(first)) >= 1 and _passes(second) == [0, 0, 0, 0]
             assert all(h.state == STANDBY for h in second.healths())
             assert first.listener_health.state != STANDBY
 
