@@ -233,6 +233,28 @@ def grade_of_pd(pd: npt.ArrayLike, edges: Sequence[float] = GRADE_PD_EDGES) -> n
     return np.asarray(GRADES)[np.searchsorted(np.asarray(edges), p, side="right")]
 
 
+def borrower_prior(
+    amount_msat: npt.ArrayLike,
+    reference_amount_msat: float = 100_000_000.0,
+    calibration: npt.ArrayLike = 1.0,
+) -> tuple[FloatArray, FloatArray]:
+    """The prior (alpha, beta) of a borrower asking for `amount_msat`, before their own record counts.
+
+    The pooled Lending Club rate (an unknown borrower is an average one) gives
+    the monthly miss rate; it is scaled by (amount / reference) **
+    AMOUNT_ELASTICITY (the reference defaults to the marketplace's first-loan
+    cap, 100,000 sat) and by `calibration` (the book's realised/predicted
+    ratio for the grade, 1 until the book has evidence).
+    """
+    amount = _as_float(amount_msat, "amount_msat")
+    factor = _as_float(calibration, "calibration")
+    if np.any(amount <= 0) or reference_amount_msat <= 0 or np.any(factor <= 0):
+        raise PortfolioInputError("Amount, reference and calibration must be positive.")
+    alpha0, beta0 = prior_for_rate(POOLED_BAD_RATE)
+    mean = alpha0 / (alpha0 + beta0) * (amount / reference_amount_msat) ** AMOUNT_ELASTICITY * factor
+    return beta_prior(np.clip(mean, 1e-9, 0.5))
+
+
 def first_request_pd(
     amount_msat: npt.ArrayLike,
     count: npt.ArrayLike,
@@ -242,20 +264,12 @@ def first_request_pd(
 ) -> FloatArray:
     """PD over the whole term of a first request, from the pooled prior and the request's terms.
 
-    The pooled Lending Club rate (an unknown borrower is an average one) gives
-    the monthly miss rate; it is scaled by (amount / reference) **
-    AMOUNT_ELASTICITY (the reference defaults to the marketplace's first-loan
-    cap, 100,000 sat) and by `calibration` (the book's realised/predicted
-    ratio, 1 until the book has evidence); the term in months follows from
-    count and frequency.
+    `borrower_prior` for the amount; the term in months follows from count and frequency.
     """
-    amount = _as_float(amount_msat, "amount_msat")
     n = _as_float(count, "count")
-    if np.any(amount <= 0) or np.any(n < 1) or reference_amount_msat <= 0 or calibration <= 0:
+    if np.any(n < 1):
         raise PortfolioInputError("Amount, installment count, reference and calibration must be positive.")
-    alpha0, beta0 = prior_for_rate(POOLED_BAD_RATE)
-    mean = alpha0 / (alpha0 + beta0) * (amount / reference_amount_msat) ** AMOUNT_ELASTICITY * calibration
-    alpha, beta = beta_prior(np.clip(mean, 1e-9, 0.5))
+    alpha, beta = borrower_prior(amount_msat, reference_amount_msat, calibration)
     return remaining_pd(alpha, beta, n * period_months(frequency))
 
 

@@ -53,6 +53,9 @@ class LoanRow:
     shared_cash_msat: int
     shared_principal_msat: int
     shared_income_msat: int
+    pd_ppm: int
+    origination_grade: str
+    origination_pd_ppm: int
 
     @property
     def remaining_msat(self) -> int:
@@ -111,12 +114,13 @@ def note_from(r: object) -> NoteRow:
 
 def insert_loan(conn: Connection, *, borrower_id: int, amount_msat: int, purpose: str, story: str,
                 annual_rate_bps: int, term_count: int, frequency: str, method: str, prepayment: str, apr_bps: int,
-                aprc_bps: int, service_fee_bps: int, grade: str, funding_deadline: datetime) -> int:
+                aprc_bps: int, service_fee_bps: int, grade: str, pd_ppm: int, funding_deadline: datetime) -> int:
     escrow = ledger.create_account(conn, f"escrow:{uuid.uuid4().hex}", AccountKind.LOAN_ESCROW)
     result = conn.execute(insert(loans).values(
         borrower_id=borrower_id, amount_msat=amount_msat, purpose=purpose, story=story,
         annual_rate_bps=annual_rate_bps, term_count=term_count, frequency=frequency, method=method,
         prepayment=prepayment, apr_bps=apr_bps, aprc_bps=aprc_bps, service_fee_bps=service_fee_bps, grade=grade,
+        pd_ppm=pd_ppm, origination_grade=grade, origination_pd_ppm=pd_ppm,
         status="funding", delinquency="current", funded_msat=0, escrow_account_id=escrow,
         funding_deadline=funding_deadline, created_at=datetime.now(timezone.utc),
     ))
@@ -200,13 +204,13 @@ def write_installments(conn: Connection, loan_id: int, rows: Sequence[Installmen
         {"loan_id": loan_id, "number": i.number, "due_date": i.due_date, "principal_msat": i.principal_msat,
          "interest_msat": i.interest_msat, "late_fee_msat": i.late_fee_msat,
          "principal_paid_msat": i.principal_paid_msat, "interest_paid_msat": i.interest_paid_msat,
-         "late_fee_paid_msat": i.late_fee_paid_msat}
+         "late_fee_paid_msat": i.late_fee_paid_msat, "settled_on": i.settled_on}
         for i in rows
     ])
 
 
 _INSTALLMENT_FIELDS = ("number", "due_date", "principal_msat", "interest_msat", "late_fee_msat",
-                       "principal_paid_msat", "interest_paid_msat", "late_fee_paid_msat")
+                       "principal_paid_msat", "interest_paid_msat", "late_fee_paid_msat", "settled_on")
 
 
 def installment_states(conn: Connection, loan_ids: Sequence[int]) -> dict[int, list[InstallmentState]]:
@@ -220,7 +224,7 @@ def installment_states(conn: Connection, loan_ids: Sequence[int]) -> dict[int, l
     for r in rows:
         result[int(r.loan_id)].append(InstallmentState(
             int(r.number), r.due_date, int(r.principal_msat), int(r.interest_msat), int(r.late_fee_msat),
-            int(r.principal_paid_msat), int(r.interest_paid_msat), int(r.late_fee_paid_msat)))
+            int(r.principal_paid_msat), int(r.interest_paid_msat), int(r.late_fee_paid_msat), r.settled_on))
     return result
 
 
@@ -259,7 +263,7 @@ def save_installments(conn: Connection, loan_id: int, before: Sequence[Installme
     new_numbers = {i.number for i in after}
     changed = [
         {"l_id": loan_id, "num": a.number, "p": a.principal_msat, "i": a.interest_msat, "lf": a.late_fee_msat,
-         "pp": a.principal_paid_msat, "ip": a.interest_paid_msat, "lfp": a.late_fee_paid_msat}
+         "pp": a.principal_paid_msat, "ip": a.interest_paid_msat, "lfp": a.late_fee_paid_msat, "so": a.settled_on}
         for a in after if old.get(a.number) != a
     ]
     if any(a.number not in old for a in after):
@@ -270,7 +274,7 @@ def save_installments(conn: Connection, loan_id: int, before: Sequence[Installme
             .where(installments.c.loan_id == bindparam("l_id"), installments.c.number == bindparam("num"))
             .values(principal_msat=bindparam("p"), interest_msat=bindparam("i"), late_fee_msat=bindparam("lf"),
                     principal_paid_msat=bindparam("pp"), interest_paid_msat=bindparam("ip"),
-                    late_fee_paid_msat=bindparam("lfp")),
+                    late_fee_paid_msat=bindparam("lfp"), settled_on=bindparam("so")),
             changed,
         )
     dropped = [number for number in old if number not in new_numbers]

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 
 from lightning.port import InvoiceUpdate
 from marketplace.db import ledger
+from marketplace.db.autoinvest import enqueue_for_lenders
 from marketplace.db.crediting import CreditPlan, PaidBatch
 from marketplace.db.invoices import InvoiceRow
 from marketplace.db.ledger import PostedEntry
@@ -184,6 +185,8 @@ def credit_repayments(conn: Connection, batch: PaidBatch) -> CreditPlan:
                                                            loan_work.principal.tolist()):
                 note_updates.append({"n_id": note_id, "left": remaining, "dp": principal, "di": cash - principal,
                                      "dr": cash, "loss": remaining if written_off else 0, "st": status})
+        enqueue_for_lenders(conn, "repayment", {lender for w in work.values() if w.touched for lender in w.lenders},
+                            reinvest_only=True)
         if note_updates:
             conn.execute(
                 update(notes).where(notes.c.id == bindparam("n_id")).values(

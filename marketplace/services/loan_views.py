@@ -22,6 +22,7 @@ from marketplace.domain.loans.allocation import InstallmentState, LoanState, ref
 from marketplace.domain.loans.delinquency import LoanRisk, par_bps, portfolio_at_risk
 from marketplace.domain.loans.limits import borrower_max_msat
 from marketplace.domain.loans.schedules import Schedule
+from marketplace.services.grading import expected_loss_msat
 from marketplace.services.loans import limits_of, schedule_of
 from marketplace.settings import Settings
 
@@ -93,6 +94,15 @@ class LoanView:
     disbursement: OutgoingRow | None  # the latest disbursement attempt
     funding_open: bool  # status funding and the deadline not passed
     disclosed: Schedule  # what paying on every due date costs (the schedule shown at the request)
+
+    @property
+    def exposure_msat(self) -> int:
+        """What the lenders stand to lose: principal outstanding once disbursed, else the amount asked."""
+        return self.principal_outstanding_msat if self.scheduled else self.loan.amount_msat
+
+    @property
+    def expected_loss_msat(self) -> int:
+        return expected_loss_msat(self.loan.pd_ppm, self.exposure_msat)
 
     @property
     def total_msat(self) -> int:

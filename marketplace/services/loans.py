@@ -8,6 +8,7 @@ from sqlalchemy import Connection, select
 
 from lightning.invoices import AmountMissing, InvalidInvoice, check_payable
 from lightning.port import LightningPort
+from marketplace.db import autoinvest as autoinvest_queue
 from marketplace.db import disbursements, ledger, loans
 from marketplace.db.engine import Database
 from marketplace.db.invoices import InvoiceRow
@@ -21,10 +22,11 @@ from marketplace.domain.loans.apr import schedule_apr_bps, schedule_aprc_bps, to
 from marketplace.domain.loans.delinquency import DelinquencyPolicy
 from marketplace.domain.loans.limits import LendingLimits, check_note, check_request
 from marketplace.domain.loans.schedules import Schedule, build_schedule, contract_schedule
-from marketplace.domain.loans.terms import LoanTerms, grade, parse_story
+from marketplace.domain.loans.terms import LoanTerms, parse_story
 from marketplace.domain.money import format_msat
 from marketplace.domain.payments import check_amount, fee_reserve_msat
 from marketplace.services.deposits import issue_invoice
+from marketplace.services.grading import PriceGuidance, grade_request, price_guidance
 from marketplace.services.lightning_calls import NodeFacts, in_transaction, reading
 from marketplace.services.withdrawals import send_held
 from marketplace.settings import Settings
@@ -71,6 +73,14 @@ def preview(settings: Settings, terms: LoanTerms, start: date | None = None) -> 
                    total_cost_msat(schedule), settings.service_fee_bps)
 
 
+def price_guidance_for(conn: Connection, settings: Settings, borrower_id: int, terms: LoanTerms) -> PriceGuidance:
+    """The grade, PD and expected loss this request would get now, and the rates its grade was funded at."""
+    now = datetime.now(timezone.utc)
+    graded = grade_request(conn, borrower_id, terms.amount_msat, terms.count, terms.frequency.value, now.date(),
+                           policy_of(settings))
+    return price_guidance(conn, graded.grade, graded.pd_ppm, terms.amount_msat, now)
+
+
 def schedule_of(loan: LoanRow) -> Schedule:
     """The loan's disclosed schedule (paid on every due date): from its start, else as if it started today."""
     return contract_schedule(loan.contract)
@@ -86,12 +96,17 @@ def request_loan(database: Database, settings: Settings, borrower_id: int, terms
         record = loans.borrower_record(conn, borrower_id, settings.grace_days)
         check_request(terms.amount_msat, terms.annual_rate_bps, terms.count, terms.frequency, record,
                       limits_of(settings))
-        return loans.insert_loan(
+        graded = grade_request(conn, borrower_id, terms.amount_msat, terms.count, terms.frequency.value,
+                               moment.date(), policy_of(settings))
+        loan_id = loans.insert_loan(
             conn, borrower_id=borrower_id, amount_msat=terms.amount_msat, purpose=purpose, story=story,
             annual_rate_bps=terms.annual_rate_bps, term_count=terms.count, frequency=terms.frequency.value,
             method=terms.method.value, prepayment=terms.prepayment.value, apr_bps=shown.apr_bps,
-            aprc_bps=shown.aprc_bps, service_fee_bps=settings.service_fee_bps, grade=grade(record),
+            aprc_bps=shown.aprc_bps, service_fee_bps=settings.service_fee_bps, grade=graded.grade,
+            pd_ppm=graded.pd_ppm,
             funding_deadline=moment + timedelta(days=settings.funding_days))
+        autoinvest_queue.enqueue(conn, "listed", loan_id=loan_id)
+        return loan_id
 
     return database.run(work)
 
@@ -233,7 +248,7 @@ async def disburse(database: Database, port: LightningPort, facts: NodeFacts, se
         raise NotFound("There is no such loan.")
     if loan.status != "funded":
         raise Conflict("This loan is not waiting for a disbursement.")
-    info = await facts.get()
+    info = await facts.get(fresh=True)  # a down node: 503 before anything is held
     try:
         payable = check_payable(bolt11, node_network=info.network, own_node_id=info.id)
     except AmountMissing:  # an invoice without an amount is paid exactly the principal
@@ -287,6 +302,7 @@ class AgingReport:
     expired_requests: int
     lapsed_requests: int = 0
     repaid: int = 0
+    regraded: int = 0
 
 
 def age_loans(database: Database, settings: Settings, as_of: date | None = None,
@@ -297,6 +313,7 @@ def age_loans(database: Database, settings: Settings, as_of: date | None = None,
     fees for days that have not happened — nor before the day of the last run.
     """
     from marketplace.services.aging import age_all, record_run
+    from marketplace.services.grading import regrade_open_loans
 
     current = today or utc_today()
     day = as_of or current
@@ -308,7 +325,8 @@ def age_loans(database: Database, settings: Settings, as_of: date | None = None,
     expired = expire_requests(database, moment)
     lapsed = lapse_undisbursed(database, moment)
     checked, changed, fees, written_off, repaid = database.run(lambda c: age_all(c, policy_of(settings), day))
-    return AgingReport(checked, changed, fees, written_off, expired, lapsed, repaid)
+    regraded = database.run(lambda c: regrade_open_loans(c, day, policy_of(settings)))
+    return AgingReport(checked, changed, fees, written_off, expired, lapsed, repaid, regraded)
 
 
 def repayments_of(conn: Connection, loan_id: int) -> list[dict[str, object]]:

@@ -87,6 +87,30 @@ REPAYMENT_BODY: Schema = {
     }, required=[], description="without an amount: the next amount due; give amount_sat or amount_msat, not both"),
     "not": {"required": ["amount_sat", "amount_msat"]},
 }
+_AUTOINVEST_FIELDS: dict[str, Schema] = {
+    "enabled": BOOL,
+    "budget_msat": {"type": "integer", "minimum": 0, "maximum": MSAT_MAX,
+                    "description": "the most auto-invest holds at once (reinvest) or puts in over time"},
+    "note_msat": {"type": "integer", "minimum": 1, "maximum": MSAT_MAX,
+                  "description": "the largest note it buys in one loan; a multiple of the marketplace's note"},
+    "max_per_loan_msat": {"type": "integer", "minimum": 1, "maximum": MSAT_MAX},
+    "max_per_loan_bps": {"type": "integer", "minimum": 1, "maximum": 10_000,
+                         "description": "of the account's value (available + reserved + outstanding)"},
+    "max_per_borrower_msat": {"type": "integer", "minimum": 1, "maximum": MSAT_MAX},
+    "grades": {"type": "array", "items": {"type": "string", "enum": ["A", "B", "C", "D", "E"]}, "minItems": 1,
+               "maxItems": 5, "uniqueItems": True},
+    "frequencies": {"type": "array", "items": {"type": "string", "enum": [f.value for f in Frequency]},
+                    "minItems": 1, "maxItems": 3, "uniqueItems": True},
+    "purposes": {"type": "array", "items": {"type": "string", "enum": list(PURPOSES)}, "minItems": 1,
+                 "maxItems": len(PURPOSES), "uniqueItems": True},
+    "max_term_days": {"type": "integer", "minimum": 1, "maximum": 5 * 366},
+    "min_rate_bps": {"type": "integer", "minimum": 0, "maximum": RATE_BPS_MAX},
+    "max_expected_loss_bps": {"type": "integer", "minimum": 0, "maximum": 10_000,
+                              "description": "expected loss (PD x 90 %) of what it buys, as a share of it"},
+    "reinvest": BOOL,
+}
+AUTOINVEST_BODY: Schema = _object(_AUTOINVEST_FIELDS, required=["enabled", "budget_msat"],
+                                  description="missing fields take their defaults")
 DISBURSEMENT_BODY: Schema = _object({
     "bolt11": {"type": "string", "minLength": 1, "maxLength": BOLT11_MAX,
                "description": "an invoice of the borrower's own wallet for exactly the loan amount"},
@@ -110,6 +134,8 @@ _LOAN_SUMMARY: Schema = _object({
     "prepayment": {"type": "string", "enum": [p.value for p in Prepayment]},
     "funding_deadline": DATETIME, "funding_open": BOOL,
     "disburse_by": {**_nullable(DATETIME), "description": "a funded request lapses if not disbursed by then"},
+    "pd_ppm": {**INT, "description": "probability of default over the remaining term, parts per million"},
+    "expected_loss_msat": {**MSAT, "description": "PD x exposure x 90 % loss given default"},
     "created_at": DATETIME,
 })
 _LOAN_EXTRA: dict[str, Schema] = {
@@ -170,6 +196,18 @@ SCHEMAS: dict[str, Schema] = {
     "NoteWithdrawn": _object({"note": _ref("Note")}),
     "PortfolioNote": _object({"note": _ref("Note"), "loan": _ref("LoanSummary")}),
     "Portfolio": _object({
+        "analytics": _object({
+            "realised_xirr": {**_nullable({"type": "number"}),
+                              "description": "yearly XIRR of the lending cash flows; null until defined"},
+            "expected_annual_return": {"type": "number", "description": "loss-adjusted, of current holdings"},
+            "exposure_msat": MSAT, "expected_loss_msat": MSAT, "var95_msat": MSAT, "es95_msat": MSAT,
+            "var99_msat": MSAT, "es99_msat": MSAT, "prob_any_loss_ppm": INT, "hhi_ppm": INT,
+            "effective_loans": {"type": "number"}, "largest_share_ppm": INT,
+            "by_grade": {"type": "object", "additionalProperties": MSAT},
+            "by_purpose": {"type": "object", "additionalProperties": MSAT},
+            "by_term": {"type": "object", "additionalProperties": MSAT},
+            "spread": {"type": "array", "items": _object({"notes": INT, "prob_losing_ppm": INT})},
+        }),
         "totals": _object({
             "available_msat": MSAT, "reserved_msat": MSAT, "pledged_msat": MSAT,
             "principal_outstanding_msat": MSAT, "income_msat": MSAT, "received_msat": MSAT, "losses_msat": MSAT,
@@ -195,6 +233,9 @@ SCHEMAS: dict[str, Schema] = {
     "DepositRequest": DEPOSIT_BODY,
     "RepaymentRequest": REPAYMENT_BODY,
     "DisbursementRequest": DISBURSEMENT_BODY,
+    "AutoInvestRules": AUTOINVEST_BODY,
+    "AutoInvest": _object({"rules": _nullable(_object(_AUTOINVEST_FIELDS)), "matching_requests": INT,
+                           "held_msat": MSAT, "available_msat": MSAT}),
     "WithdrawalRequest": WITHDRAWAL_BODY,
 }
 
@@ -334,6 +375,12 @@ def _paths() -> dict[str, dict[str, Schema]]:
                                (200, "The payment: succeeded, failed (nothing left the balance) or unknown "
                                      "(held until the node tells)", "Payment"),
                                (409, *_BODY, 503), roles="lender, borrower", body="WithdrawalRequest", tag="money"),
+        },
+        "/autoinvest": {
+            "get": _operation("The caller's auto-invest rules", (200, "Rules (null when never set) and what they "
+                              "match now", "AutoInvest"), (), roles="lender", tag="notes"),
+            "put": _operation("Set the auto-invest rules", (200, "The rules as stored", "AutoInvest"), _BODY,
+                              roles="lender", body="AutoInvestRules", tag="notes"),
         },
         "/openapi.json": {
             "get": {"summary": "This document", "operationId": "openapi", "security": [], "tags": ["meta"],

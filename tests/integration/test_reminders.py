@@ -29,7 +29,7 @@ def make_active_loan(database: Database, borrower_id: int, lender_ids: list[int]
         loan_id = loan_rows.insert_loan(
             conn, borrower_id=borrower_id, amount_msat=amount, purpose="business", story="A sewing machine.",
             annual_rate_bps=1800, term_count=len(due_dates), frequency="monthly", method="annuity",
-            prepayment="reduce_term", apr_bps=1900, aprc_bps=1956, service_fee_bps=1000, grade="B",
+            prepayment="reduce_term", apr_bps=1900, aprc_bps=1956, service_fee_bps=1000, grade="B", pd_ppm=20_000,
             funding_deadline=datetime.now(timezone.utc) + timedelta(days=14))
         loan_rows.set_loan(conn, loan_id, status=status, delinquency=delinquency, funded_msat=amount,
                            start_date=due_dates[0] - timedelta(days=30))

@@ -1,6 +1,8 @@
 """The loan pages through the real ASGI app: every page renders, and every bad input is refused and stores nothing."""
 from __future__ import annotations
 
+from portfolio.pd import first_request_grade
+
 import re
 import time
 from collections.abc import Iterator
@@ -110,7 +112,9 @@ def test_a_borrower_requests_a_loan_and_everyone_can_read_its_page(clients: dict
         page = clients[name].get(f"/loans/{loan_id}")
         assert page.status_code == 200, page.text
         text = page.text
-        assert "A second sewing machine" in text and "Bea" in text and "grade C" in text
+        expected = str(first_request_grade(20_000_000, 12, "weekly"))
+        assert "A second sewing machine" in text and "Bea" in text and f"grade {expected}" in text
+        assert "chance of default over the term left" in text and "expected loss" in text
         assert "20,000 sat" in text and "18 %" in text and "APR" in text
         assert "12 weekly installments" in text and "Equal installments" in text
         assert "<progress" in text and "Funding deadline" in text
@@ -334,7 +338,7 @@ def test_lists_portfolio_and_the_operator_report(clients: dict[str, TestClient],
     listing = clients["lea"].get("/loans")
     assert listing.status_code == 200
     assert f'href="/loans/{open_id}"' in listing.text and f'href="/loans/{late_id}"' not in listing.text
-    assert "20,000 sat" in listing.text and "18 %" in listing.text and "grade C" in listing.text
+    assert "20,000 sat" in listing.text and "18 %" in listing.text and f"grade {first_request_grade(20_000_000, 12, 'weekly')}" in listing.text
     assert clients["lea"].get("/loans?page=2").status_code == 200
     assert clients["lea"].get("/loans?page=x").status_code == 200
 

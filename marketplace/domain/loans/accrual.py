@@ -68,6 +68,8 @@ def interest_between(principal_msat: int, annual_rate_bps: int, periods_per_year
     if end <= begin or principal_msat <= 0 or annual_rate_bps <= 0:
         return 0
     per_year = BPS_PER_UNIT * periods_per_year
+    if begin.denominator == 1 and end.denominator == 1:  # due date to due date: whole periods, in integers
+        return principal_msat * annual_rate_bps * (end.numerator - begin.numerator) // per_year
     first_boundary = begin.__floor__() + 1
     if end <= first_boundary:
         head, whole, tail = end - begin, 0, Fraction(0)

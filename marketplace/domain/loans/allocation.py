@@ -32,7 +32,7 @@ from marketplace.domain.errors import InvalidInput
 from marketplace.domain.loans.schedules import Contract, OpenInstallment, contract_schedule, project
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InstallmentState:
     number: int
     due_date: date
@@ -42,6 +42,8 @@ class InstallmentState:
     principal_paid_msat: int
     interest_paid_msat: int
     late_fee_paid_msat: int
+    # The day the last msat of it was paid (None while it is open, or from before this was kept).
+    settled_on: date | None = None
 
     @property
     def principal_unpaid_msat(self) -> int:
@@ -194,17 +196,23 @@ def apply_payment(state: LoanState, received_msat: int, on: date) -> Payment:
     left = received_msat
     late_fee = interest = principal = 0
     rows = list(state.installments)
-    anything_due = any(not inst.is_paid and inst.due_date <= on for inst in rows)
-
+    anything_due = False
+    current: int | None = None
     for index, inst in enumerate(rows):
-        if inst.is_paid or inst.due_date > on:
+        if (inst.principal_msat - inst.principal_paid_msat + inst.interest_msat - inst.interest_paid_msat
+                + inst.late_fee_msat - inst.late_fee_paid_msat) == 0:
             continue
+        if inst.due_date > on:
+            if current is None:
+                current = index
+            continue
+        anything_due = True
         # Overdue: late fee, interest, principal.
-        fee = min(left, inst.late_fee_unpaid_msat)
+        fee = min(left, inst.late_fee_msat - inst.late_fee_paid_msat)
         left -= fee
-        i = min(left, inst.interest_unpaid_msat, interest_left)
+        i = min(left, inst.interest_msat - inst.interest_paid_msat, interest_left)
         left -= i
-        p = min(left, inst.principal_unpaid_msat, principal_left)
+        p = min(left, inst.principal_msat - inst.principal_paid_msat, principal_left)
         left -= p
         interest_left -= i
         principal_left -= p
@@ -212,12 +220,15 @@ def apply_payment(state: LoanState, received_msat: int, on: date) -> Payment:
         interest += i
         principal += p
         if fee or i or p:
-            rows[index] = replace(inst, late_fee_paid_msat=inst.late_fee_paid_msat + fee,
-                                  interest_paid_msat=inst.interest_paid_msat + i,
-                                  principal_paid_msat=inst.principal_paid_msat + p)
+            paid_p, paid_i, paid_fee = inst.principal_paid_msat + p, inst.interest_paid_msat + i, \
+                inst.late_fee_paid_msat + fee
+            done = (paid_p == inst.principal_msat and paid_i == inst.interest_msat
+                    and paid_fee == inst.late_fee_msat)
+            rows[index] = InstallmentState(inst.number, inst.due_date, inst.principal_msat, inst.interest_msat,
+                                           inst.late_fee_msat, paid_p, paid_i, paid_fee, on if done else None)
 
-    current = None if anything_due else next(
-        (k for k, inst in enumerate(rows) if not inst.is_paid and inst.due_date > on), None)
+    if anything_due:
+        current = None
     if current is not None and left:
         inst = rows[current]
         owed = inst.due_msat - inst.principal_paid_msat - inst.interest_paid_msat
@@ -233,7 +244,7 @@ def apply_payment(state: LoanState, received_msat: int, on: date) -> Payment:
         if credit == owed or interest_left + principal_left == 0:
             # Settled: its parts are now what was actually paid.
             rows[current] = replace(inst, interest_msat=paid_i, principal_msat=paid_p,
-                                    interest_paid_msat=paid_i, principal_paid_msat=paid_p)
+                                    interest_paid_msat=paid_i, principal_paid_msat=paid_p, settled_on=on)
         else:
             # Part-paid: the total stays (passed on below); the split is recomputed.
             rows[current] = replace(inst, interest_msat=paid_i, principal_msat=inst.due_msat - paid_i,
@@ -268,21 +279,26 @@ def reproject(contract: Contract, balance: Balance, installments: Sequence[Insta
     date, on the last installment. The balance itself is not changed.
     """
     as_of = max(as_of, balance.accrued_on)
-    fixed = dict(fixed_totals or {})
+    fixed = fixed_totals or {}
     kept: list[InstallmentState] = []
     slots: list[OpenInstallment] = []
+    open_rows: list[InstallmentState] = []
     overdue_principal = overdue_interest = 0
     for inst in installments:
-        if inst.is_paid or inst.due_date <= as_of:
+        principal_unpaid = inst.principal_msat - inst.principal_paid_msat
+        interest_unpaid = inst.interest_msat - inst.interest_paid_msat
+        settled = principal_unpaid + interest_unpaid + inst.late_fee_msat - inst.late_fee_paid_msat == 0
+        if settled or inst.due_date <= as_of:
             kept.append(inst)
-            if not inst.is_paid:
-                overdue_principal += inst.principal_unpaid_msat
-                overdue_interest += inst.interest_unpaid_msat
+            if not settled:
+                overdue_principal += principal_unpaid
+                overdue_interest += interest_unpaid
             continue
         paid = inst.principal_paid_msat + inst.interest_paid_msat
-        total = fixed.get(inst.number, inst.due_msat if paid else None)
+        total = fixed.get(inst.number, inst.principal_msat + inst.interest_msat if paid else None)
         slots.append(OpenInstallment(inst.number, inst.due_date, inst.principal_paid_msat,
                                      inst.interest_paid_msat, total))
+        open_rows.append(inst)
     principal_open = balance.principal_msat - overdue_principal
     if principal_open < 0:
         raise InvalidInput("The overdue installments carry more principal than is owed.")
@@ -291,8 +307,9 @@ def reproject(contract: Contract, balance: Balance, installments: Sequence[Insta
     # principal is counted as paid today (the next payment goes to it first); from the same accrual
     # date, so paying on the due dates costs exactly the schedule however often this is recomputed.
     b = balance
-    overdue_since = (contract.interest_msat(b.principal_msat, b.accrued_on, as_of)
-                     - contract.interest_msat(principal_open, b.accrued_on, as_of))
+    overdue_since = 0 if principal_open == b.principal_msat else (
+        contract.interest_msat(b.principal_msat, b.accrued_on, as_of)
+        - contract.interest_msat(principal_open, b.accrued_on, as_of))
     if slots:
         ahead = contract.interest_msat(principal_open, b.accrued_on, slots[0].due_date)
     else:
@@ -311,14 +328,14 @@ def reproject(contract: Contract, balance: Balance, installments: Sequence[Insta
             kept[-1] = replace(last, interest_msat=last.interest_msat + interest_open)
         return LoanState(contract, balance, tuple(kept), level_msat)
     projected, level = project(contract, slots, principal_open, interest_open, level_msat, new_level)
-    by_number = {inst.number: inst for inst in installments}
     rows = kept + [
-        InstallmentState(p.number, p.due_date, p.principal_msat, p.interest_msat,
-                         by_number[p.number].late_fee_msat, by_number[p.number].principal_paid_msat,
-                         by_number[p.number].interest_paid_msat, by_number[p.number].late_fee_paid_msat)
-        for p in projected
+        inst if (principal, interest) == (inst.principal_msat, inst.interest_msat) else InstallmentState(
+            inst.number, inst.due_date, principal, interest, inst.late_fee_msat, inst.principal_paid_msat,
+            inst.interest_paid_msat, inst.late_fee_paid_msat, inst.settled_on)
+        for inst, (principal, interest) in zip(open_rows, projected)
     ]
-    rows.sort(key=lambda i: i.number)
+    if kept and kept[-1].number > open_rows[0].number:  # settled rows after open ones (loans from before 0005)
+        rows.sort(key=lambda i: i.number)
     return LoanState(contract, balance, tuple(rows), level if level != contract.level_msat else None)
 
 

@@ -30,6 +30,7 @@ from datetime import date
 from enum import Enum
 from fractions import Fraction
 from functools import cached_property
+from typing import NamedTuple
 
 from marketplace.domain.errors import InvalidInput
 from marketplace.domain.loans.accrual import BPS_PER_UNIT, interest_between, unit_periods
@@ -176,13 +177,13 @@ class Contract:
                                 self.position(begin), self.position(end))
 
 
-@dataclass(frozen=True)
-class OpenInstallment:
+class OpenInstallment(NamedTuple):
     """An installment not due yet and not settled: its amounts are recomputed.
 
     `fixed_total_msat` is set once something was paid toward it: a partial
     payment counts toward this installment, so its total no longer moves;
-    only its split between interest and principal does.
+    only its split between interest and principal does. (A tuple: one is
+    made per open installment per repayment.)
     """
 
     number: int
@@ -191,28 +192,27 @@ class OpenInstallment:
     interest_paid_msat: int = 0
     fixed_total_msat: int | None = None
 
-    @property
-    def paid_msat(self) -> int:
-        return self.principal_paid_msat + self.interest_paid_msat
-
 
 def project(contract: Contract, slots: Sequence[OpenInstallment], principal_msat: int,
             first_interest_msat: int, level_msat: int | None = None,
-            new_level: bool = False) -> tuple[list[ScheduledInstallment], int | None]:
+            new_level: bool = False) -> tuple[list[tuple[int, int]], int | None]:
     """The open installments recomputed: `principal_msat` still to place on them.
 
     `first_interest_msat` is the interest the first open installment carries
     (accrued up to its due date and not on any earlier installment); after
     it, each installment's interest accrues on the principal left after the
-    one before. Each result carries the installment's whole principal and
-    interest, paid parts included. Open installments missing from the result
-    are no longer needed: the principal ran out before them (the term was
-    reduced).
+    one before. The result gives, for the first open installments in order,
+    each one's whole principal and interest (paid parts included); those
+    missing from it are no longer needed: the principal ran out before them
+    (the term was reduced).
 
     Annuities keep `level_msat` (default: the contract's); with `new_level`
     (after a prepayment, when the borrower chose lower installments) the
     level is recomputed from what is owed over the installments left. The
     level used comes back with the installments.
+
+    This runs for every repayment the listener credits, over every open
+    installment, so the loop is kept to plain integer arithmetic.
     """
     if principal_msat < 0 or first_interest_msat < 0:
         raise InvalidInput("A loan's balance cannot be negative.")
@@ -222,47 +222,48 @@ def project(contract: Contract, slots: Sequence[OpenInstallment], principal_msat
             raise InvalidInput("Principal or interest is left with no installment to carry it.")
         return [], level
     balance = principal_msat
-    # Equal principal: the part planned for each open installment, by its position among the slots.
-    planned_parts: list[int] = [contract.principal_plan[slot.number - 1] for slot in slots]
-    lower = contract.prepayment is Prepayment.REDUCE_INSTALLMENT
+    annuity = contract.method is Method.ANNUITY
+    plan = contract.principal_plan
     # Equal parts of what is owed are stable from payment to payment; an annuity level only moves on a prepayment.
-    recompute = lower and (new_level or contract.method is Method.EQUAL_PRINCIPAL)
-    result: list[ScheduledInstallment] = []
-    previous_number: int | None = None
+    recompute = contract.prepayment is Prepayment.REDUCE_INSTALLMENT and (new_level or not annuity)
+    planned_parts: list[int] | None = None
+    rate = contract.annual_rate_bps
     per_period = BPS_PER_UNIT * contract.periods_per_year
-    for index, slot in enumerate(slots):
-        if previous_number is None:
+    last_index = len(slots) - 1
+    result: list[tuple[int, int]] = []
+    previous_number = -1
+    for index, (number, _, principal_paid, interest_paid, fixed) in enumerate(slots):
+        if index == 0:
             interest = first_interest_msat
         else:
             # Due dates fall on whole periods, so between two of them interest is whole periods' worth.
-            interest = balance * contract.annual_rate_bps * (slot.number - previous_number) // per_period
-        if balance == 0 and interest == 0 and slot.paid_msat == 0:
+            interest = balance * rate * (number - previous_number) // per_period
+        paid = principal_paid + interest_paid
+        if balance == 0 and interest == 0 and paid == 0:
             return result, level  # nothing left to carry: the loan ends sooner
-        if slot.fixed_total_msat is not None:
-            target = slot.fixed_total_msat - slot.paid_msat
-        elif contract.method is Method.ANNUITY:
+        if fixed is not None:
+            target = fixed - paid
+        elif annuity:
             if recompute:
                 # Once per projection: the level that repays what is owed over the installments left.
-                level = annuity_payment_msat(balance, contract.annual_rate_bps, len(slots) - index,
-                                             contract.periods_per_year)
+                level = annuity_payment_msat(balance, rate, len(slots) - index, contract.periods_per_year)
                 recompute = False
             assert level is not None
-            target = level - slot.paid_msat
+            target = level - paid
         else:
             if recompute:
-                planned_parts[index:] = split(balance, [1] * (len(slots) - index))
+                planned_parts = [0] * index + split(balance, [1] * (len(slots) - index))
                 recompute = False
-            target = min(planned_parts[index], balance) + interest
-        if index == len(slots) - 1 or balance + interest <= target:
+            part = plan[number - 1] if planned_parts is None else planned_parts[index]
+            target = (part if part < balance else balance) + interest
+        if index == last_index or balance + interest <= target:
             # The last installment needed: everything that is left.
-            result.append(ScheduledInstallment(slot.number, slot.due_date, slot.principal_paid_msat + balance,
-                                               slot.interest_paid_msat + interest))
+            result.append((principal_paid + balance, interest_paid + interest))
             return result, level
-        principal = max(target - interest, 0)
-        result.append(ScheduledInstallment(slot.number, slot.due_date, slot.principal_paid_msat + principal,
-                                           slot.interest_paid_msat + interest))
+        principal = target - interest if target > interest else 0
+        result.append((principal_paid + principal, interest_paid + interest))
         balance -= principal
-        previous_number = slot.number
+        previous_number = number
     raise AssertionError("unreachable: the last slot always closes the projection")
 
 
@@ -283,13 +284,14 @@ def build_schedule(
 def contract_schedule(contract: Contract) -> Schedule:
     slots = [OpenInstallment(number, due) for number, due in enumerate(contract.due_dates, start=1)]
     first_interest = contract.interest_msat(contract.principal_msat, contract.start_date, slots[0].due_date)
-    installments, _ = project(contract, slots, contract.principal_msat, first_interest)
+    parts, _ = project(contract, slots, contract.principal_msat, first_interest)
     return Schedule(
         principal_msat=contract.principal_msat,
         annual_rate_bps=contract.annual_rate_bps,
         frequency=contract.frequency,
         method=contract.method,
-        installments=tuple(installments),
+        installments=tuple(ScheduledInstallment(slot.number, slot.due_date, principal, interest)
+                           for slot, (principal, interest) in zip(slots, parts)),
         start_date=contract.start_date,
         level_payment_msat=contract.level_msat,
     )

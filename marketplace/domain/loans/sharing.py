@@ -68,6 +68,8 @@ class Notes:
             raise InvalidInput("A repayment needs notes with principal to share it by.")
         if int(w.sum()) >= 2**62:
             raise InvalidInput("The notes' principal is too large to share exactly.")
+        # The last few amounts' floors: a payment's "after" is the next one's "before".
+        object.__setattr__(self, "_recent", {})
 
     @classmethod
     def of(cls, weights: Sequence[int]) -> "Notes":
@@ -94,19 +96,27 @@ class Notes:
         pass 2^64, so floor(r w / W) is estimated in floating point and corrected with the
         remainder r w - estimate W, computed modulo 2^64 (it is small, so that is exact).
         """
+        recent: dict[int, tuple[NDArray[np.int64], NDArray[np.int64]]] = getattr(self, "_recent")
+        found = recent.get(amount_msat)
+        if found is not None:
+            return found
         total = self.total
         q, r = divmod(amount_msat, total)
-        estimate = np.floor(self._weights_f64 * float(r) / float(total)).astype(np.int64)
-        with np.errstate(over="ignore"):
-            remainder = (self._weights_u64 * np.uint64(r)
-                         - estimate.astype(np.uint64) * np.uint64(total)).view(np.int64)
-        low = remainder < 0
-        estimate -= low
-        remainder += low * total
-        high = remainder >= total
-        estimate += high
-        remainder -= high * total
-        return q * self.weights + estimate, remainder
+        estimate = np.floor(self._weights_f64 * (r / total)).astype(np.int64)
+        # Array arithmetic on uint64 wraps silently: the difference is exact because it is small.
+        remainder = (self._weights_u64 * np.uint64(r) - estimate.astype(np.uint64) * np.uint64(total)).view(np.int64)
+        if (remainder < 0).any() or (remainder >= total).any():
+            low = remainder < 0
+            estimate -= low
+            remainder += low * total
+            high = remainder >= total
+            estimate += high
+            remainder -= high * total
+        floors = q * self.weights + estimate if q else estimate
+        if len(recent) >= 4:
+            recent.clear()
+        recent[amount_msat] = (floors, remainder)
+        return floors, remainder
 
 
 def share_out(notes: Notes, cash_before_msat: int, cash_after_msat: int, principal_before_msat: int,
@@ -129,7 +139,10 @@ def share_out(notes: Notes, cash_before_msat: int, cash_after_msat: int, princip
     if closing and held_after:
         cash[bonus_order(remainders, rotation)[:held_after]] += 1
         held_after = 0
-    principal = notes.floors(principal_after_msat)[0] - notes.floors(principal_before_msat)[0]
+    if principal_after_msat == principal_before_msat:
+        principal = np.zeros_like(cash)
+    else:
+        principal = notes.floors(principal_after_msat)[0] - notes.floors(principal_before_msat)[0]
     return Shares(cash, principal, held_before, held_after)
 
 

@@ -1,4 +1,4 @@
-"""A loan request as a person types it: parsed into exact terms, and its risk grade."""
+"""A loan request as a person types it, parsed into exact terms."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from marketplace.domain.errors import InvalidInput
-from marketplace.domain.loans.limits import BorrowerRecord
 from marketplace.domain.loans.schedules import Frequency, Method, Prepayment
 from marketplace.domain.money import parse_sat
 
@@ -76,16 +75,3 @@ def parse_story(purpose: str, story: str) -> tuple[str, str]:
     if any(ord(ch) < 32 and ch not in "\n\r\t" for ch in story):
         raise InvalidInput("The story contains characters that cannot be shown.")
     return purpose, story
-
-
-def grade(record: BorrowerRecord) -> str:
-    """A plain reputation grade from repayment history on Microlend: A best, E a default."""
-    if record.defaults:
-        return "E"
-    if record.repaid_on_time >= 3:
-        return "A"
-    if record.repaid_on_time >= 1 and record.repaid_late == 0:
-        return "B"
-    if record.repaid_late:
-        return "D"
-    return "C"

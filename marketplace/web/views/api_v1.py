@@ -22,11 +22,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from marketplace.db import ledger
 from marketplace.db import loans as loan_rows
 from marketplace.db.invoices import InvoiceRow
 from marketplace.db.loans import LoanRow, NoteRow, aware
 from marketplace.db.outgoing import OutgoingRow
 from marketplace.db.tables import accounts, journal_entries, journal_lines
+from marketplace.domain.autoinvest import Rules
 from marketplace.domain.errors import BodyTooLarge, InvalidInput, NotFound, Refusal
 from marketplace.domain.journal import AccountKind, natural_delta
 from marketplace.domain.loans.limits import check_request
@@ -34,14 +36,16 @@ from marketplace.domain.loans.schedules import Frequency, Method, Prepayment
 from marketplace.domain.loans.terms import LoanTerms, parse_rate_bps
 from marketplace.domain.money import MSAT_PER_SAT
 from marketplace.domain.users import Role
-from marketplace.services import deposits, loan_views, withdrawals
+from marketplace.services import analytics, autoinvest, deposits, loan_views, withdrawals
 from marketplace.services import loans as loan_service
+from marketplace.services.grading import expected_loss_msat
 from marketplace.services.lightning_calls import reading
 from marketplace.web import openapi
 from marketplace.web.api_auth import api_user
 from marketplace.web.lightning import lightning_of
 from marketplace.web.state import database_of, settings_of
 from marketplace.web.views import api as api_v0
+from marketplace.web.views import autoinvest as autoinvest_views
 
 BODY_SIZE_MAX = 64 * 1024
 ANYONE = (Role.LENDER, Role.BORROWER, Role.OPERATOR)
@@ -67,7 +71,8 @@ class InvalidParameter(InvalidInput):
 _VALIDATORS = {name: Draft202012Validator(schema) for name, schema in (
     ("LoanRequest", openapi.LOAN_REQUEST_BODY), ("NoteRequest", openapi.NOTE_BODY),
     ("DepositRequest", openapi.DEPOSIT_BODY), ("RepaymentRequest", openapi.REPAYMENT_BODY),
-    ("WithdrawalRequest", openapi.WITHDRAWAL_BODY), ("DisbursementRequest", openapi.DISBURSEMENT_BODY))}
+    ("WithdrawalRequest", openapi.WITHDRAWAL_BODY), ("DisbursementRequest", openapi.DISBURSEMENT_BODY),
+    ("AutoInvestRules", openapi.AUTOINVEST_BODY))}
 
 
 # --- reading requests ---------------------------------------------------------------------------------------
@@ -187,7 +192,9 @@ def loan_summary(loan: LoanRow, now: datetime | None = None) -> dict[str, Any]:
         "service_fee_bps": loan.service_fee_bps, "term_count": loan.term_count, "frequency": loan.frequency,
         "method": loan.method, "prepayment": loan.prepayment, "funding_deadline": _iso(loan.funding_deadline),
         "funding_open": loan.status == "funding" and aware(loan.funding_deadline) > moment,
-        "disburse_by": _iso(loan.disburse_by),
+        "disburse_by": _iso(loan.disburse_by), "pd_ppm": loan.pd_ppm,
+        "expected_loss_msat": expected_loss_msat(
+            loan.pd_ppm, loan.principal_outstanding_msat if loan.accrued_on is not None else loan.amount_msat),
         "created_at": _iso(loan.created_at),
     }
 
@@ -362,8 +369,21 @@ async def withdraw_note(request: Request) -> Response:
 
 async def portfolio(request: Request) -> Response:
     user = await api_user(request, Role.LENDER)
-    found = await reading(database_of(request), lambda c: loan_views.lender_portfolio(c, user.id))
+    today = loan_service.utc_today()
+    found, figures = await reading(database_of(request), lambda c: (
+        loan_views.lender_portfolio(c, user.id), analytics.lender_analytics(c, user.id, today)))
+    r = figures.risk
     return _json({
+        "analytics": {
+            "realised_xirr": figures.returns.realised_xirr, "expected_annual_return": figures.returns.expected_annual,
+            "exposure_msat": r.exposure_msat, "expected_loss_msat": r.expected_loss_msat,
+            "var95_msat": r.var95_msat, "es95_msat": r.es95_msat, "var99_msat": r.var99_msat,
+            "es99_msat": r.es99_msat, "prob_any_loss_ppm": r.prob_any_loss_ppm, "hhi_ppm": r.hhi_ppm,
+            "effective_loans": r.effective_loans, "largest_share_ppm": r.largest_share_ppm,
+            "by_grade": dict(r.by_grade), "by_purpose": dict(r.by_purpose), "by_term": dict(r.by_term),
+            "spread": [{"notes": n, "prob_losing_ppm": p} for n, p in zip(figures.spread.counts,
+                                                                           figures.spread.prob_losing_ppm)],
+        },
         "totals": {
             "available_msat": found.available_msat, "reserved_msat": found.reserved_msat,
             "pledged_msat": found.pledged_msat, "principal_outstanding_msat": found.principal_outstanding_msat,
@@ -470,6 +490,49 @@ async def create_withdrawal(request: Request) -> Response:
     return _json(payment_json(row))
 
 
+async def _autoinvest_answer(request: Request, user_id: int) -> Response:
+    settings = settings_of(request)
+
+    def read(conn: Connection) -> dict[str, Any]:
+        rules = autoinvest.rules_of(conn, user_id)
+        effective = rules or Rules()
+        return {
+            "rules": None if rules is None else autoinvest_views.rules_json(rules),
+            "matching_requests": autoinvest.matching_requests(conn, settings, effective),
+            "held_msat": autoinvest.held_by_autoinvest(conn, [user_id], {user_id: effective.reinvest})[user_id],
+            "available_msat": ledger.user_balances(conn, user_id)[AccountKind.USER_AVAILABLE],
+        }
+
+    return _json(await reading(database_of(request), read))
+
+
+async def get_autoinvest(request: Request) -> Response:
+    user = await api_user(request, Role.LENDER)
+    return await _autoinvest_answer(request, user.id)
+
+
+async def put_autoinvest(request: Request) -> Response:
+    user = await api_user(request, Role.LENDER)
+    body = await read_body(request, "AutoInvestRules")
+    defaults = Rules()
+    rules = Rules(
+        enabled=bool(body["enabled"]), budget_msat=int(body["budget_msat"]),
+        note_msat=int(body.get("note_msat", defaults.note_msat)),
+        max_per_loan_msat=int(body.get("max_per_loan_msat", defaults.max_per_loan_msat)),
+        max_per_loan_bps=int(body.get("max_per_loan_bps", defaults.max_per_loan_bps)),
+        max_per_borrower_msat=int(body.get("max_per_borrower_msat", defaults.max_per_borrower_msat)),
+        grades=frozenset(body.get("grades", defaults.grades)),
+        frequencies=frozenset(body.get("frequencies", defaults.frequencies)),
+        purposes=frozenset(body.get("purposes", defaults.purposes)),
+        max_term_days=int(body.get("max_term_days", defaults.max_term_days)),
+        min_rate_bps=int(body.get("min_rate_bps", defaults.min_rate_bps)),
+        max_expected_loss_bps=int(body.get("max_expected_loss_bps", defaults.max_expected_loss_bps)),
+        reinvest=bool(body.get("reinvest", defaults.reinvest)))
+    database, settings = database_of(request), settings_of(request)
+    await run_in_threadpool(lambda: autoinvest.save_rules(database, settings, user.id, rules))
+    return await _autoinvest_answer(request, user.id)
+
+
 _DOCUMENT: dict[str, Any] | None = None
 
 
@@ -519,6 +582,8 @@ _TABLE: tuple[tuple[str, str, Handler, str], ...] = (
     ("/loans/{loan_id}/disbursement", "post", create_disbursement, "api_create_disbursement"),
     ("/loans/{loan_id}/repayments/{invoice_id}", "get", get_repayment, "api_repayment"),
     ("/withdrawals", "post", create_withdrawal, "api_create_withdrawal"),
+    ("/autoinvest", "get", get_autoinvest, "api_autoinvest"),
+    ("/autoinvest", "put", put_autoinvest, "api_set_autoinvest"),
 )
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -26,10 +27,11 @@ from marketplace.domain.loans.sharing import __doc__ as SHARING_RULES
 from marketplace.domain.loans.terms import PURPOSES, STORY_MAX, LoanTerms, parse_terms
 from marketplace.domain.money import MSAT_PER_SAT
 from marketplace.domain.users import Role
-from marketplace.services import accounts, deposits, loan_views
+from marketplace.services import accounts, analytics, deposits, loan_views
 from marketplace.services import loans as loan_service
 from marketplace.services.lightning_calls import reading
 from marketplace.settings import Settings
+from marketplace.web import charts
 from marketplace.web.forms import optional_sat_msat_amount, parse_form, sat_amount, text_field
 from marketplace.web.lightning import lightning_of
 from marketplace.web.qr import invoice_qr_svg
@@ -89,6 +91,13 @@ def _rules(settings: Settings) -> dict[str, Any]:
     }
 
 
+def ppm_percent(ppm: int) -> str:
+    """12_345 ppm -> '1.23 %' (two decimals, rounded half-up)."""
+    hundredths = (ppm + 50) // 100
+    whole, rest = divmod(hundredths, 100)
+    return f"{whole}.{rest:02d} %"
+
+
 def bps_percent(bps: int) -> str:
     """1850 -> '18.5 %', 100 -> '1 %'."""
     whole, rest = divmod(bps, 100)
@@ -96,7 +105,7 @@ def bps_percent(bps: int) -> str:
 
 
 def _common(settings: Settings) -> dict[str, Any]:
-    return {"rules": _rules(settings), "pct": bps_percent, "frequency_words": FREQUENCY_WORDS,
+    return {"rules": _rules(settings), "pct": bps_percent, "ppm": ppm_percent, "frequency_words": FREQUENCY_WORDS,
             "method_words": METHOD_WORDS, "prepayment_words": PREPAYMENT_WORDS, "msat_per_sat": MSAT_PER_SAT}
 
 
@@ -121,9 +130,11 @@ async def _preview_context(request: Request, borrower_id: int, echo: Mapping[str
         terms = parse_terms(echo)
         await _check_limits(request, settings, borrower_id, terms)
         shown = loan_service.preview(settings, terms)
+        guidance = await reading(database_of(request), lambda c: loan_service.price_guidance_for(
+            c, settings, borrower_id, terms))
     except Refusal as refusal:
         return {"preview": None, "preview_error": refusal.message}
-    return {"preview": shown, "preview_error": None}
+    return {"preview": shown, "preview_error": None, "guidance": guidance}
 
 
 async def _check_limits(request: Request, settings: Settings, borrower_id: int, terms: LoanTerms) -> None:
@@ -336,9 +347,19 @@ async def my_loans(request: Request) -> Response:
 async def operator_report(request: Request) -> Response:
     await require_role(request, Role.OPERATOR)
     today: date = loan_service.utc_today()
-    report = await reading(database_of(request), lambda c: loan_views.risk_report(c, today))
+
+    def read(conn: Any) -> tuple[Any, Any, Any]:
+        held = analytics.holdings_of(conn, None, today)
+        return loan_views.risk_report(conn, today), analytics.risk_of(held), analytics.calibration_table(conn)
+
+    report, book, calibration = await reading(database_of(request), read)
+    histogram = Markup(charts.loss_histogram(
+        [e / MSAT_PER_SAT for e in book.histogram_edges_msat], list(book.histogram_probabilities),
+        book.var99_msat / MSAT_PER_SAT, title="The book's loss distribution (VaR 99 % marked)")) if book.holdings \
+        else None
     return await render(request, "loans/operator.html", {**_common(settings_of(request)), "report": report,
-                                                         "today": today})
+                                                         "today": today, "book": book, "calibration": calibration,
+                                                         "histogram": histogram})
 
 
 def loan_routes() -> list[BaseRoute]:
