@@ -1,7 +1,6 @@
 """Days past due drive the loan's state; late fees are assessed once; PAR counts whole loans."""
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
@@ -42,9 +41,9 @@ def test_days_past_due_counts_from_the_oldest_unpaid_installment() -> None:
     assert days_past_due(installments, _day(0)) == 0  # due today is not late yet
     assert days_past_due(installments, _day(1)) == 1
     assert days_past_due(installments, _day(45)) == 45
-    paid_first = [replace(installments[0], principal_paid_msat=100_000, interest_paid_msat=2_000), installments[1]]
+    paid_first = [installments[0]._replace(principal_paid_msat=100_000, interest_paid_msat=2_000), installments[1]]
     assert days_past_due(paid_first, _day(45)) == 15
-    partly = [replace(installments[0], principal_paid_msat=99_999, interest_paid_msat=2_000), installments[1]]
+    partly = [installments[0]._replace(principal_paid_msat=99_999, interest_paid_msat=2_000), installments[1]]
     assert days_past_due(partly, _day(45)) == 45
 
 
@@ -81,12 +80,12 @@ def test_a_loan_walks_through_every_state_as_days_pass() -> None:
 def test_late_loans_recover_but_defaulted_ones_do_not_until_repaid() -> None:
     installments = _installments()
     assert loan_state(installments, _day(20), POLICY, LoanState.GRACE) == LoanState.LATE
-    caught_up = [replace(installments[0], principal_paid_msat=100_000, interest_paid_msat=2_000), installments[1]]
+    caught_up = [installments[0]._replace(principal_paid_msat=100_000, interest_paid_msat=2_000), installments[1]]
     assert loan_state(caught_up, _day(20), POLICY, LoanState.LATE) == LoanState.CURRENT
     # Catching up after default leaves the loan defaulted ...
     assert loan_state(caught_up, _day(29), POLICY, LoanState.DEFAULTED) == LoanState.DEFAULTED
     # ... until it is repaid in full.
-    repaid = [replace(i, principal_paid_msat=i.principal_msat, interest_paid_msat=i.interest_msat)
+    repaid = [i._replace(principal_paid_msat=i.principal_msat, interest_paid_msat=i.interest_msat)
               for i in installments]
     assert loan_state(repaid, _day(70), POLICY, LoanState.DEFAULTED) == LoanState.REPAID
     # A defaulted loan that stays unpaid is still written off.

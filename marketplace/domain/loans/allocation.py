@@ -25,15 +25,18 @@ The rules, in the words the loan pages show to borrowers and lenders:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 from marketplace.domain.errors import InvalidInput
 from marketplace.domain.loans.schedules import Contract, OpenInstallment, contract_schedule, project
 
 
-@dataclass(frozen=True, slots=True)
-class InstallmentState:
+class InstallmentState(NamedTuple):
+    """One installment as it stands: what it is made of, what was paid of it. (A tuple: the settlement
+    path makes one per open installment per repayment.)"""
+
     number: int
     due_date: date
     principal_msat: int
@@ -199,10 +202,10 @@ def apply_payment(state: LoanState, received_msat: int, on: date) -> Payment:
     anything_due = False
     current: int | None = None
     for index, inst in enumerate(rows):
-        if (inst.principal_msat - inst.principal_paid_msat + inst.interest_msat - inst.interest_paid_msat
-                + inst.late_fee_msat - inst.late_fee_paid_msat) == 0:
+        _, due_date, principal_due, interest_due, fee_due, principal_paid, interest_paid, fee_paid, _ = inst
+        if principal_due - principal_paid + interest_due - interest_paid + fee_due - fee_paid == 0:
             continue
-        if inst.due_date > on:
+        if due_date > on:
             if current is None:
                 current = index
             continue
@@ -243,12 +246,12 @@ def apply_payment(state: LoanState, received_msat: int, on: date) -> Payment:
         paid_i, paid_p = inst.interest_paid_msat + i, inst.principal_paid_msat + p
         if credit == owed or interest_left + principal_left == 0:
             # Settled: its parts are now what was actually paid.
-            rows[current] = replace(inst, interest_msat=paid_i, principal_msat=paid_p,
-                                    interest_paid_msat=paid_i, principal_paid_msat=paid_p, settled_on=on)
+            rows[current] = inst._replace(interest_msat=paid_i, principal_msat=paid_p,
+                                          interest_paid_msat=paid_i, principal_paid_msat=paid_p, settled_on=on)
         else:
             # Part-paid: the total stays (passed on below); the split is recomputed.
-            rows[current] = replace(inst, interest_msat=paid_i, principal_msat=inst.due_msat - paid_i,
-                                    interest_paid_msat=paid_i, principal_paid_msat=paid_p)
+            rows[current] = inst._replace(interest_msat=paid_i, principal_msat=inst.due_msat - paid_i,
+                                          interest_paid_msat=paid_i, principal_paid_msat=paid_p)
 
     # Prepayment: accrued interest, then principal.
     i = min(left, interest_left)
@@ -285,19 +288,20 @@ def reproject(contract: Contract, balance: Balance, installments: Sequence[Insta
     open_rows: list[InstallmentState] = []
     overdue_principal = overdue_interest = 0
     for inst in installments:
-        principal_unpaid = inst.principal_msat - inst.principal_paid_msat
-        interest_unpaid = inst.interest_msat - inst.interest_paid_msat
-        settled = principal_unpaid + interest_unpaid + inst.late_fee_msat - inst.late_fee_paid_msat == 0
-        if settled or inst.due_date <= as_of:
+        number, due_date, principal, interest, late_fee, principal_paid, interest_paid, late_fee_paid, _ = inst
+        principal_unpaid = principal - principal_paid
+        interest_unpaid = interest - interest_paid
+        settled = principal_unpaid + interest_unpaid + late_fee - late_fee_paid == 0
+        if settled or due_date <= as_of:
             kept.append(inst)
             if not settled:
                 overdue_principal += principal_unpaid
                 overdue_interest += interest_unpaid
             continue
-        paid = inst.principal_paid_msat + inst.interest_paid_msat
-        total = fixed.get(inst.number, inst.principal_msat + inst.interest_msat if paid else None)
-        slots.append(OpenInstallment(inst.number, inst.due_date, inst.principal_paid_msat,
-                                     inst.interest_paid_msat, total))
+        paid = principal_paid + interest_paid
+        # A plain tuple in OpenInstallment's order: one per open installment per repayment.
+        slots.append((number, due_date, principal_paid, interest_paid,  # type: ignore[arg-type]
+                      fixed.get(number, principal + interest if paid else None)))
         open_rows.append(inst)
     principal_open = balance.principal_msat - overdue_principal
     if principal_open < 0:
@@ -311,7 +315,7 @@ def reproject(contract: Contract, balance: Balance, installments: Sequence[Insta
         contract.interest_msat(b.principal_msat, b.accrued_on, as_of)
         - contract.interest_msat(principal_open, b.accrued_on, as_of))
     if slots:
-        ahead = contract.interest_msat(principal_open, b.accrued_on, slots[0].due_date)
+        ahead = contract.interest_msat(principal_open, b.accrued_on, slots[0][1])
     else:
         ahead = contract.interest_msat(principal_open, b.accrued_on, as_of)
     interest_open = b.interest_msat + ahead + overdue_since - overdue_interest
@@ -325,18 +329,22 @@ def reproject(contract: Contract, balance: Balance, installments: Sequence[Insta
         if interest_open:
             # After the last due date: the last installment carries the interest accrued since.
             last = kept[-1]
-            kept[-1] = replace(last, interest_msat=last.interest_msat + interest_open)
+            kept[-1] = last._replace(interest_msat=last.interest_msat + interest_open)
         return LoanState(contract, balance, tuple(kept), level_msat)
     projected, level = project(contract, slots, principal_open, interest_open, level_msat, new_level)
     rows = kept + [
-        inst if (principal, interest) == (inst.principal_msat, inst.interest_msat) else InstallmentState(
-            inst.number, inst.due_date, principal, interest, inst.late_fee_msat, inst.principal_paid_msat,
-            inst.interest_paid_msat, inst.late_fee_paid_msat, inst.settled_on)
+        inst if (principal, interest) == (inst[2], inst[3]) else _row(
+            (inst[0], inst[1], principal, interest, inst[4], inst[5], inst[6], inst[7], inst[8]))
         for inst, (principal, interest) in zip(open_rows, projected)
     ]
     if kept and kept[-1].number > open_rows[0].number:  # settled rows after open ones (loans from before 0005)
         rows.sort(key=lambda i: i.number)
     return LoanState(contract, balance, tuple(rows), level if level != contract.level_msat else None)
+
+
+def _row(values: tuple[object, ...]) -> InstallmentState:
+    """An InstallmentState from its fields in order, without NamedTuple's Python-level constructor."""
+    return tuple.__new__(InstallmentState, values)
 
 
 def _trim_interest(kept: list[InstallmentState], excess: int) -> list[InstallmentState]:
@@ -348,7 +356,7 @@ def _trim_interest(kept: list[InstallmentState], excess: int) -> list[Installmen
         if inst.is_paid:
             continue
         cut = min(excess, inst.interest_unpaid_msat)
-        result[index] = replace(inst, interest_msat=inst.interest_msat - cut)
+        result[index] = inst._replace(interest_msat=inst.interest_msat - cut)
         excess -= cut
     if excess:
         raise InvalidInput("The overdue installments carry more interest than has accrued.")

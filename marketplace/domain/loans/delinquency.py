@@ -16,7 +16,7 @@ States, by the days since the oldest installment still unpaid fell due
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from enum import Enum
 
@@ -142,7 +142,7 @@ def assess_late_fees(
         else:
             if inst.late_fee_msat > 0:
                 raise InvalidInput(f"Installment {inst.number} already has a late fee.")
-            result.append(replace(inst, late_fee_msat=fee))
+            result.append(inst._replace(late_fee_msat=fee))
     return result
 
 

@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 from marketplace.domain.errors import InvalidInput
 
 BPS_PER_UNIT = 10_000
+SMALL = 16  # up to this many notes, floors in Python integers; above, in 64-bit arrays
 
 
 def service_fee_msat(income_before_msat: int, income_msat: int, fee_bps: int) -> int:
@@ -82,6 +83,10 @@ class Notes:
         return int(self.weights.sum())
 
     @cached_property
+    def _weights_list(self) -> list[int]:
+        return [int(w) for w in self.weights]
+
+    @cached_property
     def _weights_u64(self) -> NDArray[np.uint64]:
         return self.weights.astype(np.uint64)
 
@@ -101,6 +106,14 @@ class Notes:
         if found is not None:
             return found
         total = self.total
+        if len(self.weights) <= SMALL:  # a few notes: Python's integers beat array set-up
+            values = [amount_msat * w for w in self._weights_list]
+            exact = (np.array([v // total for v in values], dtype=np.int64),
+                     np.array([v % total for v in values], dtype=np.int64))
+            if len(recent) >= 4:
+                recent.clear()
+            recent[amount_msat] = exact
+            return exact
         q, r = divmod(amount_msat, total)
         estimate = np.floor(self._weights_f64 * (r / total)).astype(np.int64)
         # Array arithmetic on uint64 wraps silently: the difference is exact because it is small.

@@ -371,7 +371,7 @@ async def portfolio(request: Request) -> Response:
     user = await api_user(request, Role.LENDER)
     today = loan_service.utc_today()
     found, figures = await reading(database_of(request), lambda c: (
-        loan_views.lender_portfolio(c, user.id), analytics.lender_analytics(c, user.id, today)))
+        loan_views.lender_portfolio(c, user.id, size=None), analytics.lender_analytics(c, user.id, today)))
     r = figures.risk
     return _json({
         "analytics": {
@@ -390,7 +390,7 @@ async def portfolio(request: Request) -> Response:
             "income_msat": found.interest_earned_msat, "received_msat": found.received_msat,
             "losses_msat": found.losses_msat, "net_return_msat": found.interest_earned_msat - found.losses_msat,
         },
-        "by_state": dict(found.by_state),
+        "by_state": {status: count for status, count, _ in found.by_state},
         "notes": [{"note": note_json(item.note), "loan": loan_summary(item.loan)} for item in found.notes],
     })
 
