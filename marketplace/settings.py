@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from marketplace.domain import numbers
+
 Mode = Literal["embedded", "production"]
 
 ENV_PREFIX = "MICROLEND_"
@@ -158,9 +160,9 @@ def settings_from_env(
         raw = environ.get(ENV_PREFIX + suffix)
         if raw is not None and raw != "":
             try:
-                values[name] = int(raw)
-            except ValueError:
-                raise SettingsError(f"{ENV_PREFIX}{suffix} must be a whole number, not {raw!r}")
+                values[name] = numbers.whole(raw, label=suffix)
+            except numbers.NumberRefused:
+                raise SettingsError(f"{ENV_PREFIX}{suffix} must be a whole number, not {raw!r}") from None
     for suffix, name in _STR_FIELDS.items():
         raw = environ.get(ENV_PREFIX + suffix)
         if raw:

@@ -19,6 +19,7 @@ from marketplace.domain.errors import BodyTooLarge, Forbidden, Refusal
 from marketplace.services.auth import SessionUser, token_hash
 from marketplace.web.errors import refusal_response
 from marketplace.web.forms import parse_form
+from marketplace.web.params import declared_length
 from marketplace.web.security import is_secure
 from marketplace.web.sessions import SESSION_COOKIE, session_token
 from marketplace.web.state import settings_of
@@ -159,8 +160,8 @@ def _api_without_session(scope: Scope) -> bool:
 
 
 async def _read_body(scope: Scope, receive: Receive) -> bytes:
-    declared = Headers(scope=scope).get("content-length", "")
-    if declared.isdigit() and int(declared) > BODY_SIZE_MAX:
+    declared = declared_length(Headers(scope=scope))
+    if declared is not None and declared > BODY_SIZE_MAX:
         raise BodyTooLarge(_TOO_LARGE)
     chunks: list[bytes] = []
     size = 0

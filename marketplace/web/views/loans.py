@@ -31,12 +31,14 @@ from marketplace.services.lightning_calls import reading
 from marketplace.settings import Settings
 from marketplace.web.forms import optional_sat_amount, parse_form, sat_amount, text_field
 from marketplace.web.lightning import lightning_of
+from marketplace.web.params import path_id, query_whole
 from marketplace.web.qr import invoice_qr_svg
 from marketplace.web.rendering import render
 from marketplace.web.sessions import require_role
 from marketplace.web.state import database_of, settings_of
 
 BOLT11_FIELD_MAX = 4096
+OPEN_PAGE_MAX = 999_999
 TERM_FIELDS = ("amount_sat", "rate", "count", "frequency", "method")
 REQUEST_FIELDS = (*TERM_FIELDS, "purpose", "story")
 _REQUEST_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -46,10 +48,7 @@ METHOD_WORDS = {Method.ANNUITY.value: "Equal installments", Method.EQUAL_PRINCIP
 
 
 def _id_param(request: Request, name: str, what: str) -> int:
-    raw = str(request.path_params.get(name, ""))
-    if not raw.isdigit() or len(raw) > 18:
-        raise NotFound(f"There is no such {what}.")
-    return int(raw)
+    return path_id(request, name, what)
 
 
 def allocation_steps(text: str) -> list[str]:
@@ -307,8 +306,8 @@ async def pay_status(request: Request) -> Response:
 
 async def open_requests(request: Request) -> Response:
     await require_role(request, *ANYONE)
-    raw = request.query_params.get("page", "1")
-    page = int(raw) if raw.isdigit() and len(raw) <= 6 else 1
+    page = query_whole(request, "page", default=1, minimum=1, maximum=OPEN_PAGE_MAX,
+                       sentence=f"The page number must be a whole number from 1 to {OPEN_PAGE_MAX:,}.")
     found = await reading(database_of(request), lambda c: loan_views.open_requests(c, page))
     return await render(request, "loans/list.html", {**_common(settings_of(request)), "found": found})
 

@@ -13,6 +13,7 @@ from marketplace.services import accounts, deposits, withdrawals
 from marketplace.services.lightning_calls import reading
 from marketplace.web.forms import optional_sat_amount, parse_form, sat_amount, text_field
 from marketplace.web.lightning import lightning_of
+from marketplace.web.params import path_id
 from marketplace.web.qr import invoice_qr_svg
 from marketplace.web.rendering import render
 from marketplace.web.sessions import require_role
@@ -22,10 +23,7 @@ BOLT11_FIELD_MAX = 4096
 
 
 def _invoice_id(request: Request) -> int:
-    raw = request.path_params.get("invoice_id", "")
-    if not str(raw).isdigit() or len(str(raw)) > 18:
-        raise NotFound("There is no such invoice.")
-    return int(raw)
+    return path_id(request, "invoice_id", "invoice")
 
 
 async def deposit_page(request: Request) -> Response:
