@@ -13,6 +13,7 @@ from marketplace.domain.errors import Refusal, SignInThrottled
 from marketplace.domain.passwords import PASSWORD_LENGTH_MAX
 from marketplace.domain.users import DISPLAY_NAME_LENGTH_MAX, SIGNUP_ROLES, parse_signup_role
 from marketplace.services import accounts, auth
+from marketplace.web.csrf import clear_anon_cookie
 from marketplace.web.forms import parse_form, safe_next, text_field
 from marketplace.web.rendering import render
 from marketplace.web.security import client_address
@@ -69,12 +70,14 @@ async def signout(request: Request) -> Response:
         await run_in_threadpool(auth.sign_out, database_of(request), token)
     response = RedirectResponse("/", status_code=303)
     clear_session_cookie(response, request)
+    clear_anon_cookie(response, request)
     return response
 
 
 def _signed_in(request: Request, token: str, target: str) -> Response:
     response = RedirectResponse(target, status_code=303)
     set_session_cookie(response, request, token)
+    clear_anon_cookie(response, request)
     return response
 
 
