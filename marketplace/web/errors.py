@@ -12,7 +12,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from marketplace.domain.errors import Refusal, SignInRequired
 from marketplace.web.security import apply_security_headers
-from marketplace.web.state import templates_of
+from marketplace.web.state import settings_of, templates_of
 
 log = logging.getLogger(__name__)
 
@@ -83,5 +83,5 @@ async def handle_server_error(request: Request, exc: Exception) -> Response:
     except Exception:  # the templates themselves may be what broke
         log.exception("the error page could not be rendered")
         response = HTMLResponse(f"<!doctype html><title>Error</title><p>{_SERVER_ERROR}</p>", status_code=500)
-    apply_security_headers(MutableHeaders(raw=response.raw_headers), request.url.path)
+    apply_security_headers(MutableHeaders(raw=response.raw_headers), request.url.path, settings_of(request).https)
     return response
