@@ -58,7 +58,9 @@ async def market_page(request: Request) -> Response:
         "is_lender": user.role is Role.LENDER, "request_key": secrets.token_urlsafe(18),
     }
     try:
-        spec = market.parse_market(request.query_params.multi_items())
+        # Only the names the list knows, each read by name (the rest of the query string is ignored).
+        spec = market.parse_market((name, value) for name in market.KNOWN
+                                   for value in request.query_params.getlist(name))
     except InvalidInput as refusal:
         chosen = [g.upper() for g in request.query_params.getlist("grade")]
         echo = {name: request.query_params.get(name, "")[:market.VALUE_LENGTH_MAX] for name in market.KNOWN}
