@@ -37,9 +37,13 @@ class Settings:
     # Embedded default: the dev node the app starts as a child process.
     devnode_dir: Path = Path("data/devnode")
     demo_wallet_node: str = "wallet"
-    # Sign-in throttling: failures allowed per window, per account and per address.
-    signin_failures_per_account: int = 5
+    # Sign-in throttling (marketplace.domain.throttling.SignInPolicy): failures an (account, address) pair
+    # makes before waiting, the first wait (doubling, at most the window), failures one address may make
+    # on any accounts, and failures on one account (from anywhere) that put it on alert.
+    signin_free_failures: int = 3
+    signin_delay_s: int = 2
     signin_failures_per_address: int = 20
+    signin_failures_per_account: int = 10
     signin_window_s: int = 900
     session_lifetime_s: int = 14 * 24 * 3600
     argon2_time_cost: int = 3
@@ -107,6 +111,8 @@ def _flag(value: str) -> bool:
 
 _INT_FIELDS = {
     "PORT": "port",
+    "SIGNIN_FREE_FAILURES": "signin_free_failures",
+    "SIGNIN_DELAY_S": "signin_delay_s",
     "SIGNIN_FAILURES_PER_ACCOUNT": "signin_failures_per_account",
     "SIGNIN_FAILURES_PER_ADDRESS": "signin_failures_per_address",
     "SIGNIN_WINDOW_S": "signin_window_s",

@@ -14,14 +14,14 @@ from functools import lru_cache
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, delete, insert, select, text, update
+from sqlalchemy import Connection, delete, func, insert, select, text, update
 
 from marketplace.db.engine import Database
 from marketplace.db.tables import sessions, signin_failures, users
 from marketplace.domain.emails import EMAIL_LENGTH_MAX, canonical_email
 from marketplace.domain.errors import InvalidCredentials, SignInThrottled
 from marketplace.domain.passwords import PASSWORD_LENGTH_MAX
-from marketplace.domain.throttling import describe_wait, retry_after
+from marketplace.domain.throttling import SignInPolicy, describe_wait, signin_wait
 from marketplace.domain.users import Role
 from marketplace.settings import Settings
 
@@ -67,6 +67,15 @@ def _decoy_hash(time_cost: int, memory_kib: int) -> str:
     return _hasher(time_cost, memory_kib).hash(secrets.token_urlsafe(16))
 
 
+def signin_policy(settings: Settings) -> SignInPolicy:
+    window = timedelta(seconds=settings.signin_window_s)
+    return SignInPolicy(
+        window=window, free_failures=settings.signin_free_failures,
+        delay=timedelta(seconds=settings.signin_delay_s), delay_max=window,
+        address_limit=settings.signin_failures_per_address, account_alarm=settings.signin_failures_per_account,
+    )
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
@@ -86,9 +95,11 @@ def authenticate(
 ) -> SessionUser:
     """The user whose password this is, or a refusal (InvalidCredentials, SignInThrottled).
 
-    The limit is checked, and this attempt counted as a failure, before the
+    The limits (`signin_policy`: a growing delay per account and address, a cap
+    per address) are checked, and this attempt counted as a failure, before the
     password is looked at; a correct password then takes its mark back. Counting
-    first means parallel guesses cannot slip past the limit together.
+    first means parallel guesses cannot slip past the limit together. An address
+    that has not been failing is never refused, whatever others do to the account.
     """
     now = now or utc_now()
     email = _storable(canonical_email(email))[:EMAIL_LENGTH_MAX]
@@ -178,22 +189,23 @@ def _count_attempt(
         # READ COMMITTED would let two attempts both count N-1 and both pass;
         # SQLite's BEGIN IMMEDIATE already serializes this transaction.
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _THROTTLE_LOCK_KEY})
-    window = timedelta(seconds=settings.signin_window_s)
-    since = now - window
-    limits = (
-        (signin_failures.c.email == email, settings.signin_failures_per_account, "this account"),
-        (signin_failures.c.address == address, settings.signin_failures_per_address, "your network address"),
-    )
-    for condition, limit, whom in limits:
-        times = [as_utc(at) for at in conn.execute(
-            select(signin_failures.c.at).where(condition, signin_failures.c.at > since)
-        ).scalars()]
-        wait = retry_after(times, limit, window, now)
-        if wait is not None:
-            raise SignInThrottled(
-                f"Too many failed sign-ins for {whom}. Try again {describe_wait(wait)}.",
-                retry_after_s=int(-(-wait.total_seconds() // 1)),
-            )
+    policy = signin_policy(settings)
+    since = now - policy.window
+    recent = signin_failures.c.at > since
+    from_address = [(as_utc(row.at), row.email) for row in conn.execute(
+        select(signin_failures.c.at, signin_failures.c.email).where(signin_failures.c.address == address, recent))]
+    on_account = int(conn.execute(
+        select(func.count()).select_from(signin_failures).where(signin_failures.c.email == email, recent)
+    ).scalar_one())
+    throttled = signin_wait([at for at, e in from_address if e == email], [at for at, _ in from_address],
+                            on_account, policy, now)
+    if throttled is not None:
+        whom = "from your network address" if throttled.by == "address" else \
+            "of this account from your network address"
+        raise SignInThrottled(
+            f"Too many failed sign-ins {whom}. Try again {describe_wait(throttled.wait)}.",
+            retry_after_s=int(-(-throttled.wait.total_seconds() // 1)),
+        )
     result = conn.execute(insert(signin_failures).values(email=email, address=address, at=now))
     pk = result.inserted_primary_key
     assert pk is not None
