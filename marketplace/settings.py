@@ -47,6 +47,14 @@ class Settings:
     signin_window_s: int = 900
     session_lifetime_s: int = 14 * 24 * 3600
     argon2_time_cost: int = 3
+    # Password hashes (argon2id, argon2_memory_kib each) running at once, and sign-ins/sign-ups waiting for
+    # one; beyond that a request gets 429 at once (marketplace.services.password_pool). Keep workers plus
+    # waiting below signin_failures_per_address: a sign-in counts as a failure until its password is checked.
+    password_hash_workers: int = 2
+    password_hash_waiting: int = 16
+    # Sign-ups one network address may start in a window.
+    signup_per_address: int = 10
+    signup_window_s: int = 3600
     # Lightning money limits (sat) and timings.
     deposit_min_sat: int = 1
     deposit_max_sat: int = 10_000_000
@@ -78,6 +86,9 @@ class Settings:
     # Invoices one user may ask for in a window (deposits and repayments together).
     invoice_limit_count: int = 30
     invoice_limit_window_s: int = 600
+    # Invoices not yet paid nor expired, marketplace-wide: per network address (every account on it), and in all.
+    invoice_unpaid_per_address: int = 50
+    invoice_unpaid_total: int = 10_000
     # Crash tests only: the listener kills its own process (SIGKILL) at this point.
     fault_injection: str = ""
     argon2_memory_kib: int = 65536
@@ -119,6 +130,10 @@ _INT_FIELDS = {
     "SESSION_LIFETIME_S": "session_lifetime_s",
     "ARGON2_TIME_COST": "argon2_time_cost",
     "ARGON2_MEMORY_KIB": "argon2_memory_kib",
+    "PASSWORD_HASH_WORKERS": "password_hash_workers",
+    "PASSWORD_HASH_WAITING": "password_hash_waiting",
+    "SIGNUP_PER_ADDRESS": "signup_per_address",
+    "SIGNUP_WINDOW_S": "signup_window_s",
     "DEPOSIT_MIN_SAT": "deposit_min_sat",
     "DEPOSIT_MAX_SAT": "deposit_max_sat",
     "WITHDRAWAL_MIN_SAT": "withdrawal_min_sat",
@@ -145,6 +160,8 @@ _INT_FIELDS = {
     "AGING_EVERY_S": "aging_every_s",
     "INVOICE_LIMIT_COUNT": "invoice_limit_count",
     "INVOICE_LIMIT_WINDOW_S": "invoice_limit_window_s",
+    "INVOICE_UNPAID_PER_ADDRESS": "invoice_unpaid_per_address",
+    "INVOICE_UNPAID_TOTAL": "invoice_unpaid_total",
 }
 _STR_FIELDS = {
     "DATABASE_URL": "database_url",
@@ -193,6 +210,8 @@ def settings_from_env(
 
 def finalize(settings: Settings) -> Settings:
     """Fill embedded defaults (database file, generated secret) or refuse in production."""
+    if settings.password_hash_workers < 1:
+        raise SettingsError(f"{ENV_PREFIX}PASSWORD_HASH_WORKERS must be at least 1")
     if settings.mode == "production":
         if settings.fault_injection:
             raise SettingsError(f"{ENV_PREFIX}FAULT_INJECTION is for crash tests and refused in production mode")

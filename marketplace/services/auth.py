@@ -10,9 +10,8 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
 
-from argon2 import PasswordHasher, Type
+from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, delete, func, insert, select, text, update
 
@@ -23,6 +22,7 @@ from marketplace.domain.errors import InvalidCredentials, SignInThrottled
 from marketplace.domain.passwords import PASSWORD_LENGTH_MAX
 from marketplace.domain.throttling import SignInPolicy, describe_wait, signin_wait
 from marketplace.domain.users import Role
+from marketplace.services.password_pool import password_pool
 from marketplace.settings import Settings
 
 ADDRESS_LENGTH_MAX = 64  # the sessions.address / signin_failures.address column width
@@ -53,18 +53,10 @@ class SignedIn:
 
 
 def password_hasher(settings: Settings) -> PasswordHasher:
-    return _hasher(settings.argon2_time_cost, settings.argon2_memory_kib)
+    """The argon2id hasher of these settings; hash and verify through `password_pool(settings)` tickets."""
+    return password_pool(settings).hasher
 
 
-@lru_cache(maxsize=8)
-def _hasher(time_cost: int, memory_kib: int) -> PasswordHasher:
-    return PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, type=Type.ID)
-
-
-@lru_cache(maxsize=8)
-def _decoy_hash(time_cost: int, memory_kib: int) -> str:
-    # Verified against when the email is unknown, so both answers take as long.
-    return _hasher(time_cost, memory_kib).hash(secrets.token_urlsafe(16))
 
 
 def signin_policy(settings: Settings) -> SignInPolicy:
@@ -93,7 +85,7 @@ def authenticate(
     database: Database, settings: Settings, email: str, password: str, address: str,
     *, now: datetime | None = None,
 ) -> SessionUser:
-    """The user whose password this is, or a refusal (InvalidCredentials, SignInThrottled).
+    """The user whose password this is, or a refusal (InvalidCredentials, SignInThrottled, HashingBusy).
 
     The limits (`signin_policy`: a growing delay per account and address, a cap
     per address) are checked, and this attempt counted as a failure, before the
@@ -104,13 +96,15 @@ def authenticate(
     now = now or utc_now()
     email = _storable(canonical_email(email))[:EMAIL_LENGTH_MAX]
     address = _storable(address)[:ADDRESS_LENGTH_MAX]
-    attempt_id, found = database.run(lambda conn: _count_attempt(conn, settings, email, address, now))
-    hasher = password_hasher(settings)
-    stored = found.password_hash if found is not None else _decoy_hash(
-        settings.argon2_time_cost, settings.argon2_memory_kib)
-    if len(password) > PASSWORD_LENGTH_MAX or not _verify(hasher, stored, password) or found is None:
-        raise InvalidCredentials(_WRONG)
-    new_hash = hasher.hash(password) if _needs_rehash(hasher, stored) else None
+    pool = password_pool(settings)
+    # The ticket first: a flood is refused (HashingBusy) before anything is counted or written.
+    with pool.ticket() as ticket:
+        attempt_id, found = database.run(lambda conn: _count_attempt(conn, settings, email, address, now))
+        stored = found.password_hash if found is not None else ticket.decoy()
+        right = len(password) <= PASSWORD_LENGTH_MAX and ticket.run(lambda: _verify(pool.hasher, stored, password))
+        if not right or found is None:
+            raise InvalidCredentials(_WRONG)
+        new_hash = ticket.hash(password) if _needs_rehash(pool.hasher, stored) else None
     user = found.user
     database.run(lambda conn: _clear_attempt(conn, attempt_id, user.id, new_hash))
     return user

@@ -209,7 +209,8 @@ async def disburse(database: Database, port: LightningPort, facts: NodeFacts, se
 
 
 async def repayment_invoice(database: Database, port: LightningPort, settings: Settings, borrower_id: int,
-                            loan_id: int, amount_msat: int | None, today: date | None = None) -> InvoiceRow:
+                            loan_id: int, amount_msat: int | None, today: date | None = None,
+                            *, address: str | None = None) -> InvoiceRow:
     """An invoice for the next due amount, or any other amount (partial or early)."""
     as_of = today or utc_today()
     loan, states = await reading(database, lambda c: (loans.get_loan(c, loan_id),
@@ -229,7 +230,7 @@ async def repayment_invoice(database: Database, port: LightningPort, settings: S
         raise InvalidInput(f"Paying the whole loan off today costs {most // 1000:,} sat"
                            f"{'.%03d' % (most % 1000) if most % 1000 else ''}; ask for at most that.")
     return await issue_invoice(database, port, settings, "repayment", borrower_id, amount_msat,
-                               f"Microlend loan {loan_id} repayment", loan_id=loan_id)
+                               f"Microlend loan {loan_id} repayment", loan_id=loan_id, address=address)
 
 
 @dataclass(frozen=True)

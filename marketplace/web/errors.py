@@ -51,15 +51,17 @@ def error_response(
         request, "error.html", context, status_code=status, headers=headers)
 
 
+def retry_after_headers(refusal: Refusal | None) -> dict[str, str]:
+    """A refusal that says when to come back (429: throttled, busy, too many open invoices): Retry-After."""
+    wait = getattr(refusal, "retry_after_s", None)
+    return {"Retry-After": str(wait)} if isinstance(wait, int) else {}
+
+
 def refusal_response(request: Request, refusal: Refusal) -> Response:
     if isinstance(refusal, SignInRequired) and not is_api(request):
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse("/signin?" + urlencode({"next": target}), status_code=303)
-    headers = {}
-    retry = getattr(refusal, "retry_after_s", None)
-    if retry is not None:
-        headers["Retry-After"] = str(retry)
-    return error_response(request, refusal.status, refusal.code, refusal.message, headers)
+    return error_response(request, refusal.status, refusal.code, refusal.message, retry_after_headers(refusal))
 
 
 async def handle_refusal(request: Request, exc: Exception) -> Response:

@@ -43,6 +43,7 @@ from marketplace.web import openapi
 from marketplace.web.api_auth import api_user
 from marketplace.web.lightning import lightning_of
 from marketplace.web.params import declared_length, path_id, query_whole
+from marketplace.web.security import client_address
 from marketplace.web.state import database_of, settings_of
 from marketplace.web.views import api as api_v0
 
@@ -416,7 +417,7 @@ async def create_deposit(request: Request) -> Response:
     assert amount is not None
     runtime = lightning_of(request)
     row = await deposits.create_deposit_invoice(database_of(request), runtime.port, settings_of(request), user.id,
-                                                amount)
+                                                amount, address=client_address(request))
     return _json(invoice_json(row), 201)
 
 
@@ -434,7 +435,7 @@ async def create_repayment(request: Request) -> Response:
     body = await read_body(request, "RepaymentRequest", optional=True)
     runtime = lightning_of(request)
     row = await loan_service.repayment_invoice(database_of(request), runtime.port, settings_of(request), user.id,
-                                               loan_id, _sat(body))
+                                               loan_id, _sat(body), address=client_address(request))
     return _json(invoice_json(row), 201)
 
 

@@ -29,11 +29,13 @@ from marketplace.services import accounts, deposits, loan_views
 from marketplace.services import loans as loan_service
 from marketplace.services.lightning_calls import reading
 from marketplace.settings import Settings
+from marketplace.web.errors import retry_after_headers
 from marketplace.web.forms import optional_sat_amount, parse_form, sat_amount, text_field
 from marketplace.web.lightning import lightning_of
 from marketplace.web.params import path_id, query_whole
 from marketplace.web.qr import invoice_qr_svg
 from marketplace.web.rendering import render
+from marketplace.web.security import client_address
 from marketplace.web.sessions import require_role
 from marketplace.web.state import database_of, settings_of
 
@@ -187,7 +189,8 @@ async def _loan_page(request: Request, user_id: int, loan_id: int, *, refusal: R
         "request_key": secrets.token_urlsafe(18), "demo_hint": runtime.demo_wallet is not None,
         "balances": await _balances(request, user_id),
     }
-    return await render(request, "loans/loan.html", context, status=refusal.status if refusal else 200)
+    return await render(request, "loans/loan.html", context, status=refusal.status if refusal else 200,
+                        headers=retry_after_headers(refusal))
 
 
 async def _balances(request: Request, user_id: int) -> accounts.Balances:
@@ -260,7 +263,7 @@ async def repay(request: Request) -> Response:
         amount_msat = optional_sat_amount(raw)
         runtime = lightning_of(request)
         row = await loan_service.repayment_invoice(database_of(request), runtime.port, settings_of(request),
-                                                   user.id, loan_id, amount_msat)
+                                                   user.id, loan_id, amount_msat, address=client_address(request))
     except Refusal as refusal:
         return await _loan_page(request, user.id, loan_id, refusal=refusal, echo={"repay_amount_sat": raw})
     return RedirectResponse(f"/loans/{loan_id}/pay/{row.id}", status_code=303)
