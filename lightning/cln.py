@@ -6,7 +6,7 @@ Errors leave this module only as `lightning.errors` classes.
 """
 from __future__ import annotations
 
-import hashlib
+import errno
 from functools import partial
 from typing import Any
 
@@ -14,7 +14,7 @@ import anyio.to_thread
 from pyln.client import LightningRpc, RpcError
 
 from lightning import cln_parse
-from lightning.errors import NodeUnreachable, WaitTimeout, error_for_code
+from lightning.errors import MalformedReply, NodeNotReached, NodeUnreachable, WaitTimeout, error_for_code
 from lightning.port import (
     Channel,
     ChannelClosed,
@@ -28,7 +28,6 @@ from lightning.port import (
     NodeInfo,
     PaidInvoice,
     PaymentResult,
-    PaymentState,
     PaymentStatus,
 )
 
@@ -39,6 +38,8 @@ XPAY_SINCE = (24, 11)
 # Prefixes the JSON-RPC ids, so lightningd's logs (and the dev node's
 # recordings) show which calls came from Microlend.
 CMD_PREFIX = "microlend"
+# Errors only connect() gives on a unix socket: the request was never sent.
+_NOT_CONNECTED = {errno.ENOENT, errno.ECONNREFUSED, errno.EACCES, errno.ENOTSOCK, errno.ENOTDIR}
 
 
 class _TimedRpc(LightningRpc):  # type: ignore[misc]
@@ -72,28 +73,31 @@ class ClnAdapter:
 
     def _call_sync(self, rpc: LightningRpc, method: str, params: Json) -> Json:
         try:
-            result: Json = rpc.call(method, params)
-            return result
+            result = rpc.call(method, params)
         except RpcError as exc:
             error = exc.error
             if not isinstance(error, dict):
                 # pyln reports a connection closed mid-reply as a bare string.
                 raise NodeUnreachable(f"{method}: {error}") from exc
-            raise error_for_code(
-                int(error.get("code", -1)),
-                str(error.get("message", "")),
-                error.get("data"),
-                method,
-            ) from exc
+            code = error.get("code")
+            if isinstance(code, bool) or not isinstance(code, int):
+                raise MalformedReply(f"{method}: error without a numeric code: {error!r:.200}") from exc
+            message = str(error.get("message") or f"{method} failed with code {code} and no message")
+            raise error_for_code(code, message, error.get("data"), method) from exc
         except TimeoutError:
             raise
-        except (OSError, ConnectionError) as exc:
-            raise NodeUnreachable(
-                f"cannot reach the Lightning node at {self.rpc_path}: {exc}"
-            ) from exc
-        except ValueError as exc:
-            # A reply cut short is not JSON: the node went away mid-answer.
-            raise NodeUnreachable(f"{method}: malformed reply from the node: {exc}") from exc
+        except OSError as exc:
+            if exc.errno in _NOT_CONNECTED:
+                raise NodeNotReached(
+                    f"cannot reach the Lightning node at {self.rpc_path}: {exc}"
+                ) from exc
+            raise NodeUnreachable(f"{method}: the connection to the node failed mid-call: {exc}") from exc
+        except (ValueError, TypeError, AttributeError, KeyError, RecursionError) as exc:
+            # Not JSON-RPC (pyln chokes on a non-object, a wrong id, no result): the node answered nonsense.
+            raise MalformedReply(f"{method}: malformed reply from the node: {exc!s:.200}") from exc
+        if not isinstance(result, dict):
+            raise MalformedReply(f"{method}: the result is not an object")
+        return result
 
     async def call(self, method: str, params: Json | None = None, *, abandonable: bool = False) -> Json:
         """Any CLN method, with None-valued parameters dropped (as pyln does).
@@ -110,7 +114,7 @@ class ClnAdapter:
     async def _version_tuple(self) -> tuple[int, int]:
         if self._version is None:
             info = await self.call("getinfo")
-            self._version = cln_parse.version_tuple(str(info["version"]))
+            self._version = cln_parse.version_tuple(cln_parse.node_info(info).version)
         return self._version
 
     # -- receiving ------------------------------------------------------
@@ -138,13 +142,13 @@ class ClnAdapter:
             )
         except WaitTimeout:
             return None
-        return cln_parse.invoice(reply)
+        return cln_parse.paid_after(reply, after_pay_index)
 
     async def list_paid_since(self, updated_index: int, limit: int) -> list[InvoiceUpdate]:
         reply = await self.call(
             "listinvoices", {"index": "updated", "start": updated_index, "limit": limit}
         )
-        return [cln_parse.invoice(i) for i in reply["invoices"]]
+        return cln_parse.invoices(reply, updated_from=updated_index)
 
     async def wait_updated(self, next_value: int, timeout_s: float | None) -> int | None:
         params: Json = {"subsystem": "invoices", "indexname": "updated", "nextvalue": next_value}
@@ -155,12 +159,12 @@ class ClnAdapter:
             )
         except TimeoutError:
             return None
-        return int(reply.get("updated", next_value))
+        return cln_parse.wait_value(reply, next_value)
 
     async def lookup_invoice(self, label: str) -> InvoiceUpdate | None:
         reply = await self.call("listinvoices", {"label": label})
-        invoices = reply["invoices"]
-        return cln_parse.invoice(invoices[0]) if invoices else None
+        found = [i for i in cln_parse.invoices(reply) if i.label == label]
+        return found[0] if found else None
 
     async def list_invoices(
         self, status: InvoiceStatus | None = None, start: int = 0, limit: int | None = None
@@ -169,7 +173,7 @@ class ClnAdapter:
         if start or limit is not None:
             params = {"index": "created", "start": start, "limit": limit}
         reply = await self.call("listinvoices", params)
-        invoices = [cln_parse.invoice(i) for i in reply["invoices"]]
+        invoices = cln_parse.invoices(reply)
         # CLN's listinvoices has no status filter: the page is filtered here.
         return [i for i in invoices if status is None or i.status == status]
 
@@ -198,35 +202,11 @@ class ClnAdapter:
                     "retry_for": retry_for_s,
                 },
             )
-        preimage = str(reply["payment_preimage"])
-        return PaymentResult(
-            payment_hash=reply.get("payment_hash")
-            or hashlib.sha256(bytes.fromhex(preimage)).hexdigest(),
-            payment_preimage=preimage,
-            amount_msat=int(reply["amount_msat"]),
-            amount_sent_msat=int(reply["amount_sent_msat"]),
-        )
+        return cln_parse.payment_result(reply)
 
     async def payment_status(self, payment_hash: str) -> PaymentStatus:
         reply = await self.call("listpays", {"payment_hash": payment_hash})
-        pays: list[Json] = reply["pays"]
-        complete = [p for p in pays if p.get("status") == "complete"]
-        if complete:
-            p = complete[0]
-            return PaymentStatus(
-                payment_hash=payment_hash,
-                state=PaymentState.COMPLETE,
-                amount_msat=p.get("amount_msat"),
-                amount_sent_msat=p.get("amount_sent_msat"),
-                payment_preimage=p.get("preimage"),
-            )
-        if any(p.get("status") == "pending" for p in pays):
-            return PaymentStatus(payment_hash=payment_hash, state=PaymentState.PENDING)
-        if pays:
-            return PaymentStatus(payment_hash=payment_hash, state=PaymentState.FAILED)
-        # Nothing recorded: after a crash the attempt may never have reached
-        # the node, or the node may have lost it. Not a failure.
-        return PaymentStatus(payment_hash=payment_hash, state=PaymentState.UNKNOWN)
+        return cln_parse.payment_status(payment_hash, reply)
 
     async def decode(self, bolt11: str) -> DecodedPayment:
         return cln_parse.decoded(await self.call("decode", {"string": bolt11}))
@@ -234,13 +214,12 @@ class ClnAdapter:
     # -- node and channels ----------------------------------------------
 
     async def node_info(self) -> NodeInfo:
-        info = await self.call("getinfo")
-        self._version = cln_parse.version_tuple(str(info["version"]))
-        return cln_parse.node_info(info)
+        info = cln_parse.node_info(await self.call("getinfo"))
+        self._version = cln_parse.version_tuple(info.version)
+        return info
 
     async def channels(self) -> list[Channel]:
-        reply = await self.call("listpeerchannels")
-        return [cln_parse.channel(c) for c in reply["channels"]]
+        return cln_parse.channels(await self.call("listpeerchannels"))
 
     async def funds(self) -> Funds:
         return cln_parse.funds(await self.call("listfunds"))
@@ -249,14 +228,10 @@ class ClnAdapter:
         await self.call("connect", {"id": peer_id, "host": host, "port": port})
 
     async def open_channel(self, peer_id: str, amount_sat: int) -> ChannelOpened:
-        reply = await self.call("fundchannel", {"id": peer_id, "amount": amount_sat})
-        return ChannelOpened(
-            channel_id=reply["channel_id"], txid=reply["txid"], outnum=int(reply["outnum"])
-        )
+        return cln_parse.channel_opened(await self.call("fundchannel", {"id": peer_id, "amount": amount_sat}))
 
     async def close_channel(self, peer_id_or_scid: str) -> ChannelClosed:
-        reply = await self.call("close", {"id": peer_id_or_scid})
-        return ChannelClosed(type=reply["type"], txids=tuple(reply.get("txids", [])))
+        return cln_parse.channel_closed(await self.call("close", {"id": peer_id_or_scid}))
 
 
 def _conforms(adapter: ClnAdapter) -> LightningPort:

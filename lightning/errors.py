@@ -27,6 +27,18 @@ class NodeUnreachable(LightningError):
     """The node's socket is missing, refused the connection, or dropped it."""
 
 
+class NodeNotReached(NodeUnreachable):
+    """The connection was never made (no socket, or refused): the request provably never reached the node.
+
+    Unlike a connection dropped mid-call, this is a clear failure even for a payment.
+    """
+
+
+class MalformedReply(LightningError):
+    """The node answered something that is not a valid reply to the call (wrong types, missing
+    fields, impossible values). For a payment this is not a failure: the request did reach the node."""
+
+
 class InvalidParams(LightningError):
     """The node rejected the request's parameters (-32602)."""
 

@@ -8,6 +8,7 @@ comparing `payee`, and it does not check the network, which is done here.
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -34,6 +35,11 @@ NETWORK_BY_CURRENCY: dict[str, str] = {
 
 # An invoice about to expire may expire while the payment is in flight.
 DEFAULT_MIN_REMAINING_S = 60
+# More than 21 million bitcoin can never be asked for.
+MAX_AMOUNT_MSAT = 21_000_000 * 100_000_000 * 1000
+# BOLT11 strings of real wallets are a few hundred characters; 7,089 is the longest a QR code holds.
+MAX_INVOICE_CHARS = 7089
+_HEX32 = re.compile(r"[0-9a-f]{64}")
 
 
 class InvalidInvoice(LightningError):
@@ -111,35 +117,48 @@ def normalise(text: str) -> str:
 
 
 def decode_invoice(text: str) -> DecodedInvoice:
-    """Decode and verify a BOLT11 string (checksum and signature)."""
+    """Decode and verify a BOLT11 string (checksum and signature); every failure is a MalformedInvoice."""
+    if not isinstance(text, str):
+        raise MalformedInvoice("This is not a Lightning invoice: it should be text starting with 'ln'.")
     value = normalise(text)
     if not value.startswith("ln"):
         raise MalformedInvoice("This is not a Lightning invoice: it should start with 'ln'.")
+    if len(value) > MAX_INVOICE_CHARS:
+        raise MalformedInvoice("This Lightning invoice is too long to be real.")
     try:
         decoded = bolt11.decode(value)
-    except (Bolt11Exception, ValueError, IndexError, KeyError) as exc:
+        fields = (decoded.currency, decoded.payee, decoded.payment_hash, decoded.payment_secret,
+                  decoded.amount_msat, decoded.date, decoded.expiry, decoded.description,
+                  decoded.description_hash, decoded.min_final_cltv_expiry)
+    except Exception as exc:  # bolt11, bitstring, coincurve and bech32 each raise their own kinds
         raise MalformedInvoice(
             "This Lightning invoice could not be read: it is damaged or incomplete."
         ) from exc
-    except Exception as exc:  # bitstring raises its own errors on truncated data
-        raise MalformedInvoice(
-            "This Lightning invoice could not be read: it is damaged or incomplete."
-        ) from exc
-    payee = decoded.payee
-    if payee is None:
+    currency, payee, payment_hash, payment_secret, amount, date, expiry, description, description_hash, cltv = fields
+    if not isinstance(payee, str) or not payee:
         raise MalformedInvoice("This Lightning invoice does not say which node to pay.")
+    if not isinstance(payment_hash, str) or not _HEX32.fullmatch(payment_hash):
+        raise MalformedInvoice("This Lightning invoice has no valid payment hash.")
+    if not isinstance(payment_secret, str) or not _HEX32.fullmatch(payment_secret):
+        raise MalformedInvoice("This Lightning invoice has no payment secret (wallets add one since 2021): "
+                               "ask for a new invoice.")
+    if amount is not None and not 0 < int(amount) <= MAX_AMOUNT_MSAT:
+        raise MalformedInvoice("This Lightning invoice asks for an impossible amount.")
+    numbers = (date, expiry, cltv)
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in numbers):
+        raise MalformedInvoice("This Lightning invoice could not be read: it is damaged or incomplete.")
     return DecodedInvoice(
         bolt11=value,
-        currency=decoded.currency,
+        currency=str(currency),
         payee=payee,
-        payment_hash=decoded.payment_hash,
-        payment_secret=decoded.payment_secret,
-        amount_msat=int(decoded.amount_msat) if decoded.amount_msat else None,
-        created_at=int(decoded.date),
-        expiry_s=int(decoded.expiry),
-        description=decoded.description,
-        description_hash=decoded.description_hash,
-        min_final_cltv_expiry=int(decoded.min_final_cltv_expiry),
+        payment_hash=payment_hash,
+        payment_secret=payment_secret,
+        amount_msat=None if amount is None else int(amount),
+        created_at=int(date),
+        expiry_s=int(expiry),
+        description=description if isinstance(description, str) else None,
+        description_hash=description_hash if isinstance(description_hash, str) else None,
+        min_final_cltv_expiry=int(cltv),
     )
 
 

@@ -21,10 +21,10 @@ from marketplace.db import loans as loan_rows
 from marketplace.db import migrate
 from marketplace.db.engine import Database
 from marketplace.db.tables import installments, loans, users
-from marketplace.domain.loans.allocation import outstanding_msat
 from marketplace.domain.loans.schedules import Frequency, Method
 from marketplace.domain.loans.terms import LoanTerms
-from marketplace.services import deposits
+from marketplace.domain.autoinvest import Rules
+from marketplace.services import autoinvest, deposits
 from marketplace.services import loans as loan_service
 from marketplace.services.accounts import create_user
 from marketplace.services.lightning_calls import NodeFacts
@@ -58,8 +58,11 @@ class Plan:
     days_back: int = 0  # move the schedule this far into the past
 
 
+# Open requests of every grade: a first request is graded by its amount and length (portfolio/pd.py).
+FUNDING_TERMS = ((10, Frequency.WEEKLY), (30, Frequency.DAILY), (6, Frequency.MONTHLY), (12, Frequency.MONTHLY),
+                 (18, Frequency.MONTHLY), (24, Frequency.MONTHLY), (36, Frequency.MONTHLY), (48, Frequency.MONTHLY))
 PLANS = (
-    [Plan("funding", 40_000 + 5_000 * i, 1800 + 100 * i, 10, Frequency.WEEKLY) for i in range(8)]
+    [Plan("funding", 40_000 + 5_000 * (i % 8), 1500 + 300 * (i % 8), *FUNDING_TERMS[i % 8]) for i in range(12)]
     + [Plan("current", 30_000 + 10_000 * i, 2000 + 150 * i, 12, Frequency.WEEKLY, paid=1 + i % 3) for i in range(8)]
     + [Plan("current-daily", 20_000, 1500, 30, Frequency.DAILY, paid=5) for _ in range(2)]
     + [Plan("late", 50_000, 2400, 8, Frequency.WEEKLY, paid=1, days_back=7 * 1 + 25) for _ in range(4)]
@@ -106,6 +109,7 @@ async def _demo(database: Database, settings: Settings, quiet: bool, suffix: str
         return email, create_user(database, settings, email, PASSWORD, role, name.replace("-", " ").title())
 
     lenders = [make("lender", f"lender-{i + 1}") for i in range(12)]
+    auto_lenders, hand_lenders = lenders[:4], lenders[4:]
     borrowers = [make("borrower", f"borrower-{i + 1}") for i in range(len(PLANS))]
     operator = make("operator", "operator")
 
@@ -116,6 +120,11 @@ async def _demo(database: Database, settings: Settings, quiet: bool, suffix: str
         await wallet.pay(invoice.bolt11, None, 100_000, 30)
     await listener.drain()
     _say(quiet, f"demo: {len(lenders)} lenders deposited 600,000 sat each over Lightning")
+    for index, (_, lender_id) in enumerate(auto_lenders):
+        autoinvest.save_rules(database, settings, lender_id, Rules(
+            enabled=True, budget_msat=150_000_000 + 50_000_000 * index, note_msat=(2 + index) * 1_000_000,
+            max_per_loan_msat=10_000_000, max_per_loan_bps=500, max_per_borrower_msat=10_000_000,
+            grades=frozenset("ABCDE"), max_term_days=1500, max_expected_loss_bps=1000 + 500 * index))
 
     counts: dict[str, int] = {}
     for index, (plan, (_, borrower_id)) in enumerate(zip(PLANS, borrowers)):
@@ -126,7 +135,7 @@ async def _demo(database: Database, settings: Settings, quiet: bool, suffix: str
         loan_id = loan_service.request_loan(database, settings, borrower_id, terms, purpose, story, now=created)
         counts[plan.state] = counts.get(plan.state, 0) + 1
         share = 0.4 if plan.state in ("funding", "expired") else 1.0
-        await _fund(database, settings, lenders, loan_id, int(plan.amount_sat * share), rng, created)
+        await _fund(database, settings, hand_lenders, loan_id, int(plan.amount_sat * share), rng, created)
         if plan.state in ("funding", "expired"):
             continue
         principal = await wallet.create_invoice(plan.amount_sat * 1000, f"demo-principal-{time.time_ns()}-{loan_id}",
@@ -141,6 +150,9 @@ async def _demo(database: Database, settings: Settings, quiet: bool, suffix: str
 
     expired = loan_service.expire_requests(database)
     report = loan_service.age_loans(database, settings)
+    run = await anyio.to_thread.run_sync(autoinvest.run_autoinvest, database, settings)
+    _say(quiet, f"demo: auto-invest bought {run.bought} notes for {len(auto_lenders)} lenders "
+                f"({', '.join(email for email, _ in auto_lenders)})")
     elapsed = time.monotonic() - started
     _say(quiet, f"demo: {sum(counts.values())} loans ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
                 f"{expired} request(s) expired; aging changed {report.changed} loan(s); {elapsed:.1f} s")
@@ -177,7 +189,9 @@ def _move_into_past(conn: Connection, loan_id: int, days: int) -> None:
     shift = timedelta(days=days)
     loan = loan_rows.get_loan(conn, loan_id)
     assert loan.start_date is not None
-    conn.execute(update(loans).where(loans.c.id == loan_id).values(start_date=loan.start_date - shift))
+    assert loan.accrued_on is not None
+    conn.execute(update(loans).where(loans.c.id == loan_id).values(start_date=loan.start_date - shift,
+                                                                   accrued_on=loan.accrued_on - shift))
     for row in conn.execute(select(installments.c.id, installments.c.due_date)
                             .where(installments.c.loan_id == loan_id)).all():
         conn.execute(update(installments).where(installments.c.id == row.id).values(due_date=row.due_date - shift))
@@ -186,12 +200,12 @@ def _move_into_past(conn: Connection, loan_id: int, days: int) -> None:
 async def _repay(database: Database, port: ClnAdapter, wallet: ClnAdapter, settings: Settings, borrower_id: int,
                  loan_id: int, plan: Plan, listener: PaymentListener) -> None:
     for number in range(plan.paid):
-        states = database.read(lambda c: loan_service.loan_states(c, loan_id))
+        state = database.read(lambda c: loan_rows.loan_state(c, loan_rows.get_loan(c, loan_id)))
         today = datetime.now(timezone.utc).date()
         last = plan.state == "repaid" and number == plan.paid - 1
-        amount = outstanding_msat(states, today) if last else None
+        amount = state.payoff_msat(today) if last else None
         if plan.state == "late":  # one installment's worth: the later ones stay overdue
-            amount = states[number].principal_msat + states[number].interest_msat
+            amount = state.installments[number].due_msat
         invoice = await loan_service.repayment_invoice(database, port, settings, borrower_id, loan_id, amount)
         assert invoice.bolt11 is not None
         await wallet.pay(invoice.bolt11, None, 100_000, 30)

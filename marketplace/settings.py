@@ -67,6 +67,14 @@ class Settings:
     listener_page_size: int = 1000
     listener_wait_s: int = 30
     reconcile_every_s: int = 30
+    # Standby processes try for the worker lock this often (the failover delay's main part).
+    leader_poll_s: float = 1.0
+    # A payment with no outcome whose hold is this old is handed to the node again
+    # by the reconciler (a younger one may still be on its way from its caller).
+    resubmit_after_s: int = 5
+    # Added to pay_retry_for_s: past it no attempt of ours can still run at the node,
+    # so a clear failure (or an expired invoice) may release the hold.
+    pay_quiet_margin_s: int = 60
     # Lending: limits, funding window, platform fee, delinquency policy.
     loan_min_sat: int = 10_000
     loan_max_sat: int = 5_000_000
@@ -76,20 +84,26 @@ class Settings:
     loan_growth_bps: int = 5_000
     note_min_sat: int = 1_000
     funding_days: int = 14
-    service_fee_bps: int = 100
+    # A funded request not disbursed within this many days lapses; the pledges go back.
+    disbursement_days: int = 7
+    # The platform's share of the lenders' income (interest and late fees), in basis points: 10 %.
+    service_fee_bps: int = 1000
     grace_days: int = 15
     default_after_days: int = 60
     write_off_after_days: int = 120
     late_fee_bps: int = 200
     late_fee_flat_msat: int = 0
     aging_every_s: int = 3600
+    # How often the auto-invest engine looks at its queue (a run only when something asked for one).
+    autoinvest_every_s: int = 2
     # Invoices one user may ask for in a window (deposits and repayments together).
     invoice_limit_count: int = 30
     invoice_limit_window_s: int = 600
     # Invoices not yet paid nor expired, marketplace-wide: per network address (every account on it), and in all.
     invoice_unpaid_per_address: int = 50
     invoice_unpaid_total: int = 10_000
-    # Crash tests only: the listener kills its own process (SIGKILL) at this point.
+    # Crash tests only: the process kills itself (SIGKILL) at this named point
+    # (listener:before-commit, listener:after-commit, payment:after-hold, ...).
     fault_injection: str = ""
     argon2_memory_kib: int = 65536
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -141,7 +155,10 @@ _INT_FIELDS = {
     "FEE_RESERVE_MIN_MSAT": "fee_reserve_min_msat",
     "FEE_RESERVE_PPM": "fee_reserve_ppm",
     "PAY_RETRY_FOR_S": "pay_retry_for_s",
+    "PAY_QUIET_MARGIN_S": "pay_quiet_margin_s",
+    "RESUBMIT_AFTER_S": "resubmit_after_s",
     "LISTENER_PAGE_SIZE": "listener_page_size",
+    "LISTENER_WAIT_S": "listener_wait_s",
     "RECONCILE_EVERY_S": "reconcile_every_s",
     "LOAN_MIN_SAT": "loan_min_sat",
     "LOAN_MAX_SAT": "loan_max_sat",
@@ -151,6 +168,7 @@ _INT_FIELDS = {
     "LOAN_GROWTH_BPS": "loan_growth_bps",
     "NOTE_MIN_SAT": "note_min_sat",
     "FUNDING_DAYS": "funding_days",
+    "DISBURSEMENT_DAYS": "disbursement_days",
     "SERVICE_FEE_BPS": "service_fee_bps",
     "GRACE_DAYS": "grace_days",
     "DEFAULT_AFTER_DAYS": "default_after_days",
@@ -158,6 +176,7 @@ _INT_FIELDS = {
     "LATE_FEE_BPS": "late_fee_bps",
     "LATE_FEE_FLAT_MSAT": "late_fee_flat_msat",
     "AGING_EVERY_S": "aging_every_s",
+    "AUTOINVEST_EVERY_S": "autoinvest_every_s",
     "INVOICE_LIMIT_COUNT": "invoice_limit_count",
     "INVOICE_LIMIT_WINDOW_S": "invoice_limit_window_s",
     "INVOICE_UNPAID_PER_ADDRESS": "invoice_unpaid_per_address",
@@ -171,6 +190,7 @@ _STR_FIELDS = {
     "DEMO_WALLET_NODE": "demo_wallet_node",
     "FAULT_INJECTION": "fault_injection",
 }
+_FLOAT_FIELDS = {"LEADER_POLL_S": "leader_poll_s"}
 _PATH_FIELDS = {"DATA_DIR": "data_dir", "DEVNODE_DIR": "devnode_dir"}
 
 
@@ -186,6 +206,13 @@ def settings_from_env(
                 values[name] = numbers.whole(raw, label=suffix)
             except numbers.NumberRefused:
                 raise SettingsError(f"{ENV_PREFIX}{suffix} must be a whole number, not {raw!r}") from None
+    for suffix, name in _FLOAT_FIELDS.items():
+        raw = environ.get(ENV_PREFIX + suffix)
+        if raw:
+            try:
+                values[name] = float(raw)
+            except ValueError:
+                raise SettingsError(f"{ENV_PREFIX}{suffix} must be a number of seconds, not {raw!r}")
     for suffix, name in _STR_FIELDS.items():
         raw = environ.get(ENV_PREFIX + suffix)
         if raw:
@@ -206,6 +233,17 @@ def settings_from_env(
     if "devnode_dir" not in values:
         values["devnode_dir"] = Path(values.get("data_dir", Path("data"))) / "devnode"
     return finalize(Settings(**values))
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The MICROLEND_* variables that rebuild these settings (for worker processes started by the server)."""
+    env = {ENV_PREFIX + "MODE": settings.mode, ENV_PREFIX + "HTTPS": "1" if settings.https else "0"}
+    for fields in (_INT_FIELDS, _STR_FIELDS, _PATH_FIELDS, _FLOAT_FIELDS):
+        for suffix, name in fields.items():
+            value = getattr(settings, name)
+            if value != "":
+                env[ENV_PREFIX + suffix] = str(value)
+    return env
 
 
 def finalize(settings: Settings) -> Settings:

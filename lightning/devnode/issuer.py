@@ -10,7 +10,6 @@ from bitstring import Bits
 from bolt11.models.features import Features
 from bolt11.models.tags import TagChar, Tags
 from bolt11.types import Bolt11, MilliSatoshi
-from bolt11.utils import msat_to_amount
 from coincurve import PrivateKey
 from coincurve.ecdsa import cdata_to_der, deserialize_recoverable, recoverable_convert
 
@@ -67,6 +66,24 @@ def _words_to_bytes(words: list[int]) -> bytes:
     return bytes(out)
 
 
+# BOLT11 amount multipliers, largest unit first: (msat per unit, suffix).
+_MULTIPLIERS = ((100_000_000_000, ""), (100_000_000, "m"), (100_000, "u"), (100, "n"))
+
+
+def hrp_amount(amount_msat: int) -> str:
+    """The amount as BOLT11 writes it in the prefix: the shortest exact number with its multiplier.
+
+    Written here because bolt11 2.2.0's msat_to_amount drops the zeros of
+    large whole-bitcoin amounts (3,125,000 BTC came out as "3125", 3,125 BTC).
+    """
+    if amount_msat <= 0:
+        raise ValueError("an invoice amount must be positive")
+    for per_unit, suffix in _MULTIPLIERS:
+        if amount_msat % per_unit == 0:
+            return f"{amount_msat // per_unit}{suffix}"
+    return f"{amount_msat * 10}p"  # a pico-bitcoin is a tenth of a msat
+
+
 def issue(
     *,
     private_key_hex: str,
@@ -97,7 +114,7 @@ def issue(
     words += _tag("x", _minimal_int_words(expiry_s))
     words += _tag("c", _minimal_int_words(cltv))
     words += _tag("9", _int_words(_FEATURE_BITS.uint, 4))
-    hrp = "ln" + currency + (msat_to_amount(MilliSatoshi(amount_msat)) if amount_msat else "")
+    hrp = "ln" + currency + (hrp_amount(amount_msat) if amount_msat else "")
     key = PrivateKey(bytes.fromhex(private_key_hex))
     signature = key.sign_recoverable(hrp.encode() + _words_to_bytes(words))
     encoded: str = bech32_encode(hrp, words + _to_words(signature))

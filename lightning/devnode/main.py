@@ -23,12 +23,13 @@ def socket_path(data_dir: Path, node: str) -> Path:
     return data_dir / node / SOCKET_NAME
 
 
-def run(data_dir: Path, extra_nodes: Sequence[str] = (), record: Path | None = None) -> int:
+def run(data_dir: Path, extra_nodes: Sequence[str] = (), record: Path | None = None,
+        allow_inject: bool = False) -> int:
     data_dir = data_dir.resolve()
     net = Network(data_dir, tuple(extra_nodes))
     recorder = Recorder(record) if record is not None else None
     servers = [
-        NodeServer(net, node, socket_path(data_dir, node.name), recorder)
+        NodeServer(net, node, socket_path(data_dir, node.name), recorder, allow_inject=allow_inject)
         for node in net.nodes.values()
     ]
     stop = threading.Event()
@@ -76,6 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated extra nodes, each with a channel to marketplace")
     parser.add_argument("--record", type=Path, default=None,
                         help="append every JSON-RPC exchange to this JSON-lines file")
+    parser.add_argument("--dev-inject", action="store_true",
+                        help="tests only: accept `dev-inject-reply` to make the next call of a method answer "
+                             "whatever is given (nonsense for the fuzz tests)")
 
 
 def parse_nodes(text: str) -> list[str]:
@@ -93,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lightning.devnode")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    return run(args.data_dir, args.nodes, args.record)
+    return run(args.data_dir, args.nodes, args.record, args.dev_inject)
 
 
 if __name__ == "__main__":

@@ -76,9 +76,13 @@ class _Handler(socketserver.BaseRequestHandler):
                     return
 
     def _answer(self, sock: socket.socket, request: Any) -> bool:
-        reply = self.server.respond(request)
+        injected = self.server.take_injected(request)
+        if injected is not None:
+            data = injected
+        else:
+            data = json.dumps(self.server.respond(request)).encode() + b"\n\n"
         try:
-            sock.sendall(json.dumps(reply).encode() + b"\n\n")
+            sock.sendall(data)
         except OSError:
             return False  # the client gave up (e.g. a timed-out `wait`)
         return True
@@ -88,7 +92,12 @@ class NodeServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, net: Network, node: HostedNode, path: Path, recorder: Recorder | None) -> None:
+    def __init__(self, net: Network, node: HostedNode, path: Path, recorder: Recorder | None,
+                 allow_inject: bool = False) -> None:
+        self.allow_inject = allow_inject
+        # Tests only (--dev-inject): per method, the raw bytes of the next answers to send instead.
+        self._injected: dict[str, list[bytes]] = {}
+        self._inject_lock = threading.Lock()
         self.net = net
         self.node = node
         self.path = path
@@ -102,6 +111,35 @@ class NodeServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             self._dirfd = os.open(path.parent, os.O_DIRECTORY | os.O_RDONLY)
             address = f"/proc/self/fd/{self._dirfd}/{path.name}"
         super().__init__(address, _Handler)
+
+    def take_injected(self, request: Any) -> bytes | None:
+        """An injected answer for this call, if one is queued; `dev-inject-reply` itself queues one.
+
+        params: {"method": name, "result": any JSON} (a normal envelope around it), or
+        {"method": name, "envelope": any JSON} (the whole reply), or {"method": name, "raw": text}.
+        """
+        if not self.allow_inject or not isinstance(request, dict):
+            return None
+        method = request.get("method")
+        params = request.get("params")
+        if method == "dev-inject-reply" and isinstance(params, dict) and isinstance(params.get("method"), str):
+            if "raw" in params:
+                data = str(params["raw"]).encode("utf-8", errors="replace")
+            elif "envelope" in params:
+                data = json.dumps(params["envelope"]).encode() + b"\n\n"
+            else:
+                envelope = {"jsonrpc": "2.0", "id": "<echo>", "result": params.get("result")}
+                data = json.dumps(envelope).encode() + b"\n\n"
+            with self._inject_lock:
+                self._injected.setdefault(params["method"], []).append(data)
+            return json.dumps({"jsonrpc": "2.0", "id": request.get("id"), "result": {}}).encode() + b"\n\n"
+        with self._inject_lock:
+            queue = self._injected.get(str(method))
+            if not queue:
+                return None
+            data = queue.pop(0)
+        # The normal envelope answers with the caller's id (pyln checks it).
+        return data.replace(b'"<echo>"', json.dumps(request.get("id")).encode(), 1)
 
     def respond(self, request: Any) -> dict[str, Any]:
         if not isinstance(request, dict):

@@ -20,7 +20,8 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
     actions.required = True
     age = actions.add_parser("age", parents=[parent],
                              help="the daily job: expire requests, late fees, delinquency, default, write-off")
-    age.add_argument("--as-of", type=date.fromisoformat, default=None, help="the day to age to (YYYY-MM-DD)")
+    age.add_argument("--as-of", type=date.fromisoformat, default=None,
+                     help="the day to age to (YYYY-MM-DD; not in the future, not before the last run)")
     age.set_defaults(func=age_command)
 
     demo = subparsers.add_parser("demo", parents=[parent],
@@ -41,8 +42,8 @@ def age_command(args: argparse.Namespace) -> int:
     except (migrate.DatabaseBehind, Refusal) as exc:
         return fail(str(exc))
     print(f"aged {report.checked} active loan(s): {report.changed} changed state, "
-          f"{report.late_fees_assessed} late fee(s), {report.written_off} written off; "
-          f"{report.expired_requests} request(s) expired")
+          f"{report.late_fees_assessed} late fee(s), {report.written_off} written off, {report.repaid} repaid; "
+          f"{report.expired_requests} request(s) expired, {report.lapsed_requests} lapsed undisbursed")
     return 0
 
 

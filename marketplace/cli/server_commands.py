@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,7 +13,7 @@ from marketplace.db import migrate
 from marketplace.db.engine import Database
 from marketplace.devnode_child import DevNodeChild, devnode_lifespan
 from marketplace.web.lifespan import LifespanExtra
-from marketplace.settings import Settings
+from marketplace.settings import Settings, settings_env
 
 
 def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
@@ -24,6 +25,10 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
         parser = subparsers.add_parser(name, parents=[parent], help=text)
         parser.add_argument("--host", help="default 127.0.0.1")
         parser.add_argument("--port", type=int, help="default 8000")
+        if name == "serve":
+            parser.add_argument("--workers", type=int, default=1, metavar="N",
+                                help="N worker processes on one socket (default 1); one of them, whoever holds "
+                                     "the worker lock, runs the payment listener and the background jobs")
         if name == "run":
             parser.add_argument("--no-demo", action="store_true", help="do not fill an empty database with demo data")
         parser.set_defaults(func=func)
@@ -33,7 +38,7 @@ def _settings(args: argparse.Namespace) -> Settings | None:
     return load_settings(args, host=args.host, port=args.port)
 
 
-def _serve(settings: Settings, extras: Sequence[LifespanExtra] = ()) -> int:
+def _serve(settings: Settings, extras: Sequence[LifespanExtra] = (), workers: int = 1) -> int:
     from marketplace.app import create_app
 
     database = Database(settings.database_url)
@@ -42,6 +47,13 @@ def _serve(settings: Settings, extras: Sequence[LifespanExtra] = ()) -> int:
     except migrate.DatabaseBehind as exc:
         database.dispose()
         return fail(str(exc))
+    if workers > 1:
+        database.dispose()
+        # Each worker process builds the same settings from the environment it inherits.
+        os.environ.update(settings_env(settings))
+        uvicorn.run("marketplace.cli.asgi:app_from_env", factory=True, workers=workers, host=settings.host,
+                    port=settings.port, proxy_headers=True, log_level="info")
+        return 0
     app = create_app(settings, database=database, lifespan_extras=extras)
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, proxy_headers=True, log_level="info")
@@ -51,8 +63,10 @@ def _serve(settings: Settings, extras: Sequence[LifespanExtra] = ()) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        return fail("--workers must be at least 1", 2)
     settings = _settings(args)
-    return 2 if settings is None else _serve(settings)
+    return 2 if settings is None else _serve(settings, workers=args.workers)
 
 
 def run(args: argparse.Namespace) -> int:

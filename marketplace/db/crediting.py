@@ -43,8 +43,11 @@ class CreditReport:
 
 
 def credit_deposits(conn: Connection, batch: PaidBatch) -> CreditPlan:
+    from marketplace.db.autoinvest import enqueue_for_lenders
+
     node = ledger.account_id(conn, "system:node_asset")
     available = ledger.user_account_ids(conn, {row.user_id for row, _ in batch}, AccountKind.USER_AVAILABLE)
+    enqueue_for_lenders(conn, "deposit", {row.user_id for row, _ in batch})
     return CreditPlan([
         deposit_entry(node, available[row.user_id], paid.amount_received_msat or row.amount_msat, paid.payment_hash)
         for row, paid in batch

@@ -8,6 +8,7 @@ back to reserved, so the borrower can try again with a new invoice.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timezone
 
 from sqlalchemy import Connection, insert, update
@@ -16,7 +17,7 @@ from marketplace.db import ledger, loans
 from marketplace.db.tables import outgoing_payments
 from marketplace.domain.errors import Conflict
 from marketplace.domain.journal import EntryDraft, LineDraft
-from marketplace.domain.loans.schedules import Frequency, Method, build_schedule
+from marketplace.domain.loans.allocation import start
 
 
 def _per_lender(conn: Connection, loan_id: int) -> dict[int, int]:
@@ -26,16 +27,21 @@ def _per_lender(conn: Connection, loan_id: int) -> dict[int, int]:
     return amounts
 
 
+def in_flight(conn: Connection, loan_id: int) -> bool:
+    """A disbursement of this loan is on its way (pending) or its outcome is not known yet."""
+    return conn.execute(
+        outgoing_payments.select().where(outgoing_payments.c.loan_id == loan_id,
+                                         outgoing_payments.c.purpose == "disbursement",
+                                         outgoing_payments.c.status.in_(("pending", "unknown")))
+    ).first() is not None
+
+
 def hold(conn: Connection, loan_id: int, borrower_id: int, payment_hash: str, bolt11: str,
          fee_reserve_msat: int) -> int:
     loan = loans.get_loan(conn, loan_id, lock=True)
     if loan.status != "funded":
         raise Conflict("This loan is not waiting for a disbursement.")
-    busy = conn.execute(
-        outgoing_payments.select().where(outgoing_payments.c.loan_id == loan_id,
-                                         outgoing_payments.c.status.in_(("pending", "unknown")))
-    ).first()
-    if busy is not None:
+    if in_flight(conn, loan_id):
         raise Conflict("A disbursement of this loan is already on its way; wait for its outcome.")
     known = conn.execute(outgoing_payments.select().where(outgoing_payments.c.payment_hash == payment_hash)).first()
     if known is not None:
@@ -63,13 +69,13 @@ def settle(conn: Connection, payment_id: int, loan_id: int, payment_hash: str, f
     if fee_msat:
         lines.append(LineDraft(ledger.account_id(conn, "system:node_fees_paid"), fee_msat))
     entry = ledger.post(conn, [EntryDraft("disbursement", tuple(lines), f"settle:{payment_hash}")])[0]
-    start = today or datetime.now(timezone.utc).date()
-    schedule = build_schedule(loan.amount_msat, loan.annual_rate_bps, loan.term_count, Frequency(loan.frequency),
-                              Method(loan.method), start)
-    loans.insert_installments(conn, loan_id, schedule)
+    day = today or datetime.now(timezone.utc).date()
+    state = start(replace(loan.contract, start_date=day))
+    loans.write_installments(conn, loan_id, state.installments)
     loans.set_notes_status(conn, (n.id for n in loans.notes_of_loan(conn, loan_id, ("pledged",))), "active")
-    loans.set_loan(conn, loan_id, status="active", delinquency="current", start_date=start,
-                   disbursed_at=datetime.now(timezone.utc))
+    loans.set_loan(conn, loan_id, status="active", delinquency="current", start_date=day,
+                   disbursed_at=datetime.now(timezone.utc), principal_outstanding_msat=loan.amount_msat,
+                   interest_accrued_msat=0, accrued_on=day)
     return entry.id
 
 

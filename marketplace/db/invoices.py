@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import Connection, insert, select, update
 
@@ -70,9 +70,16 @@ def find(conn: Connection, invoice_id: int, user_id: int) -> InvoiceRow | None:
 
 
 def mark_created(conn: Connection, invoice_id: int, created: CreatedInvoice) -> InvoiceRow:
-    """Store the node's answer; a row the sweep already completed is left as it is."""
+    """Store the node's answer; a row the sweep already completed is left as it is.
+
+    A row the sweep gave up on ('failed' with no hash: the node had no such label
+    when it looked) is revived: the node has just said it made the invoice.
+    """
     conn.execute(
-        update(invoices).where(invoices.c.id == invoice_id, invoices.c.status == "creating").values(
+        update(invoices).where(
+            invoices.c.id == invoice_id,
+            (invoices.c.status == "creating") | ((invoices.c.status == "failed") & invoices.c.payment_hash.is_(None)),
+        ).values(
             status="unpaid", payment_hash=created.payment_hash, bolt11=created.bolt11,
             expires_at=created.expires_at,
         )
@@ -83,6 +90,23 @@ def mark_created(conn: Connection, invoice_id: int, created: CreatedInvoice) -> 
 def mark_failed(conn: Connection, invoice_id: int) -> None:
     conn.execute(update(invoices).where(invoices.c.id == invoice_id, invoices.c.status == "creating")
                  .values(status="failed"))
+
+
+def fail_lost_creation(conn: Connection, invoice_id: int, grace_s: int) -> bool:
+    """A row left in 'creating' whose label the node does not know: the node was never asked. Settled once.
+
+    Only rows older than `grace_s`: a younger one may belong to a call still on its way to the node.
+    """
+    cutoff = datetime.now(timezone.utc) - timedelta(seconds=grace_s)
+    result = conn.execute(update(invoices).where(
+        invoices.c.id == invoice_id, invoices.c.status == "creating", invoices.c.created_at < cutoff,
+    ).values(status="failed"))
+    return bool(result.rowcount)
+
+
+def creating(conn: Connection, limit: int = 1000) -> list[InvoiceRow]:
+    rows = conn.execute(select(*COLUMNS).where(invoices.c.status == "creating").order_by(invoices.c.id).limit(limit))
+    return [row_from(r) for r in rows]
 
 
 def open_invoices(conn: Connection, now_s: int, limit: int = 10_000) -> list[InvoiceRow]:

@@ -6,15 +6,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
-from sqlalchemy import Connection, and_, bindparam, case, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, case, delete, func, insert, select, update
 
 from marketplace.db import ledger
 from marketplace.db.tables import accounts, installments, loans, notes, users
 from marketplace.domain.errors import NotFound
 from marketplace.domain.journal import AccountKind
-from marketplace.domain.loans.allocation import InstallmentState, NoteState
+from marketplace.domain.loans.allocation import Balance, InstallmentState, LoanState
 from marketplace.domain.loans.limits import BorrowerRecord
-from marketplace.domain.loans.schedules import Schedule
+from marketplace.domain.loans.schedules import Contract, Frequency, Method, Prepayment
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,35 @@ class LoanRow:
     defaulted_on: date | None
     closed_on: date | None
     max_days_past_due: int
+    prepayment: str
+    aprc_bps: int
+    disburse_by: datetime | None
+    principal_outstanding_msat: int
+    interest_accrued_msat: int
+    accrued_on: date | None
+    installment_msat: int | None
+    shared_cash_msat: int
+    shared_principal_msat: int
+    shared_income_msat: int
+    pd_ppm: int
+    origination_grade: str
+    origination_pd_ppm: int
 
     @property
     def remaining_msat(self) -> int:
         return self.amount_msat - self.funded_msat
+
+    @property
+    def contract(self) -> Contract:
+        """The loan's terms; before disbursement, as if it started today."""
+        start = self.start_date or datetime.now(timezone.utc).date()
+        return Contract(self.amount_msat, self.annual_rate_bps, self.term_count, Frequency(self.frequency),
+                        Method(self.method), start, Prepayment(self.prepayment))
+
+    @property
+    def balance(self) -> Balance:
+        assert self.accrued_on is not None, "only a disbursed loan has a balance"
+        return Balance(self.principal_outstanding_msat, self.interest_accrued_msat, self.accrued_on)
 
 
 @dataclass(frozen=True)
@@ -62,6 +87,7 @@ class NoteRow:
     loss_msat: int
     status: str
     created_at: datetime
+    share_weight_msat: int
 
 
 LOAN_COLUMNS = [loans.c[name] for name in LoanRow.__dataclass_fields__]
@@ -76,7 +102,7 @@ def aware(moment: datetime) -> datetime:
 
 def loan_from(r: object) -> LoanRow:
     values = {name: getattr(r, name) for name in LoanRow.__dataclass_fields__}
-    for name in ("funding_deadline", "created_at", "funded_at", "disbursed_at"):
+    for name in ("funding_deadline", "created_at", "funded_at", "disbursed_at", "disburse_by"):
         if values[name] is not None:
             values[name] = aware(values[name])
     return LoanRow(**values)
@@ -87,15 +113,16 @@ def note_from(r: object) -> NoteRow:
 
 
 def insert_loan(conn: Connection, *, borrower_id: int, amount_msat: int, purpose: str, story: str,
-                annual_rate_bps: int, term_count: int, frequency: str, method: str, apr_bps: int,
-                service_fee_bps: int, grade: str, funding_deadline: datetime) -> int:
+                annual_rate_bps: int, term_count: int, frequency: str, method: str, prepayment: str, apr_bps: int,
+                aprc_bps: int, service_fee_bps: int, grade: str, pd_ppm: int, funding_deadline: datetime) -> int:
     escrow = ledger.create_account(conn, f"escrow:{uuid.uuid4().hex}", AccountKind.LOAN_ESCROW)
     result = conn.execute(insert(loans).values(
         borrower_id=borrower_id, amount_msat=amount_msat, purpose=purpose, story=story,
         annual_rate_bps=annual_rate_bps, term_count=term_count, frequency=frequency, method=method,
-        apr_bps=apr_bps, service_fee_bps=service_fee_bps, grade=grade, status="funding", delinquency="current",
-        funded_msat=0, escrow_account_id=escrow, funding_deadline=funding_deadline,
-        created_at=datetime.now(timezone.utc),
+        prepayment=prepayment, apr_bps=apr_bps, aprc_bps=aprc_bps, service_fee_bps=service_fee_bps, grade=grade,
+        pd_ppm=pd_ppm, origination_grade=grade, origination_pd_ppm=pd_ppm,
+        status="funding", delinquency="current", funded_msat=0, escrow_account_id=escrow,
+        funding_deadline=funding_deadline, created_at=datetime.now(timezone.utc),
     ))
     assert result.inserted_primary_key is not None
     loan_id = int(result.inserted_primary_key[0])
@@ -157,7 +184,7 @@ def get_note(conn: Connection, note_id: int, *, lock: bool = False) -> NoteRow:
 def insert_note(conn: Connection, loan_id: int, lender_id: int, amount_msat: int) -> int:
     result = conn.execute(insert(notes).values(
         loan_id=loan_id, lender_id=lender_id, amount_msat=amount_msat, principal_outstanding_msat=amount_msat,
-        status="pledged", created_at=datetime.now(timezone.utc)))
+        share_weight_msat=amount_msat, status="pledged", created_at=datetime.now(timezone.utc)))
     assert result.inserted_primary_key is not None
     return int(result.inserted_primary_key[0])
 
@@ -172,17 +199,18 @@ def set_notes_status(conn: Connection, note_ids: Iterable[int], status: str) -> 
         conn.execute(update(notes).where(notes.c.id.in_(ids)).values(status=status))
 
 
-def insert_installments(conn: Connection, loan_id: int, schedule: Schedule) -> None:
+def write_installments(conn: Connection, loan_id: int, rows: Sequence[InstallmentState]) -> None:
     conn.execute(insert(installments), [
         {"loan_id": loan_id, "number": i.number, "due_date": i.due_date, "principal_msat": i.principal_msat,
-         "interest_msat": i.interest_msat, "late_fee_msat": 0, "principal_paid_msat": 0,
-         "interest_paid_msat": 0, "late_fee_paid_msat": 0, "interest_waived": False}
-        for i in schedule.installments
+         "interest_msat": i.interest_msat, "late_fee_msat": i.late_fee_msat,
+         "principal_paid_msat": i.principal_paid_msat, "interest_paid_msat": i.interest_paid_msat,
+         "late_fee_paid_msat": i.late_fee_paid_msat, "settled_on": i.settled_on}
+        for i in rows
     ])
 
 
 _INSTALLMENT_FIELDS = ("number", "due_date", "principal_msat", "interest_msat", "late_fee_msat",
-                       "principal_paid_msat", "interest_paid_msat", "late_fee_paid_msat", "interest_waived")
+                       "principal_paid_msat", "interest_paid_msat", "late_fee_paid_msat", "settled_on")
 
 
 def installment_states(conn: Connection, loan_ids: Sequence[int]) -> dict[int, list[InstallmentState]]:
@@ -196,42 +224,69 @@ def installment_states(conn: Connection, loan_ids: Sequence[int]) -> dict[int, l
     for r in rows:
         result[int(r.loan_id)].append(InstallmentState(
             int(r.number), r.due_date, int(r.principal_msat), int(r.interest_msat), int(r.late_fee_msat),
-            int(r.principal_paid_msat), int(r.interest_paid_msat), int(r.late_fee_paid_msat),
-            bool(r.interest_waived)))
+            int(r.principal_paid_msat), int(r.interest_paid_msat), int(r.late_fee_paid_msat), r.settled_on))
     return result
 
 
-def note_states(conn: Connection, loan_ids: Sequence[int]) -> dict[int, list[tuple[NoteState, int]]]:
-    """Active notes of the listed loans as (state, lender id), in note order."""
-    result: dict[int, list[tuple[NoteState, int]]] = {loan_id: [] for loan_id in loan_ids}
+def loan_states(conn: Connection, loan_rows: Sequence[LoanRow]) -> dict[int, LoanState]:
+    """The domain state of each disbursed loan (balance and installments), in one query."""
+    disbursed = [loan for loan in loan_rows if loan.accrued_on is not None]
+    rows = installment_states(conn, [loan.id for loan in disbursed]) if disbursed else {}
+    return {loan.id: LoanState(loan.contract, loan.balance, tuple(rows[loan.id]), loan.installment_msat)
+            for loan in disbursed}
+
+
+def loan_state(conn: Connection, loan: LoanRow) -> LoanState:
+    found = loan_states(conn, [loan]).get(loan.id)
+    if found is None:
+        raise NotFound("This loan has no schedule yet.")
+    return found
+
+
+def note_weights(conn: Connection, loan_ids: Sequence[int]) -> dict[int, list[tuple[int, int, int]]]:
+    """Each listed loan's notes that share repayments, as (note id, share weight, lender id), in note order."""
+    result: dict[int, list[tuple[int, int, int]]] = {loan_id: [] for loan_id in loan_ids}
     rows = conn.execute(
-        select(notes.c.loan_id, notes.c.id, notes.c.principal_outstanding_msat, notes.c.amount_msat,
-               notes.c.lender_id)
+        select(notes.c.loan_id, notes.c.id, notes.c.share_weight_msat, notes.c.lender_id)
         .where(notes.c.loan_id.in_(list(loan_ids)), notes.c.status.in_(("active", "repaid", "written_off")))
         .order_by(notes.c.loan_id, notes.c.id)
     )
     for r in rows:
-        result[int(r.loan_id)].append(
-            (NoteState(int(r.id), int(r.principal_outstanding_msat), int(r.amount_msat)), int(r.lender_id)))
+        result[int(r.loan_id)].append((int(r.id), int(r.share_weight_msat), int(r.lender_id)))
     return result
 
 
 def save_installments(conn: Connection, loan_id: int, before: Sequence[InstallmentState],
                       after: Sequence[InstallmentState]) -> None:
+    """Write what changed: amounts of installments still there, and drop those no longer needed."""
+    old = {i.number: i for i in before}
+    new_numbers = {i.number for i in after}
     changed = [
-        {"l_id": loan_id, "num": a.number, "lf": a.late_fee_msat, "pp": a.principal_paid_msat,
-         "ip": a.interest_paid_msat, "lfp": a.late_fee_paid_msat, "w": a.interest_waived}
-        for b, a in zip(before, after) if a != b
+        {"l_id": loan_id, "num": a.number, "p": a.principal_msat, "i": a.interest_msat, "lf": a.late_fee_msat,
+         "pp": a.principal_paid_msat, "ip": a.interest_paid_msat, "lfp": a.late_fee_paid_msat, "so": a.settled_on}
+        for a in after if old.get(a.number) != a
     ]
+    if any(a.number not in old for a in after):
+        raise ValueError("installments can only be updated or dropped, never added")
     if changed:
         conn.execute(
             update(installments)
             .where(installments.c.loan_id == bindparam("l_id"), installments.c.number == bindparam("num"))
-            .values(late_fee_msat=bindparam("lf"), principal_paid_msat=bindparam("pp"),
-                    interest_paid_msat=bindparam("ip"), late_fee_paid_msat=bindparam("lfp"),
-                    interest_waived=bindparam("w")),
+            .values(principal_msat=bindparam("p"), interest_msat=bindparam("i"), late_fee_msat=bindparam("lf"),
+                    principal_paid_msat=bindparam("pp"), interest_paid_msat=bindparam("ip"),
+                    late_fee_paid_msat=bindparam("lfp"), settled_on=bindparam("so")),
             changed,
         )
+    dropped = [number for number in old if number not in new_numbers]
+    if dropped:
+        conn.execute(delete(installments).where(installments.c.loan_id == loan_id,
+                                                installments.c.number.in_(dropped)))
+
+
+def save_balance(conn: Connection, loan_id: int, balance: Balance) -> None:
+    conn.execute(update(loans).where(loans.c.id == loan_id).values(
+        principal_outstanding_msat=balance.principal_msat, interest_accrued_msat=balance.interest_msat,
+        accrued_on=balance.accrued_on))
 
 
 def display_names(conn: Connection, user_ids: Iterable[int]) -> dict[int, str]:

@@ -27,6 +27,12 @@ class OutgoingRow:
     error: str
     created_at: datetime
     loan_id: int | None
+    # When the last attempt of ours began (the hold, or a resubmission): no call of ours
+    # can still be running at the node once retry_for has passed since.
+    updated_at: datetime | None = None
+
+    def last_attempt_at(self) -> datetime:
+        return _aware(self.updated_at or self.created_at)
 
 
 _COLUMNS = [outgoing_payments.c[name] for name in OutgoingRow.__dataclass_fields__]
@@ -84,11 +90,20 @@ def hold(conn: Connection, purpose: str, user_id: int, payment_hash: str, bolt11
     return int(result.inserted_primary_key[0])
 
 
+def mark_attempt(conn: Connection, payment_id: int) -> OutgoingRow:
+    """Record that the invoice is being handed to the node again (committed before the call)."""
+    conn.execute(update(outgoing_payments).where(outgoing_payments.c.id == payment_id,
+                                                 outgoing_payments.c.status.in_(OPEN))
+                 .values(updated_at=datetime.now(timezone.utc)))
+    return get(conn, payment_id)
+
+
 def mark_unknown(conn: Connection, payment_id: int, error: str) -> OutgoingRow:
     row = get(conn, payment_id, lock=True)
     if row.status in OPEN:
+        # updated_at is left alone: it dates the last attempt, not the last look.
         conn.execute(update(outgoing_payments).where(outgoing_payments.c.id == payment_id).values(
-            status="unknown", error=error[:2000], updated_at=datetime.now(timezone.utc)))
+            status="unknown", error=error[:2000]))
     return get(conn, payment_id)
 
 
@@ -143,5 +158,6 @@ def release(conn: Connection, payment_id: int, error: str) -> OutgoingRow:
     return get(conn, payment_id)
 
 
-def stale_cutoff(retry_for_s: int) -> datetime:
-    return datetime.now(timezone.utc) - timedelta(seconds=retry_for_s + 60)
+def stale_cutoff(retry_for_s: int, margin_s: int = 60) -> datetime:
+    """Attempts begun before this have ended at the node (xpay gives up after retry_for)."""
+    return datetime.now(timezone.utc) - timedelta(seconds=retry_for_s + margin_s)

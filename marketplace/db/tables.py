@@ -213,6 +213,11 @@ loans = Table(
     Column("apr_bps", Integer, nullable=False),
     Column("service_fee_bps", Integer, nullable=False),
     Column("grade", String(1), nullable=False),
+    # Probability of default over the remaining term, parts per million (portfolio/pd.py), with the grade;
+    # both as they were when the request was made, for the calibration table.
+    Column("pd_ppm", Integer, nullable=False, server_default="0"),
+    Column("origination_grade", String(1), nullable=False, server_default="C"),
+    Column("origination_pd_ppm", Integer, nullable=False, server_default="0"),
     Column("status", String(12), nullable=False),
     Column("delinquency", String(12), nullable=False, server_default="current"),
     Column("funded_msat", BigInteger, nullable=False, server_default="0"),
@@ -226,7 +231,25 @@ loans = Table(
     Column("closed_on", Date, nullable=True),
     # The worst lateness seen: a loan repaid within grace counts as repaid on time.
     Column("max_days_past_due", Integer, nullable=False, server_default="0"),
-    CheckConstraint("status IN ('funding', 'funded', 'active', 'repaid', 'expired', 'written_off')", name="status"),
+    # What a prepayment does: shorten the loan or lower the installments (schedules.Prepayment).
+    Column("prepayment", String(20), nullable=False, server_default="reduce_term"),
+    # The effective annual rate with compounding (EU APRC), beside the actuarial APR.
+    Column("aprc_bps", Integer, nullable=False, server_default="0"),
+    # A funded request must be disbursed by then, or it lapses and the pledges go back.
+    Column("disburse_by", DateTime(timezone=True), nullable=True),
+    # The borrower's balance: principal owed and interest accrued (unpaid) up to accrued_on.
+    Column("principal_outstanding_msat", BigInteger, nullable=False, server_default="0"),
+    Column("interest_accrued_msat", BigInteger, nullable=False, server_default="0"),
+    Column("accrued_on", Date, nullable=True),
+    # The annuity installment when a prepayment lowered it (borrower's choice); NULL: the contract's.
+    Column("installment_msat", BigInteger, nullable=True),
+    # What the lenders have received so far (cash, principal, income before the fee), counted since
+    # the notes' share weights were set: each note's part is these times its weight, rounded down.
+    Column("shared_cash_msat", BigInteger, nullable=False, server_default="0"),
+    Column("shared_principal_msat", BigInteger, nullable=False, server_default="0"),
+    Column("shared_income_msat", BigInteger, nullable=False, server_default="0"),
+    CheckConstraint("status IN ('funding', 'funded', 'active', 'repaid', 'expired', 'lapsed', 'written_off')",
+                    name="status"),
     CheckConstraint("delinquency IN ('current', 'grace', 'late', 'defaulted')", name="delinquency"),
     CheckConstraint("amount_msat > 0 AND funded_msat >= 0 AND funded_msat <= amount_msat", name="funding"),
     Index("ix_loans_status", "status"),
@@ -246,6 +269,11 @@ notes = Table(
     Column("loss_msat", BigInteger, nullable=False, server_default="0"),
     Column("status", String(12), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # The note's weight in every share-out: its principal (for loans running before the fair-share
+    # rules, its principal outstanding when they came in).
+    Column("share_weight_msat", BigInteger, nullable=False, server_default="0"),
+    # The auto-invest order that bought it (NULL: bought by hand).
+    Column("autoinvest_order_id", BigInteger, nullable=True),
     CheckConstraint("status IN ('pledged', 'released', 'active', 'repaid', 'written_off')", name="status"),
     CheckConstraint("amount_msat > 0 AND principal_outstanding_msat >= 0", name="amounts"),
 )
@@ -263,11 +291,14 @@ installments = Table(
     Column("principal_paid_msat", BigInteger, nullable=False, server_default="0"),
     Column("interest_paid_msat", BigInteger, nullable=False, server_default="0"),
     Column("late_fee_paid_msat", BigInteger, nullable=False, server_default="0"),
-    Column("interest_waived", Boolean, nullable=False, server_default="0"),
+    # The day it was paid in full: how late, if at all, is the borrower's record (portfolio/pd.py).
+    Column("settled_on", Date, nullable=True),
     Index("ix_installments_loan_number", "loan_id", "number", unique=True),
 )
 
-# One row per paid repayment invoice; its shares are unique on (payment hash, note).
+# One row per paid repayment invoice (unique payment hash: credited once). Each note's share of it is
+# recomputed from the lenders' cumulative totals before it (db/repayments.py: repayment_shares); NULL
+# totals mark repayments credited before migration 0006, whose split lives in legacy_note_shares.
 repayments = Table(
     "repayments",
     metadata,
@@ -283,10 +314,15 @@ repayments = Table(
     Column("principal_msat", BigInteger, nullable=False),
     Column("entry_id", BigInteger, ForeignKey("journal_entries.id"), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("shared_cash_before_msat", BigInteger, nullable=True),
+    Column("shared_principal_before_msat", BigInteger, nullable=True),
+    # This repayment closed the loan: the held remainder msats went to the notes with it.
+    Column("closing", Boolean, nullable=False, server_default="0"),
 )
 
-note_shares = Table(
-    "note_shares",
+# The per-note split of repayments credited before migration 0006, kept as it was paid.
+legacy_note_shares = Table(
+    "legacy_note_shares",
     metadata,
     Column("id", BigId, primary_key=True),
     Column("payment_hash", String(64), nullable=False),
@@ -294,7 +330,7 @@ note_shares = Table(
     Column("cash_msat", BigInteger, nullable=False),
     Column("principal_msat", BigInteger, nullable=False),
     Column("income_msat", BigInteger, nullable=False),
-    Index("ix_note_shares_payment_note", "payment_hash", "note_id", unique=True),
+    Index("ix_legacy_note_shares_payment_note", "payment_hash", "note_id", unique=True),
 )
 
 # Per-user API tokens: only the sha256 of the token is stored; the prefix lets a person tell them apart.
@@ -328,4 +364,95 @@ outbox = Table(
     Column("error", Text, nullable=False, server_default=""),
     CheckConstraint("status IN ('pending', 'sent', 'failed')", name="status"),
     Index("ix_outbox_status", "status"),
+)
+
+# When each scheduled job last ran, and for which day: the aging job refuses to run for a day
+# in the future or before its last run.
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("last_as_of", Date, nullable=False),
+    Column("ran_at", DateTime(timezone=True), nullable=False),
+)
+
+# What the book has taught each grade, refreshed by the daily job: its realised record (months of
+# exposure repaid, misses) and the calibration factor (posterior / prior miss rate) new grades use.
+grade_calibration = Table(
+    "grade_calibration",
+    metadata,
+    Column("grade", String(1), primary_key=True),
+    Column("successes_months_milli", BigInteger, nullable=False),
+    Column("failures_milli", BigInteger, nullable=False),
+    Column("factor_ppm", BigInteger, nullable=False),
+    Column("loans", Integer, nullable=False),
+    Column("defaulted", Integer, nullable=False),
+    Column("updated_on", Date, nullable=False),
+)
+
+# A lender's auto-invest rules (domain/autoinvest.py), one row per lender.
+autoinvest_rules = Table(
+    "autoinvest_rules",
+    metadata,
+    Column("lender_id", BigId, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("budget_msat", BigInteger, nullable=False),
+    Column("note_msat", BigInteger, nullable=False),
+    Column("max_per_loan_msat", BigInteger, nullable=False),
+    Column("max_per_loan_bps", Integer, nullable=False),
+    Column("max_per_borrower_msat", BigInteger, nullable=False),
+    Column("grades", String(16), nullable=False),
+    Column("frequencies", String(40), nullable=False),
+    Column("purposes", String(200), nullable=False),
+    Column("max_term_days", Integer, nullable=False),
+    Column("min_rate_bps", Integer, nullable=False),
+    Column("max_expected_loss_bps", Integer, nullable=False),
+    Column("reinvest", Boolean, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Why the engine should run again: a request listed, rules changed, a deposit or repayments arrived.
+# Persisted, so a trigger survives a restart; the engine takes every pending one in one run.
+autoinvest_queue = Table(
+    "autoinvest_queue",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("reason", String(16), nullable=False),
+    Column("lender_id", BigId, nullable=True),
+    Column("loan_id", BigId, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("run_id", BigInteger, nullable=True),
+    Index("ix_autoinvest_queue_run_id", "run_id"),
+)
+
+# One engine run: planned in one transaction (its orders), then bought order by order.
+autoinvest_runs = Table(
+    "autoinvest_runs",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("status", String(12), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("lenders", Integer, nullable=False),
+    Column("loans", Integer, nullable=False),
+    Column("planned_msat", BigInteger, nullable=False),
+    Column("bought_msat", BigInteger, nullable=False, server_default="0"),
+    Column("note", Text, nullable=False, server_default=""),
+    CheckConstraint("status IN ('buying', 'done')", name="status"),
+)
+
+# Each note a run decided to buy. Its id is the pledge's idempotency key, so a run resumed after a
+# crash buys nothing twice.
+autoinvest_orders = Table(
+    "autoinvest_orders",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("run_id", BigInteger, ForeignKey("autoinvest_runs.id"), nullable=False, index=True),
+    Column("lender_id", BigId, ForeignKey("users.id"), nullable=False, index=True),
+    Column("loan_id", BigId, ForeignKey("loans.id"), nullable=False),
+    Column("amount_msat", BigInteger, nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("note_id", BigInteger, nullable=True),
+    Column("error", Text, nullable=False, server_default=""),
+    CheckConstraint("status IN ('planned', 'bought', 'refused')", name="status"),
 )

@@ -1,38 +1,47 @@
 """The daily aging pass over active loans, inside one transaction; safe to run any number of times."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timezone
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, insert, select, update
 
 from marketplace.db import loans
-from marketplace.db.tables import notes
-from marketplace.domain.loans.delinquency import (
-    DelinquencyPolicy,
-    LoanState,
-    assess_late_fees,
-    days_past_due,
-    late_fees_due,
-    loan_state,
-)
+from marketplace.db.tables import job_runs, notes
+from marketplace.domain.errors import Conflict
+from marketplace.domain.loans.allocation import assess, refresh
+from marketplace.domain.loans.delinquency import DelinquencyPolicy, LoanState, late_fees_due, loan_state
 
 
-def age_all(conn: Connection, policy: DelinquencyPolicy, as_of: date) -> tuple[int, int, int, int]:
-    """(loans checked, loans whose state changed, late fees assessed, loans written off)."""
+def record_run(conn: Connection, name: str, as_of: date) -> None:
+    """Remember the day a job ran for; refuse a day before the last one (it would undo nothing and confuse)."""
+    last = conn.execute(select(job_runs.c.last_as_of).where(job_runs.c.name == name).with_for_update()).scalar()
+    now = datetime.now(timezone.utc)
+    if last is None:
+        conn.execute(insert(job_runs).values(name=name, last_as_of=as_of, ran_at=now))
+        return
+    if as_of < last:
+        raise Conflict(f"The {name} job last ran for {last.isoformat()}; it cannot run for an earlier day "
+                       f"({as_of.isoformat()}).")
+    conn.execute(update(job_runs).where(job_runs.c.name == name).values(last_as_of=as_of, ran_at=now))
+
+
+def age_all(conn: Connection, policy: DelinquencyPolicy, as_of: date) -> tuple[int, int, int, int, int]:
+    """(loans checked, loans whose state changed, late fees assessed, loans written off, loans repaid)."""
     active = loans.list_loans(conn, status=("active",), limit=1_000_000)
     if not active:
-        return 0, 0, 0, 0
-    states = loans.installment_states(conn, [loan.id for loan in active])
-    changed = fees_assessed = written_off = 0
+        return 0, 0, 0, 0, 0
+    states = loans.loan_states(conn, active)
+    changed = fees_assessed = written_off = repaid = 0
     for loan in active:
         before = states[loan.id]
-        fees = late_fees_due(before, as_of, policy)
-        after = assess_late_fees(before, fees) if fees else before
-        if fees:
-            loans.save_installments(conn, loan.id, before, after)
-            fees_assessed += len(fees)
-        dpd = days_past_due(after, as_of)
-        state = loan_state(after, as_of, policy, LoanState(loan.delinquency))
+        fees = late_fees_due(before.installments, as_of, policy)
+        after = assess(before, fees, as_of) if fees else refresh(before, as_of)
+        if after.installments != before.installments:
+            loans.save_installments(conn, loan.id, before.installments, after.installments)
+        fees_assessed += len(fees)
+        dpd = after.days_past_due(as_of)
+        state = LoanState.REPAID if after.is_repaid else loan_state(after.installments, as_of, policy,
+                                                                    LoanState(loan.delinquency))
         values: dict[str, object] = {}
         if dpd > loan.max_days_past_due:
             values["max_days_past_due"] = dpd
@@ -43,7 +52,11 @@ def age_all(conn: Connection, policy: DelinquencyPolicy, as_of: date) -> tuple[i
                          .values(status="written_off", loss_msat=notes.c.principal_outstanding_msat))
             written_off += 1
         elif state is LoanState.REPAID:
+            # Nothing owed (say, the last late fee was paid): the loan is repaid.
             values.update(status="repaid", delinquency="current", closed_on=as_of)
+            conn.execute(update(notes).where(notes.c.loan_id == loan.id, notes.c.status == "active")
+                         .values(status="repaid"))
+            repaid += 1
         elif state.value != loan.delinquency:
             values["delinquency"] = state.value
             if state is LoanState.DEFAULTED and loan.defaulted_on is None:
@@ -52,4 +65,4 @@ def age_all(conn: Connection, policy: DelinquencyPolicy, as_of: date) -> tuple[i
             changed += 1
         if values:
             loans.set_loan(conn, loan.id, **values)
-    return len(active), changed, fees_assessed, written_off
+    return len(active), changed, fees_assessed, written_off, repaid

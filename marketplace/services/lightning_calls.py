@@ -34,8 +34,9 @@ class NodeFacts:
         self._info: NodeInfo | None = None
         self._at = 0.0
 
-    async def get(self) -> NodeInfo:
-        if self._info is None or time.monotonic() - self._at > self.ttl_s:
+    async def get(self, *, fresh: bool = False) -> NodeInfo:
+        """getinfo from the cache; `fresh` asks the node now (a liveness check before holding money)."""
+        if fresh or self._info is None or time.monotonic() - self._at > self.ttl_s:
             try:
                 self._info = await self.port.node_info()
             except NodeUnreachable as exc:

@@ -18,10 +18,11 @@ from marketplace.db.outgoing import OutgoingRow
 from marketplace.db.tables import loans as loans_table
 from marketplace.db.tables import outgoing_payments, repayments
 from marketplace.domain.journal import AccountKind
-from marketplace.domain.loans.allocation import InstallmentState, next_due, outstanding_msat
-from marketplace.domain.loans.delinquency import LoanRisk, days_past_due, par_bps, portfolio_at_risk
+from marketplace.domain.loans.allocation import InstallmentState, LoanState, refresh
+from marketplace.domain.loans.delinquency import LoanRisk, par_bps, portfolio_at_risk
 from marketplace.domain.loans.limits import borrower_max_msat
 from marketplace.domain.loans.schedules import Schedule
+from marketplace.services.grading import expected_loss_msat
 from marketplace.services.loans import limits_of, schedule_of
 from marketplace.settings import Settings
 
@@ -47,7 +48,7 @@ class ScheduleLine:
     interest_msat: int
     late_fee_msat: int
     paid_msat: int
-    # '' before the loan starts; then paid, partial, late, due (the next one), upcoming, waived.
+    # '' before the loan starts; then paid, partial, late, due (the next one), upcoming.
     mark: str
 
     @property
@@ -88,9 +89,20 @@ class LoanView:
     next_due: tuple[date, int] | None
     payoff_msat: int
     principal_outstanding_msat: int
+    interest_accrued_msat: int  # interest owed today, not yet paid
     days_past_due: int
     disbursement: OutgoingRow | None  # the latest disbursement attempt
     funding_open: bool  # status funding and the deadline not passed
+    disclosed: Schedule  # what paying on every due date costs (the schedule shown at the request)
+
+    @property
+    def exposure_msat(self) -> int:
+        """What the lenders stand to lose: principal outstanding once disbursed, else the amount asked."""
+        return self.principal_outstanding_msat if self.scheduled else self.loan.amount_msat
+
+    @property
+    def expected_loss_msat(self) -> int:
+        return expected_loss_msat(self.loan.pd_ppm, self.exposure_msat)
 
     @property
     def total_msat(self) -> int:
@@ -105,9 +117,9 @@ def _lines(states: Sequence[InstallmentState], as_of: date) -> tuple[ScheduleLin
     next_open = next((s.number for s in states if not s.is_paid and s.due_date >= as_of), None)
     result = []
     for s in states:
-        paid = s.principal_paid_msat + s.interest_paid_msat + s.late_fee_paid_msat
+        paid = s.paid_msat
         if s.is_paid:
-            mark = "waived" if s.interest_waived else "paid"
+            mark = "paid"
         elif s.due_date < as_of:
             mark = "late"
         elif s.number == next_open:
@@ -155,15 +167,19 @@ def loan_view(conn: Connection, loan_id: int, viewer_id: int, as_of: date,
                     for lender in order)
     mine = tuple(n for n in loans.notes_of_lender(conn, viewer_id) if n.loan_id == loan_id)
 
-    scheduled = loan.status in SCHEDULED_STATUSES and loan.start_date is not None
-    states = loans.installment_states(conn, [loan_id])[loan_id] if scheduled else []
+    scheduled = loan.status in SCHEDULED_STATUSES and loan.accrued_on is not None
+    state = loans.loan_state(conn, loan) if scheduled else None
     schedule = schedule_of(loan)
-    if states:
-        lines = _lines(states, as_of)
-        due = next_due(states, as_of) if loan.status == "active" else None
-        payoff = outstanding_msat(states, as_of) if loan.status in ("active", "written_off") else 0
-        principal_left = sum(s.principal_unpaid_msat for s in states)
-        dpd = days_past_due(states, as_of) if loan.status == "active" else 0
+    accrued = 0
+    if state is not None:
+        owing = loan.status in ("active", "written_off")
+        seen = refresh(state, as_of) if owing else state
+        lines = _lines(seen.installments, as_of)
+        due = seen.next_due(as_of) if owing else None
+        payoff = seen.payoff_msat(as_of) if owing else 0
+        principal_left = state.balance.principal_msat
+        accrued = state.interest_to(as_of) if owing else 0
+        dpd = seen.days_past_due(as_of) if loan.status == "active" else 0
     else:
         lines = tuple(ScheduleLine(i.number, i.due_date, i.principal_msat, i.interest_msat, 0, 0, "")
                       for i in schedule.installments)
@@ -172,11 +188,12 @@ def loan_view(conn: Connection, loan_id: int, viewer_id: int, as_of: date,
         select(repayments).where(repayments.c.loan_id == loan_id).order_by(repayments.c.id.desc())))
     return LoanView(
         loan=loan, borrower_name=names.get(loan.borrower_id, "a borrower"), schedule=schedule, lines=lines,
-        scheduled=bool(states), funded_pct=percent_step(loan.funded_msat, loan.amount_msat), funders=funders,
+        scheduled=state is not None, funded_pct=percent_step(loan.funded_msat, loan.amount_msat), funders=funders,
         my_notes=mine, repayments=history, next_due=due, payoff_msat=payoff,
-        principal_outstanding_msat=principal_left, days_past_due=dpd,
+        principal_outstanding_msat=principal_left, interest_accrued_msat=accrued, days_past_due=dpd,
         disbursement=_disbursement(conn, loan_id) if loan.status in ("funded", "active") else None,
         funding_open=loan.status == "funding" and loan.funding_deadline > moment,
+        disclosed=schedule,
     )
 
 
@@ -236,11 +253,10 @@ class BorrowerSummary:
 
 def borrower_summary(conn: Connection, settings: Settings, borrower_id: int, as_of: date) -> BorrowerSummary:
     mine = loans.list_loans(conn, borrower_id=borrower_id, limit=1000)
-    active_ids = [loan.id for loan in mine if loan.status == "active"]
-    states = loans.installment_states(conn, active_ids) if active_ids else {}
+    states = loans.loan_states(conn, [loan for loan in mine if loan.status == "active"])
     rows = tuple(
-        BorrowerLoan(loan, next_due(states[loan.id], as_of) if loan.id in states else None,
-                     days_past_due(states[loan.id], as_of) if loan.id in states else 0)
+        BorrowerLoan(loan, states[loan.id].next_due(as_of) if loan.id in states else None,
+                     states[loan.id].days_past_due(as_of) if loan.id in states else 0)
         for loan in mine)
     record = loans.borrower_record(conn, borrower_id, settings.grace_days)
     balances = ledger.user_balances(conn, borrower_id)
@@ -313,9 +329,9 @@ class RiskReport:
 def risk_report(conn: Connection, as_of: date) -> RiskReport:
     """PAR1 and PAR30 over the active loans: the WHOLE outstanding principal of loans past due."""
     active = loans.list_loans(conn, status=("active",), limit=1_000_000)
-    states = loans.installment_states(conn, [loan.id for loan in active]) if active else {}
-    risks = [LoanRisk(loan.id, sum(s.principal_unpaid_msat for s in states[loan.id]),
-                      days_past_due(states[loan.id], as_of)) for loan in active]
+    states = loans.loan_states(conn, active)
+    risks = [LoanRisk(loan.id, states[loan.id].balance.principal_msat, states[loan.id].days_past_due(as_of))
+             for loan in active]
     at_risk1, total = portfolio_at_risk(risks, 1)
     at_risk30, _ = portfolio_at_risk(risks, 30)
     late_risks = sorted((r for r in risks if r.days_past_due > 0), key=lambda r: (-r.days_past_due, r.loan_id))

@@ -8,6 +8,7 @@ from sqlalchemy import Connection, select
 
 from lightning.invoices import AmountMissing, InvalidInvoice, check_payable
 from lightning.port import LightningPort
+from marketplace.db import autoinvest as autoinvest_queue
 from marketplace.db import disbursements, ledger, loans
 from marketplace.db.engine import Database
 from marketplace.db.invoices import InvoiceRow
@@ -16,14 +17,16 @@ from marketplace.db.outgoing import OutgoingRow
 from marketplace.db.tables import repayments
 from marketplace.domain.errors import Conflict, Forbidden, InvalidInput, InvoiceRefused, NotFound
 from marketplace.domain.journal import AccountKind, EntryDraft, LineDraft, transfer
-from marketplace.domain.loans.allocation import InstallmentState, next_due, outstanding_msat
-from marketplace.domain.loans.apr import schedule_apr_bps, total_cost_msat
+from marketplace.domain.loans.allocation import InstallmentState, LoanState
+from marketplace.domain.loans.apr import schedule_apr_bps, schedule_aprc_bps, total_cost_msat
 from marketplace.domain.loans.delinquency import DelinquencyPolicy
 from marketplace.domain.loans.limits import LendingLimits, check_note, check_request
-from marketplace.domain.loans.schedules import Frequency, Method, Schedule, build_schedule
-from marketplace.domain.loans.terms import LoanTerms, grade, parse_story
+from marketplace.domain.loans.schedules import Schedule, build_schedule, contract_schedule
+from marketplace.domain.loans.terms import LoanTerms, parse_story
+from marketplace.domain.money import format_msat
 from marketplace.domain.payments import check_amount, fee_reserve_msat
 from marketplace.services.deposits import issue_invoice
+from marketplace.services.grading import PriceGuidance, grade_request, price_guidance
 from marketplace.services.lightning_calls import NodeFacts, in_transaction, reading
 from marketplace.services.withdrawals import send_held
 from marketplace.settings import Settings
@@ -56,23 +59,31 @@ class Preview:
     terms: LoanTerms
     schedule: Schedule
     apr_bps: int
+    aprc_bps: int
     total_cost_msat: int
     service_fee_bps: int
 
 
 def preview(settings: Settings, terms: LoanTerms, start: date | None = None) -> Preview:
-    """The full price before anyone commits: schedule, total cost, APR (computed)."""
+    """The full price before anyone commits: schedule, total cost, APR and APRC (computed)."""
     begin = start or utc_today()
     schedule = build_schedule(terms.amount_msat, terms.annual_rate_bps, terms.count, terms.frequency,
-                              terms.method, begin)
-    return Preview(terms, schedule, schedule_apr_bps(schedule, begin), total_cost_msat(schedule),
-                   settings.service_fee_bps)
+                              terms.method, begin, terms.prepayment)
+    return Preview(terms, schedule, schedule_apr_bps(schedule, begin), schedule_aprc_bps(schedule, begin),
+                   total_cost_msat(schedule), settings.service_fee_bps)
+
+
+def price_guidance_for(conn: Connection, settings: Settings, borrower_id: int, terms: LoanTerms) -> PriceGuidance:
+    """The grade, PD and expected loss this request would get now, and the rates its grade was funded at."""
+    now = datetime.now(timezone.utc)
+    graded = grade_request(conn, borrower_id, terms.amount_msat, terms.count, terms.frequency.value, now.date(),
+                           policy_of(settings))
+    return price_guidance(conn, graded.grade, graded.pd_ppm, terms.amount_msat, now)
 
 
 def schedule_of(loan: LoanRow) -> Schedule:
-    """The loan's schedule: the real one once disbursed, else as if it started today."""
-    return build_schedule(loan.amount_msat, loan.annual_rate_bps, loan.term_count, Frequency(loan.frequency),
-                          Method(loan.method), loan.start_date or utc_today())
+    """The loan's disclosed schedule (paid on every due date): from its start, else as if it started today."""
+    return contract_schedule(loan.contract)
 
 
 def request_loan(database: Database, settings: Settings, borrower_id: int, terms: LoanTerms, purpose: str,
@@ -85,11 +96,17 @@ def request_loan(database: Database, settings: Settings, borrower_id: int, terms
         record = loans.borrower_record(conn, borrower_id, settings.grace_days)
         check_request(terms.amount_msat, terms.annual_rate_bps, terms.count, terms.frequency, record,
                       limits_of(settings))
-        return loans.insert_loan(
+        graded = grade_request(conn, borrower_id, terms.amount_msat, terms.count, terms.frequency.value,
+                               moment.date(), policy_of(settings))
+        loan_id = loans.insert_loan(
             conn, borrower_id=borrower_id, amount_msat=terms.amount_msat, purpose=purpose, story=story,
             annual_rate_bps=terms.annual_rate_bps, term_count=terms.count, frequency=terms.frequency.value,
-            method=terms.method.value, apr_bps=shown.apr_bps, service_fee_bps=settings.service_fee_bps,
-            grade=grade(record), funding_deadline=moment + timedelta(days=settings.funding_days))
+            method=terms.method.value, prepayment=terms.prepayment.value, apr_bps=shown.apr_bps,
+            aprc_bps=shown.aprc_bps, service_fee_bps=settings.service_fee_bps, grade=graded.grade,
+            pd_ppm=graded.pd_ppm,
+            funding_deadline=moment + timedelta(days=settings.funding_days))
+        autoinvest_queue.enqueue(conn, "listed", loan_id=loan_id)
+        return loan_id
 
     return database.run(work)
 
@@ -121,7 +138,8 @@ def pledge(database: Database, settings: Settings, lender_id: int, loan_id: int,
         funded = loan.funded_msat + amount_msat
         values: dict[str, object] = {"funded_msat": funded}
         if funded == loan.amount_msat:
-            values.update(status="funded", funded_at=moment)
+            values.update(status="funded", funded_at=moment,
+                          disburse_by=moment + timedelta(days=settings.disbursement_days))
         loans.set_loan(conn, loan_id, **values)
         return note_id
 
@@ -167,7 +185,7 @@ def _release_notes(conn: Connection, loan: LoanRow, released: list[NoteRow], kin
 
 
 def expire_requests(database: Database, now: datetime | None = None) -> int:
-    """Requests past their deadline release every pledge; idempotent."""
+    """Requests past their funding deadline release every pledge; idempotent."""
     moment = now or datetime.now(timezone.utc)
 
     def work(conn: Connection) -> int:
@@ -181,6 +199,46 @@ def expire_requests(database: Database, now: datetime | None = None) -> int:
     return database.run(work)
 
 
+def lapse_undisbursed(database: Database, now: datetime | None = None) -> int:
+    """Funded requests not disbursed by their deadline lapse: every pledge goes back, everyone is told.
+
+    A request with a disbursement on its way (pending, or unknown until the
+    node says) waits for that outcome instead: its money may be with the
+    borrower already.
+    """
+    from marketplace.services.reminders import Draft, write_once
+
+    moment = now or datetime.now(timezone.utc)
+
+    def work(conn: Connection) -> int:
+        due = [loan for loan in loans.list_loans(conn, status=("funded",), limit=10_000)
+               if loan.disburse_by is not None and loan.disburse_by <= moment]
+        lapsed = 0
+        for candidate in due:
+            loan = loans.get_loan(conn, candidate.id, lock=True)
+            if loan.status != "funded" or disbursements.in_flight(conn, loan.id):
+                continue
+            pledged = loans.notes_of_loan(conn, loan.id, ("pledged",))
+            _release_notes(conn, loan, pledged, "request_lapsed")
+            loans.set_loan(conn, loan.id, status="lapsed", closed_on=moment.date())
+            notices = [Draft(loan.borrower_id, "lapsed", f"lapsed:{loan.id}:borrower",
+                             f"Loan {loan.id} lapsed: it was not disbursed in time",
+                             f"Your loan request {loan.id} was fully funded but no invoice was given to disburse "
+                             f"it by {loan.disburse_by:%Y-%m-%d %H:%M} UTC, so it has lapsed and every pledge went "
+                             "back to its lender. You may ask again.")]
+            notices += [Draft(note.lender_id, "lapsed", f"lapsed:{loan.id}:{note.id}",
+                              f"Loan {loan.id} lapsed: your {format_msat(note.amount_msat)} is available again",
+                              f"Loan request {loan.id} was funded but the borrower did not take the money in time. "
+                              f"Your note {note.id} of {format_msat(note.amount_msat)} is released: the money is "
+                              "back in your available balance.")
+                        for note in pledged]
+            write_once(conn, notices, moment)
+            lapsed += 1
+        return lapsed
+
+    return database.run(work)
+
+
 async def disburse(database: Database, port: LightningPort, facts: NodeFacts, settings: Settings,
                    borrower_id: int, loan_id: int, bolt11: str) -> OutgoingRow:
     """Pay the principal to the borrower's own invoice; only success starts the loan."""
@@ -190,7 +248,7 @@ async def disburse(database: Database, port: LightningPort, facts: NodeFacts, se
         raise NotFound("There is no such loan.")
     if loan.status != "funded":
         raise Conflict("This loan is not waiting for a disbursement.")
-    info = await facts.get()
+    info = await facts.get(fresh=True)  # a down node: 503 before anything is held
     try:
         payable = check_payable(bolt11, node_network=info.network, own_node_id=info.id)
     except AmountMissing:  # an invoice without an amount is paid exactly the principal
@@ -199,8 +257,8 @@ async def disburse(database: Database, port: LightningPort, facts: NodeFacts, se
         raise InvoiceRefused(exc.message) from exc
     if payable.amount_msat != loan.amount_msat:
         raise InvoiceRefused(
-            f"The invoice asks for {payable.amount_msat // 1000:,} sat but the loan is "
-            f"{loan.amount_msat // 1000:,} sat: make an invoice for exactly the loan amount.")
+            f"The invoice asks for {format_msat(payable.amount_msat)} but the loan is "
+            f"{format_msat(loan.amount_msat)}: make an invoice for exactly the loan amount.")
     reserve = fee_reserve_msat(loan.amount_msat, settings.fee_reserve_ppm, settings.fee_reserve_min_msat)
     payment_id = await in_transaction(database, lambda c: disbursements.hold(
         c, loan_id, borrower_id, payable.invoice.payment_hash, payable.invoice.bolt11, reserve))
@@ -211,24 +269,27 @@ async def disburse(database: Database, port: LightningPort, facts: NodeFacts, se
 async def repayment_invoice(database: Database, port: LightningPort, settings: Settings, borrower_id: int,
                             loan_id: int, amount_msat: int | None, today: date | None = None,
                             *, address: str | None = None) -> InvoiceRow:
-    """An invoice for the next due amount, or any other amount (partial or early)."""
+    """An invoice for the next due amount, or any other amount up to the payoff (partial or early)."""
     as_of = today or utc_today()
-    loan, states = await reading(database, lambda c: (loans.get_loan(c, loan_id),
-                                                      loans.installment_states(c, [loan_id])[loan_id]))
+
+    def read(conn: Connection) -> tuple[LoanRow, LoanState | None]:
+        loan = loans.get_loan(conn, loan_id)
+        return loan, loans.loan_states(conn, [loan]).get(loan.id)
+
+    loan, state = await reading(database, read)
     if loan.borrower_id != borrower_id:
         raise NotFound("There is no such loan.")
-    if loan.status not in ("active", "written_off"):
+    if loan.status not in ("active", "written_off") or state is None:
         raise Conflict("This loan takes no repayments" + (": it is fully repaid." if loan.status == "repaid" else "."))
-    most = outstanding_msat(states, as_of)
+    most = state.payoff_msat(as_of)
+    if most == 0:
+        raise Conflict("Nothing is owed on this loan.")
     if amount_msat is None:
-        due = next_due(states, as_of)
-        if due is None or most == 0:
-            raise Conflict("Nothing is due on this loan.")
-        amount_msat = min(due[1], most)  # after early payments the payoff can be less than an installment
-    check_amount(amount_msat, 1, settings.loan_max_sat * 2, "repayment")
+        due = state.next_due(as_of)
+        amount_msat = most if due is None else due[1]
+    check_amount(amount_msat, 0, settings.loan_max_sat * 2, "repayment")
     if amount_msat > most:
-        raise InvalidInput(f"Paying the whole loan off today costs {most // 1000:,} sat"
-                           f"{'.%03d' % (most % 1000) if most % 1000 else ''}; ask for at most that.")
+        raise InvalidInput(f"Paying the whole loan off today costs {format_msat(most)}; ask for at most that.")
     return await issue_invoice(database, port, settings, "repayment", borrower_id, amount_msat,
                                f"Microlend loan {loan_id} repayment", loan_id=loan_id, address=address)
 
@@ -240,17 +301,33 @@ class AgingReport:
     late_fees_assessed: int
     written_off: int
     expired_requests: int
+    lapsed_requests: int = 0
+    repaid: int = 0
+    regraded: int = 0
 
 
-def age_loans(database: Database, settings: Settings, as_of: date | None = None) -> AgingReport:
-    """The daily job: late fees, delinquency states, defaults, write-offs. Idempotent."""
-    from marketplace.services.aging import age_all
+def age_loans(database: Database, settings: Settings, as_of: date | None = None,
+              today: date | None = None) -> AgingReport:
+    """The daily job: expiries and lapses, late fees, delinquency states, defaults, write-offs. Idempotent.
 
-    day = as_of or utc_today()
-    expired = expire_requests(database, datetime.combine(day, datetime.min.time(), timezone.utc)
-                              if as_of else None)
-    checked, changed, fees, written_off = database.run(lambda c: age_all(c, policy_of(settings), day))
-    return AgingReport(checked, changed, fees, written_off, expired)
+    `as_of` (default today) may not be in the future — that would charge late
+    fees for days that have not happened — nor before the day of the last run.
+    """
+    from marketplace.services.aging import age_all, record_run
+    from marketplace.services.grading import regrade_open_loans
+
+    current = today or utc_today()
+    day = as_of or current
+    if day > current:
+        raise InvalidInput(f"{day.isoformat()} is in the future (today is {current.isoformat()}, UTC): "
+                           "loans can only be aged up to today.")
+    moment = datetime.combine(day, datetime.min.time(), timezone.utc) if as_of else None
+    database.run(lambda c: record_run(c, "aging", day))
+    expired = expire_requests(database, moment)
+    lapsed = lapse_undisbursed(database, moment)
+    checked, changed, fees, written_off, repaid = database.run(lambda c: age_all(c, policy_of(settings), day))
+    regraded = database.run(lambda c: regrade_open_loans(c, day, policy_of(settings)))
+    return AgingReport(checked, changed, fees, written_off, expired, lapsed, repaid, regraded)
 
 
 def repayments_of(conn: Connection, loan_id: int) -> list[dict[str, object]]:
@@ -258,5 +335,5 @@ def repayments_of(conn: Connection, loan_id: int) -> list[dict[str, object]]:
     return [dict(r._mapping) for r in rows]
 
 
-def loan_states(conn: Connection, loan_id: int) -> list[InstallmentState]:
+def installments_of(conn: Connection, loan_id: int) -> list[InstallmentState]:
     return loans.installment_states(conn, [loan_id])[loan_id]

@@ -19,7 +19,7 @@ from marketplace.db.tables import accounts, journal_entries, journal_lines
 from marketplace.domain import numbers
 from marketplace.domain.errors import InvalidInput
 from marketplace.domain.journal import AccountKind, NormalSide, natural_delta
-from marketplace.domain.money import MSAT_PER_SAT
+from marketplace.domain.money import plain_sat
 
 PAGE_SIZE = 50
 PAGE_MAX = 100_000
@@ -71,9 +71,7 @@ class StatementLine:
     @property
     def amount_sat(self) -> str:
         """Exact sat with up to three decimals, signed: '-1234.5', '+20000'."""
-        sign = "-" if self.amount_msat < 0 else "+"
-        whole, rest = divmod(abs(self.amount_msat), MSAT_PER_SAT)
-        return f"{sign}{whole}" if not rest else f"{sign}{whole}.{rest:03d}".rstrip("0")
+        return plain_sat(self.amount_msat, signed=True)
 
 
 @dataclass(frozen=True)

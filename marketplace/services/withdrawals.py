@@ -3,13 +3,22 @@
 Hold first (its own committed transaction), pay with `maxfee` equal to the
 reserve, then settle or release by the node's answer. Anything that is not a
 clear success or a clear failure is *unknown*: the hold stays until the
-reconciler learns the outcome from the node.
+reconciler learns the outcome from the node (and, where the node has no
+record of the payment, hands it the same invoice again: see
+marketplace/workers/reconciler.py).
+
+A node that is down is found before anything is held (a fresh getinfo:
+503, nothing changed). If it goes down between that check and the payment,
+the connection is refused: the request provably never reached the node, so
+the hold is released at once rather than left unknown.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lightning.errors import AlreadyPaid, InvoiceExpired, LightningError, NoRoute, PaymentFailed
+import anyio
+import anyio.to_thread
+
 from lightning.invoices import InvalidInvoice, check_payable
 from lightning.port import LightningPort
 from marketplace.db import outgoing
@@ -17,11 +26,12 @@ from marketplace.db.engine import Database
 from marketplace.db.outgoing import OutgoingRow
 from marketplace.domain.errors import InvoiceRefused
 from marketplace.domain.payments import check_amount, fee_reserve_msat
-from marketplace.services.lightning_calls import NodeFacts, in_transaction
+from marketplace.services.lightning_calls import NodeFacts, in_transaction, reading
 from marketplace.settings import Settings
+from marketplace.workers.faults import crash_at
+from marketplace.workers.payment_attempts import attempt
+from marketplace.workers.payment_locks import payment_locks
 from marketplace.workers.reconciler import reconcile_outgoing
-
-CLEAR_FAILURES = (NoRoute, PaymentFailed, InvoiceExpired)
 
 
 @dataclass(frozen=True)
@@ -36,8 +46,8 @@ async def pay_out(
     database: Database, port: LightningPort, facts: NodeFacts, settings: Settings, request: PayoutRequest,
     *, max_amount_sat: int = 10_000_000,
 ) -> OutgoingRow:
-    await reconcile_outgoing(database, port, settings)
-    info = await facts.get()
+    await reconcile_outgoing(database, port, settings)  # look only: never pays
+    info = await facts.get(fresh=True)  # a node that is down: 503 before anything is held
     try:
         payable = check_payable(request.bolt11, node_network=info.network, own_node_id=info.id,
                                 amount_msat=request.amount_msat)
@@ -54,20 +64,17 @@ async def pay_out(
 
 async def send_held(database: Database, port: LightningPort, settings: Settings, payment_id: int, bolt11: str,
                     amount_param_msat: int | None, reserve_msat: int) -> OutgoingRow:
+    """Hand a held payment to the node (its first attempt) and record the outcome."""
+    row = await reading(database, lambda c: outgoing.get(c, payment_id))
+    crash_at(settings.fault_injection, f"{row.purpose}:after-hold")
+    locks = payment_locks(database)
+    if not await anyio.to_thread.run_sync(locks.try_claim, row.payment_hash):
+        return row  # the reconciler found it first and is handing it to the node itself
     try:
-        result = await port.pay(bolt11, amount_param_msat, reserve_msat, settings.pay_retry_for_s)
-    except CLEAR_FAILURES as exc:
-        return await in_transaction(database, lambda c: outgoing.release(c, payment_id, exc.message))
-    except AlreadyPaid as exc:
-        # The money already went: never refund on this; ask the node what happened.
-        await in_transaction(database, lambda c: outgoing.mark_unknown(c, payment_id, exc.message))
-        await reconcile_outgoing(database, port, settings, only_id=payment_id)
-        return await in_transaction(database, lambda c: outgoing.get(c, payment_id))
-    except (LightningError, OSError, TimeoutError) as exc:
-        message = getattr(exc, "message", str(exc)) or type(exc).__name__
-        return await in_transaction(database, lambda c: outgoing.mark_unknown(c, payment_id, message))
-    return await in_transaction(
-        database, lambda c: outgoing.settle(c, payment_id, result.fee_msat, result.payment_preimage))
+        return await attempt(database, port, settings, row, amount_param_msat, may_release=True)
+    finally:
+        with anyio.CancelScope(shield=True):  # never leave a payment locked in this process
+            await anyio.to_thread.run_sync(locks.release, row.payment_hash)
 
 
 async def withdraw(database: Database, port: LightningPort, facts: NodeFacts, settings: Settings, user_id: int,

@@ -9,7 +9,7 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
 from marketplace.domain.errors import InvalidInput
-from marketplace.domain.money import parse_sat
+from marketplace.domain.money import parse_sat, parse_sat_msat
 
 # The CSRF middleware parses the body once and leaves the result here.
 PARSED_FORM_KEY = "microlend.form"
@@ -67,3 +67,13 @@ def sat_amount(raw: str) -> int:
 def optional_sat_amount(raw: str) -> int | None:
     """As `sat_amount`, but an empty field means no amount was given."""
     return sat_amount(raw) if raw.strip() else None
+
+
+def optional_sat_msat_amount(raw: str) -> int | None:
+    """A typed amount in sat with up to three decimals (msat), or None when the field is empty."""
+    if not raw.strip():
+        return None
+    try:
+        return parse_sat_msat(raw)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc

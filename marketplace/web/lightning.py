@@ -1,10 +1,8 @@
 """The Lightning side of the running app: the port, node facts, workers and their health."""
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 
-import anyio
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 
@@ -14,10 +12,7 @@ from marketplace.services.lightning_calls import NodeFacts
 from marketplace.settings import Settings
 from marketplace.web.lifespan import LifespanExtra, background_task
 from marketplace.workers.health import WorkerHealth
-from marketplace.workers.listener import PaymentListener, run_as_leader
-from marketplace.workers.reconciler import reconcile_outgoing
-
-log = logging.getLogger("microlend.workers")
+from marketplace.workers.supervisor import WorkerSet, run_workers_when_leader
 
 
 @dataclass
@@ -30,6 +25,7 @@ class LightningRuntime:
     reconciler_health: WorkerHealth = field(default_factory=lambda: WorkerHealth("payment reconciler"))
     aging_health: WorkerHealth = field(default_factory=lambda: WorkerHealth("loan aging (daily job)"))
     notices_health: WorkerHealth = field(default_factory=lambda: WorkerHealth("reminders and notices"))
+    autoinvest_health: WorkerHealth = field(default_factory=lambda: WorkerHealth("auto-invest engine"))
 
 
 def build_runtime(settings: Settings, port: LightningPort | None = None,
@@ -49,60 +45,15 @@ def lightning_of(conn: HTTPConnection) -> LightningRuntime:
 
 
 def worker_extras(settings: Settings) -> list[LifespanExtra]:
-    """The payment listener and the reconciler, run for the app's whole life."""
+    """The background workers (listener, reconciler, aging, notices), run while this process holds the worker lock."""
 
-    async def listen(app: Starlette) -> None:
+    async def work(app: Starlette) -> None:
         runtime = lightning_of_app(app)
-        listener = PaymentListener(app.state.database, runtime.port, page_size=settings.listener_page_size,
-                                   wait_s=settings.listener_wait_s, health=runtime.listener_health,
-                                   crash_point=settings.fault_injection)
-        await run_as_leader(listener)
+        await run_workers_when_leader(WorkerSet(
+            app.state.database, runtime.port, settings, runtime.listener_health, runtime.reconciler_health,
+            runtime.aging_health, runtime.notices_health, runtime.autoinvest_health))
 
-    async def reconcile(app: Starlette) -> None:
-        runtime = lightning_of_app(app)
-        health = runtime.reconciler_health
-        while True:
-            try:
-                resolved = await reconcile_outgoing(app.state.database, runtime.port, settings)
-                health.count("resolved", resolved)
-                health.ok()
-            except Exception as exc:  # keep reconciling; the operator page shows the error
-                log.exception("reconciler pass failed")
-                health.failed(f"{type(exc).__name__}: {exc}", settings.reconcile_every_s)
-            await anyio.sleep(settings.reconcile_every_s)
-
-    async def age(app: Starlette) -> None:
-        from marketplace.services.loans import age_loans
-
-        runtime = lightning_of_app(app)
-        health = runtime.aging_health
-        while True:
-            try:
-                report = await anyio.to_thread.run_sync(age_loans, app.state.database, settings)
-                health.count("state_changes", report.changed)
-                health.ok()
-            except Exception as exc:  # the job is idempotent: the next pass retries
-                log.exception("aging pass failed")
-                health.failed(f"{type(exc).__name__}: {exc}", settings.aging_every_s)
-            await anyio.sleep(settings.aging_every_s)
-
-    async def notify(app: Starlette) -> None:
-        from marketplace.services.reminders import run_notices
-
-        health = lightning_of_app(app).notices_health
-        while True:
-            try:
-                queued, sent, failed = await anyio.to_thread.run_sync(run_notices, app.state.database, settings)
-                health.count("queued", queued)
-                health.count("sent", sent)
-                health.count("failed", failed)
-                health.ok()
-            except Exception as exc:  # each notice is written once and sent once: the next pass resumes
-                log.exception("notices pass failed")
-                health.failed(f"{type(exc).__name__}: {exc}", settings.aging_every_s)
-            await anyio.sleep(settings.aging_every_s)
-
-    return [background_task(listen), background_task(reconcile), background_task(age), background_task(notify)]
+    return [background_task(work)]
 
 
 def lightning_of_app(app: Starlette) -> LightningRuntime:

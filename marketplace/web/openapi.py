@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marketplace.domain.loans.schedules import MAX_INSTALLMENTS, Frequency, Method
+from marketplace.domain.loans.schedules import MAX_INSTALLMENTS, Frequency, Method, Prepayment
 from marketplace.domain.loans.terms import PURPOSES, STORY_MAX
 
 Schema = dict[str, Any]
@@ -22,7 +22,9 @@ RATE_BPS_MAX = 1_000_000
 LIST_LIMIT_MAX = 100
 STATEMENT_LIMIT_MAX = 200
 OFFSET_MAX = 1_000_000
-LOAN_STATUSES = ["funding", "funded", "active", "repaid", "expired", "written_off"]
+LOAN_STATUSES = ["funding", "funded", "active", "repaid", "expired", "lapsed", "written_off"]
+# 21 million bitcoin in msat.
+MSAT_MAX = SAT_MAX * 1000
 NOTE_STATUSES = ["pledged", "released", "active", "repaid", "written_off"]
 INVOICE_STATUSES = ["creating", "unpaid", "paid", "expired", "failed"]
 PAYMENT_STATUSES = ["pending", "succeeded", "failed", "unknown"]
@@ -63,6 +65,9 @@ LOAN_REQUEST_BODY: Schema = {
         "count": {"type": "integer", "minimum": 1, "maximum": MAX_INSTALLMENTS},
         "frequency": {"type": "string", "enum": [f.value for f in Frequency]},
         "method": {"type": "string", "enum": [m.value for m in Method], "default": Method.ANNUITY.value},
+        "prepayment": {"type": "string", "enum": [p.value for p in Prepayment],
+                       "default": Prepayment.REDUCE_TERM.value,
+                       "description": "what paying more than is due does: shorten the loan or lower the installments"},
         "purpose": {"type": "string", "enum": list(PURPOSES)},
         "story": {"type": "string", "minLength": 1, "maxLength": STORY_MAX},
     }, required=["amount_sat", "count", "frequency", "purpose", "story"]),
@@ -74,8 +79,42 @@ NOTE_BODY: Schema = _object({
                         "description": "repeat a request with the same key and it is done once"},
 }, required=["amount_sat"])
 DEPOSIT_BODY: Schema = _object({"amount_sat": AMOUNT_SAT})
-REPAYMENT_BODY: Schema = _object({"amount_sat": AMOUNT_SAT}, required=[],
-                                 description="without amount_sat: the next amount due")
+REPAYMENT_BODY: Schema = {
+    **_object({
+        "amount_sat": AMOUNT_SAT,
+        "amount_msat": {"type": "integer", "minimum": 1, "maximum": MSAT_MAX,
+                        "description": "millisatoshis (a payoff is rarely whole sats)"},
+    }, required=[], description="without an amount: the next amount due; give amount_sat or amount_msat, not both"),
+    "not": {"required": ["amount_sat", "amount_msat"]},
+}
+_AUTOINVEST_FIELDS: dict[str, Schema] = {
+    "enabled": BOOL,
+    "budget_msat": {"type": "integer", "minimum": 0, "maximum": MSAT_MAX,
+                    "description": "the most auto-invest holds at once (reinvest) or puts in over time"},
+    "note_msat": {"type": "integer", "minimum": 1, "maximum": MSAT_MAX,
+                  "description": "the largest note it buys in one loan; a multiple of the marketplace's note"},
+    "max_per_loan_msat": {"type": "integer", "minimum": 1, "maximum": MSAT_MAX},
+    "max_per_loan_bps": {"type": "integer", "minimum": 1, "maximum": 10_000,
+                         "description": "of the account's value (available + reserved + outstanding)"},
+    "max_per_borrower_msat": {"type": "integer", "minimum": 1, "maximum": MSAT_MAX},
+    "grades": {"type": "array", "items": {"type": "string", "enum": ["A", "B", "C", "D", "E"]}, "minItems": 1,
+               "maxItems": 5, "uniqueItems": True},
+    "frequencies": {"type": "array", "items": {"type": "string", "enum": [f.value for f in Frequency]},
+                    "minItems": 1, "maxItems": 3, "uniqueItems": True},
+    "purposes": {"type": "array", "items": {"type": "string", "enum": list(PURPOSES)}, "minItems": 1,
+                 "maxItems": len(PURPOSES), "uniqueItems": True},
+    "max_term_days": {"type": "integer", "minimum": 1, "maximum": 5 * 366},
+    "min_rate_bps": {"type": "integer", "minimum": 0, "maximum": RATE_BPS_MAX},
+    "max_expected_loss_bps": {"type": "integer", "minimum": 0, "maximum": 10_000,
+                              "description": "expected loss (PD x 90 %) of what it buys, as a share of it"},
+    "reinvest": BOOL,
+}
+AUTOINVEST_BODY: Schema = _object(_AUTOINVEST_FIELDS, required=["enabled", "budget_msat"],
+                                  description="missing fields take their defaults")
+DISBURSEMENT_BODY: Schema = _object({
+    "bolt11": {"type": "string", "minLength": 1, "maxLength": BOLT11_MAX,
+               "description": "an invoice of the borrower's own wallet for exactly the loan amount"},
+})
 WITHDRAWAL_BODY: Schema = _object({
     "bolt11": {"type": "string", "minLength": 1, "maxLength": BOLT11_MAX},
     "amount_sat": {**AMOUNT_SAT, "description": "only for an invoice without an amount"},
@@ -86,10 +125,18 @@ _LOAN_SUMMARY: Schema = _object({
     "delinquency": {"type": "string", "enum": ["current", "grace", "late", "defaulted"]},
     "grade": STR, "purpose": STR, "amount_msat": MSAT, "amount_sat": INT, "funded_msat": MSAT,
     "remaining_msat": MSAT, "funded_percent": {"type": "integer", "minimum": 0, "maximum": 100},
-    "annual_rate_bps": INT, "apr_bps": INT, "service_fee_bps": INT, "term_count": INT,
+    "annual_rate_bps": INT, "apr_bps": INT,
+    "aprc_bps": {**INT, "description": "effective annual rate with compounding (EU APRC)"},
+    "service_fee_bps": {**INT, "description": "of the lenders' income (interest and late fees), never principal"},
+    "term_count": INT,
     "frequency": {"type": "string", "enum": [f.value for f in Frequency]},
     "method": {"type": "string", "enum": [m.value for m in Method]},
-    "funding_deadline": DATETIME, "funding_open": BOOL, "created_at": DATETIME,
+    "prepayment": {"type": "string", "enum": [p.value for p in Prepayment]},
+    "funding_deadline": DATETIME, "funding_open": BOOL,
+    "disburse_by": {**_nullable(DATETIME), "description": "a funded request lapses if not disbursed by then"},
+    "pd_ppm": {**INT, "description": "probability of default over the remaining term, parts per million"},
+    "expected_loss_msat": {**MSAT, "description": "PD x exposure x 90 % loss given default"},
+    "created_at": DATETIME,
 })
 _LOAN_EXTRA: dict[str, Schema] = {
     "story": STR, "borrower_name": STR, "funded_at": _nullable(DATETIME), "disbursed_at": _nullable(DATETIME),
@@ -109,7 +156,7 @@ SCHEMAS: dict[str, Schema] = {
     "Installment": _object({
         "number": INT, "due_date": DATE, "principal_msat": MSAT, "interest_msat": MSAT, "late_fee_msat": MSAT,
         "paid_msat": MSAT, "total_msat": MSAT,
-        "mark": {"type": "string", "enum": ["", "paid", "partial", "late", "due", "upcoming", "waived"],
+        "mark": {"type": "string", "enum": ["", "paid", "partial", "late", "due", "upcoming"],
                  "description": "empty before the loan starts (a preview from today)"},
     }),
     "Funder": _object({"label": STR, "amount_msat": MSAT, "is_you": BOOL}),
@@ -129,7 +176,9 @@ SCHEMAS: dict[str, Schema] = {
     }),
     "BorrowerView": _object({
         "next_due": _nullable(_object({"date": DATE, "amount_msat": MSAT})),
-        "payoff_msat": MSAT, "principal_outstanding_msat": MSAT, "days_past_due": INT,
+        "payoff_msat": MSAT, "principal_outstanding_msat": MSAT,
+        "interest_accrued_msat": {**MSAT, "description": "interest owed today, not yet paid"},
+        "days_past_due": INT,
         "disbursement": _nullable(_ref("Payment")),
     }, description="only for the loan's borrower"),
     "LoanDetail": _object({
@@ -171,6 +220,10 @@ SCHEMAS: dict[str, Schema] = {
     "NoteRequest": NOTE_BODY,
     "DepositRequest": DEPOSIT_BODY,
     "RepaymentRequest": REPAYMENT_BODY,
+    "DisbursementRequest": DISBURSEMENT_BODY,
+    "AutoInvestRules": AUTOINVEST_BODY,
+    "AutoInvest": _object({"rules": _nullable(_object(_AUTOINVEST_FIELDS)), "matching_requests": INT,
+                           "held_msat": MSAT, "available_msat": MSAT}),
     "WithdrawalRequest": WITHDRAWAL_BODY,
 }
 
@@ -294,6 +347,13 @@ def _paths() -> dict[str, dict[str, Schema]]:
                                (404, 409, *_BODY, 429, 503), roles="borrower", parameters=[_id("loan_id", "loan")],
                                body="RepaymentRequest", body_required=False, tag="money"),
         },
+        "/loans/{loan_id}/disbursement": {
+            "post": _operation("Receive a funded loan: pay it out to the borrower's invoice",
+                               (200, "The payment: succeeded (the loan is active), failed (try a new invoice) or "
+                                     "unknown (held until the node tells)", "Payment"),
+                               (404, 409, *_BODY, 503), roles="borrower", parameters=[_id("loan_id", "loan")],
+                               body="DisbursementRequest", tag="money"),
+        },
         "/loans/{loan_id}/repayments/{invoice_id}": {
             "get": _operation("A repayment invoice's status", (200, "The invoice", "Invoice"), (404,),
                               roles="borrower", parameters=[_id("loan_id", "loan"), _id("invoice_id", "invoice")],
@@ -304,6 +364,12 @@ def _paths() -> dict[str, dict[str, Schema]]:
                                (200, "The payment: succeeded, failed (nothing left the balance) or unknown "
                                      "(held until the node tells)", "Payment"),
                                (409, *_BODY, 503), roles="lender, borrower", body="WithdrawalRequest", tag="money"),
+        },
+        "/autoinvest": {
+            "get": _operation("The caller's auto-invest rules", (200, "Rules (null when never set) and what they "
+                              "match now", "AutoInvest"), (), roles="lender", tag="notes"),
+            "put": _operation("Set the auto-invest rules", (200, "The rules as stored", "AutoInvest"), _BODY,
+                              roles="lender", body="AutoInvestRules", tag="notes"),
         },
         "/openapi.json": {
             "get": {"summary": "This document", "operationId": "openapi", "security": [], "tags": ["meta"],

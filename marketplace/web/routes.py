@@ -6,6 +6,7 @@ from starlette.staticfiles import StaticFiles
 
 from marketplace.web.state import STATIC_DIR
 from marketplace.web.views import api, auth, money, pages
+from marketplace.web.views.autoinvest import autoinvest_routes
 from marketplace.web.views.lender import lender_routes
 from marketplace.web.views.api_v1 import api_routes
 from marketplace.web.views.loans import loan_routes
@@ -33,6 +34,7 @@ def build_routes() -> list[BaseRoute]:
         Route("/withdraw", money.withdraw, methods=["POST"], name="withdraw"),
         *api_routes(), *settings_routes(),  # first: /api/v1/me/balances here also takes a bearer token
         Route("/api/v1/me/balances", api.my_balances, methods=["GET"], name="api_my_balances"),
+        *autoinvest_routes(),
         *lender_routes(),  # before loan_routes: /loans/market must win over /loans/{loan_id}
         *operator_routes(),  # /operator and its forms, /operator/outbox
         *notice_routes(),

@@ -1,5 +1,6 @@
 """The payment listener: credits each paid invoice exactly once, resuming where it stopped.
 
+Only the process holding the worker lock runs it (marketplace/workers/supervisor.py).
 Loop: drain changes in pages (`listinvoices index=updated`), one transaction
 per page that credits the page and stores both cursors; when nothing is new,
 block on `waitanyinvoice lastpay_index=N` and credit what it returns. At
@@ -10,8 +11,6 @@ that is down is retried with backoff; the listener never takes the app down.
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import time
 from collections.abc import Sequence
 
@@ -24,12 +23,14 @@ from marketplace.db import invoices
 from marketplace.db.engine import Database
 from marketplace.db.crediting import CreditReport, apply_updates
 from marketplace.services.lightning_calls import in_transaction, reading
+from marketplace.workers.faults import crash_at
 from marketplace.workers.health import WorkerHealth
-from marketplace.workers.leadership import Leadership
 
 log = logging.getLogger("microlend.listener")
 
 MAX_BACKOFF_S = 30.0
+# A row younger than this in 'creating' may belong to an invoice call still on its way.
+CREATING_GRACE_S = 30
 
 
 class PaymentListener:
@@ -41,6 +42,7 @@ class PaymentListener:
         self.page_size = page_size
         self.wait_s = wait_s
         self.health = health or WorkerHealth("payment listener")
+        self._last_creating_sweep = time.monotonic()
 
     async def credit(self, updates: Sequence[InvoiceUpdate], *, advance_cursor: bool = True) -> CreditReport:
         def apply(conn: Connection) -> CreditReport:
@@ -75,12 +77,29 @@ class PaymentListener:
                 return total
 
     async def sweep(self) -> int:
-        """Ask the node about each of our invoices that may still be paid; credit the paid ones."""
+        """Ask the node about each of our invoices that may still be paid; credit the paid ones.
+
+        Rows left in 'creating' (the app died before or while asking the node) are
+        settled here once: found by label -> unpaid (and credited if paid); not
+        found -> failed, so no later start asks about them again.
+        """
         rows = await reading(self.database, lambda c: invoices.open_invoices(c, int(time.time())))
+        return await self._look_up(rows)
+
+    async def sweep_creating(self) -> int:
+        """The same for rows still 'creating' only (cheap: usually none); run between waits."""
+        self._last_creating_sweep = time.monotonic()
+        rows = await reading(self.database, invoices.creating)
+        return await self._look_up(rows) if rows else 0
+
+    async def _look_up(self, rows: Sequence[invoices.InvoiceRow]) -> int:
         found: list[InvoiceUpdate] = []
         for row in rows:
             current = await self.port.lookup_invoice(row.label)
             if current is None:
+                if row.status == "creating":
+                    await in_transaction(self.database, lambda c: invoices.fail_lost_creation(
+                        c, row.id, CREATING_GRACE_S))
                 continue
             if row.status == "creating" and current.bolt11:
                 created = CreatedInvoice(current.label, current.payment_hash, current.bolt11, "",
@@ -105,11 +124,16 @@ class PaymentListener:
         backoff = 0.5
         while True:
             try:
+                # Drain first: after a failover the cursor catches up at once; then the
+                # slower invoice-by-invoice sweep makes sure nothing depended on the cursor alone.
+                await self.drain()
                 await self.sweep()
                 self.health.ok()
                 while True:
                     await self.drain()
                     await self.wait_once()
+                    if time.monotonic() - self._last_creating_sweep > CREATING_GRACE_S:
+                        await self.sweep_creating()
                     self.health.ok()
                     backoff = 0.5
             except NodeUnreachable as exc:
@@ -123,23 +147,8 @@ class PaymentListener:
             backoff = min(backoff * 2, MAX_BACKOFF_S)
 
     def _maybe_crash(self, point: str) -> None:
-        if self.crash_point == point:
-            log.error("fault injection: SIGKILL at %s", point)
-            os.kill(os.getpid(), signal.SIGKILL)
+        crash_at(self.crash_point, point)
 
     def _retry(self, message: str, backoff: float) -> None:
         log.warning("%s; retrying in %.1f s", message, backoff)
         self.health.failed(message, backoff)
-
-
-async def run_as_leader(listener: PaymentListener, poll_s: float = 5.0) -> None:
-    """Run the listener only while this process holds the listener lock."""
-    leadership = Leadership(listener.database)
-    try:
-        while not await anyio.to_thread.run_sync(leadership.try_acquire):
-            listener.health.state = "standby (another process holds the listener)"
-            await anyio.sleep(poll_s)
-        await listener.run()
-    finally:
-        leadership.release()
-

@@ -383,7 +383,8 @@ def test_a_borrower_asks_for_a_loan_and_everyone_reads_it_but_only_the_borrower_
     assert loan["story"] == STORY and loan["borrower_name"] == "Bea"
     assert len(detail["schedule"]["installments"]) == 4 and detail["schedule"]["scheduled"] is False
     assert detail["borrower_view"] == {"next_due": None, "payoff_msat": 0, "principal_outstanding_msat": 0,
-                                       "days_past_due": 0, "disbursement": None}
+                                      "interest_accrued_msat": 0,
+                                      "days_past_due": 0, "disbursement": None}
     datetime.fromisoformat(loan["funding_deadline"])
     for name in ("lea", "bob", "ops"):
         seen = people.get(name, f"/loans/{loan['id']}")
@@ -694,3 +695,24 @@ def test_too_many_invoices_is_a_documented_429(settings: Settings, database: Dat
         loan_id = new_loan(api, "bea")
         fake_invoice(database, api.ids["bea"], loan_id, "repayment")
         assert api.post("bea", f"/loans/{loan_id}/repayments", {"amount_sat": 1}).status_code in (409, 429)
+
+
+def test_auto_invest_rules_through_the_api(people: Api) -> None:
+    assert people.get("lea", "/autoinvest").json() == {"rules": None, "matching_requests": 0, "held_msat": 0,
+                                                       "available_msat": 50_000_000}
+    new_loan(people)
+    saved = people.call("lea", "PUT", "/autoinvest", json={"enabled": True, "budget_msat": 20_000_000,
+                                                            "grades": ["A", "B", "C", "D", "E"],
+                                                            "max_expected_loss_bps": 10_000})
+    assert saved.status_code == 200, saved.text
+    body = saved.json()
+    assert body["rules"]["budget_msat"] == 20_000_000 and body["rules"]["reinvest"] is True
+    assert body["matching_requests"] == 1
+    too_much = people.call("lea", "PUT", "/autoinvest", json={"enabled": True, "budget_msat": 60_000_000})
+    assert too_much.status_code == 422 and "more than the" in too_much.json()["error"]["message"]
+    bad = people.call("lea", "PUT", "/autoinvest", json={"enabled": True, "budget_msat": -1})
+    assert bad.status_code == 422 and error_code(bad) == "invalid_body"
+    odd = people.call("lea", "PUT", "/autoinvest", json={"enabled": True, "budget_msat": 1, "note_msat": 1_500_000})
+    assert odd.status_code == 422 and "whole number of 1,000 sat notes" in odd.json()["error"]["message"]
+    assert people.get("lea", "/autoinvest").json()["rules"]["budget_msat"] == 20_000_000  # nothing changed
+    assert people.get("bea", "/autoinvest").status_code == 403

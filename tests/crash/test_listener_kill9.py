@@ -7,11 +7,7 @@ after commit); an outside `kill -9` covers the rest.
 """
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,55 +21,11 @@ from marketplace.db.verify import verify_ledger
 from marketplace.domain.journal import AccountKind
 from marketplace.services.deposits import create_deposit_invoice
 from marketplace.settings import Settings
+from tests.crash.support import AppProcess, wait_for
 from tests.fixtures.devnode import DevNode
 from tests.ledger_helpers import make_user
 
 AMOUNT_MSAT = 7_000_000
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class AppProcess:
-    def __init__(self, tmp_path: Path, database_url: str, rpc_path: str) -> None:
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("MICROLEND_")}
-        self.env.update({
-            "MICROLEND_DATA_DIR": str(tmp_path / "data"), "MICROLEND_DATABASE_URL": database_url,
-            "MICROLEND_CLN_RPC": rpc_path, "MICROLEND_LISTENER_WAIT_S": "1",
-        })
-        self.log_path = tmp_path / "app.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, fault: str = "") -> None:
-        env = dict(self.env, MICROLEND_FAULT_INJECTION=fault)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "marketplace.cli", "serve", "--port", str(free_port())],
-                env=env, stdout=log, stderr=subprocess.STDOUT)
-
-    def wait_exit(self, timeout_s: float = 20) -> int:
-        assert self.process is not None
-        return self.process.wait(timeout=timeout_s)
-
-    def kill9(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def wait_for(predicate: object, timeout_s: float, what: str, app: AppProcess) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what} did not happen in {timeout_s} s; app log:\n{app.log()[-3000:]}")
 
 
 def credits_for(database: Database, payment_hash: str) -> int:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from pyln.client import LightningRpc
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from marketplace.db.engine import Database
-from marketplace.db.tables import loans
+from marketplace.db.tables import loans, notes
 
 
 def test_demo_on_a_node_that_is_not_there_says_what_to_run(tmp_path: Path) -> None:
@@ -48,7 +48,16 @@ def test_demo_makes_loans_in_every_state_and_the_ledger_verifies(tmp_path: Path)
 
     database = Database(f"sqlite:///{tmp_path / 'data' / 'microlend.sqlite3'}")
     states = set(database.read(lambda c: c.execute(select(loans.c.status, loans.c.delinquency)).all()))
+    grades = set(database.read(lambda c: c.execute(select(loans.c.origination_grade)
+                                                   .where(loans.c.status == "funding")).scalars().all()))
+    # Auto-invest lenders: notes spread over several loans, one note per loan.
+    spread = database.read(lambda c: c.execute(
+        select(notes.c.lender_id, func.count(func.distinct(notes.c.loan_id)), func.count())
+        .where(notes.c.autoinvest_order_id.is_not(None)).group_by(notes.c.lender_id)).all())
     database.dispose()
+    assert "auto-invest bought" in demo.stdout
+    assert len(grades) >= 4, grades  # open requests of (nearly) every grade, not all C
+    assert len(spread) >= 3 and all(loans_held == count >= 5 for _, loans_held, count in spread), spread
     for expected in [("funding", "current"), ("active", "current"), ("active", "late"), ("active", "defaulted"),
                      ("written_off", "defaulted"), ("repaid", "current"), ("expired", "current")]:
         assert expected in states, (expected, states)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -77,8 +78,16 @@ def test_operator_create(tmp_path: Path, password: str, message: str) -> None:
 
 def test_loans_age_runs_and_refuses_a_bad_date(tmp_path: Path) -> None:
     assert microlend("db", "upgrade", cwd=tmp_path).returncode == 0
-    aged = microlend("loans", "age", "--as-of", "2027-01-31", cwd=tmp_path)
+    today = datetime.now(timezone.utc).date()
+    aged = microlend("loans", "age", "--as-of", (today - timedelta(days=3)).isoformat(), cwd=tmp_path)
     assert aged.returncode == 0, aged.stderr
     assert aged.stdout.startswith("aged 0 active loan(s)")
     bad = microlend("loans", "age", "--as-of", "31/01/2027", cwd=tmp_path)
     assert bad.returncode == 2 and "as-of" in bad.stderr
+    # A day in the future would charge late fees for days that have not happened.
+    future = microlend("loans", "age", "--as-of", (today + timedelta(days=1)).isoformat(), cwd=tmp_path)
+    assert future.returncode != 0 and "in the future" in future.stderr and not future.stdout
+    # Nor a day before the last run.
+    earlier = microlend("loans", "age", "--as-of", (today - timedelta(days=4)).isoformat(), cwd=tmp_path)
+    assert earlier.returncode != 0 and "last ran for" in earlier.stderr
+    assert microlend("loans", "age", cwd=tmp_path).returncode == 0

@@ -29,7 +29,7 @@ def make_active_loan(database: Database, borrower_id: int, lender_ids: list[int]
         loan_id = loan_rows.insert_loan(
             conn, borrower_id=borrower_id, amount_msat=amount, purpose="business", story="A sewing machine.",
             annual_rate_bps=1800, term_count=len(due_dates), frequency="monthly", method="annuity",
-            apr_bps=1900, service_fee_bps=100, grade="B",
+            prepayment="reduce_term", apr_bps=1900, aprc_bps=1956, service_fee_bps=1000, grade="B", pd_ppm=20_000,
             funding_deadline=datetime.now(timezone.utc) + timedelta(days=14))
         loan_rows.set_loan(conn, loan_id, status=status, delinquency=delinquency, funded_msat=amount,
                            start_date=due_dates[0] - timedelta(days=30))
@@ -37,7 +37,7 @@ def make_active_loan(database: Database, borrower_id: int, lender_ids: list[int]
             {"loan_id": loan_id, "number": n, "due_date": d, "principal_msat": installment_msat - 1000,
              "interest_msat": 1000, "late_fee_msat": 0,
              "principal_paid_msat": installment_msat - 1000 if n in paid else 0,
-             "interest_paid_msat": 1000 if n in paid else 0, "late_fee_paid_msat": 0, "interest_waived": False}
+             "interest_paid_msat": 1000 if n in paid else 0, "late_fee_paid_msat": 0}
             for n, d in enumerate(due_dates, start=1)])
         share = amount // max(1, len(lender_ids))
         note_ids = [loan_rows.insert_note(conn, loan_id, lender, share) for lender in lender_ids]

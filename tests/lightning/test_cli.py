@@ -31,4 +31,4 @@ def test_wallet_errors_go_to_stderr_with_a_nonzero_exit(tmp_path: Path) -> None:
     bad = microlend("wallet", "pay", "not-an-invoice", "--data-dir", str(tmp_path))
     assert bad.returncode != 0 and bad.stdout == "" and "not a Lightning invoice" in bad.stderr
     down = microlend("wallet", "invoice", "1000", "--data-dir", str(tmp_path / "none"))
-    assert down.returncode != 0 and "NodeUnreachable" in down.stderr
+    assert down.returncode != 0 and "cannot reach the Lightning node" in down.stderr

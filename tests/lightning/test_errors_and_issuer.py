@@ -66,3 +66,14 @@ def test_fast_issuer_is_byte_identical_to_bolt11_encode(
     fast = issue(**kwargs)  # type: ignore[arg-type]
     assert fast == issue_with_bolt11_package(**kwargs)  # type: ignore[arg-type]
     assert decode_reply(fast)["payment_hash"] == kwargs["payment_hash"]
+
+
+def test_large_whole_bitcoin_amounts_keep_their_zeros() -> None:
+    """bolt11 2.2.0 wrote 3,125,000 BTC as "3125" (3,125 BTC); the fuzz found it. Ours reads back exactly."""
+    from bolt11.utils import amount_to_msat
+
+    from lightning.devnode.issuer import hrp_amount
+
+    for amount in (312_500_000_000_000_000, 10**17, 123_456_789_000, 1, 10, 100, 50_000, 21 * 10**17):
+        assert amount_to_msat(hrp_amount(amount)) == amount
+    assert hrp_amount(312_500_000_000_000_000) == "3125000" and hrp_amount(1) == "10p"

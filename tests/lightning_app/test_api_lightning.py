@@ -11,8 +11,7 @@ import anyio
 
 from marketplace.db.engine import Database
 from marketplace.db.verify import verify_ledger
-from marketplace.services import loans as loan_service
-from marketplace.services.lightning_calls import NodeFacts
+from marketplace.domain.money import format_msat
 from marketplace.settings import Settings
 from tests.api.test_api import LOAN, Api, error_code
 from tests.fixtures.devnode import DevNode
@@ -101,11 +100,17 @@ def test_a_borrower_repays_through_the_api_and_lenders_see_it(
     early = api.post("bea", f"/loans/{loan_id}/repayments", {})
     assert early.status_code == 409 and error_code(early) == "conflict"
 
-    # The disbursement invoice is given on the loan page; here, through the service.
-    port = devnode_session.adapter("marketplace")
-    paid_out = anyio.run(loan_service.disburse, database, port, NodeFacts(port), node_settings, api.ids["bea"],
-                         loan_id, wallet_invoice(devnode_session, 20_000_000))
-    assert paid_out.status == "succeeded", paid_out.error
+    # The borrower receives the money through the API: an invoice of their own wallet for exactly the loan.
+    path = f"/loans/{loan_id}/disbursement"
+    assert api.post("bob", path, {"bolt11": wallet_invoice(devnode_session, 20_000_000)}).status_code == 404
+    wrong = api.post("bea", path, {"bolt11": wallet_invoice(devnode_session, 19_000_000)})
+    assert wrong.status_code == 422 and error_code(wrong) == "invoice_refused"
+    assert "19,000 sat" in wrong.json()["error"]["message"] and "20,000 sat" in wrong.json()["error"]["message"]
+    assert api.post("bea", path, {}).status_code == 422
+    paid_out = api.post("bea", path, {"bolt11": wallet_invoice(devnode_session, 20_000_000)})
+    assert paid_out.status_code == 200 and paid_out.json()["status"] == "succeeded", paid_out.text
+    again = api.post("bea", path, {"bolt11": wallet_invoice(devnode_session, 20_000_000)})
+    assert again.status_code == 409 and error_code(again) == "conflict"
     detail = api.get("bea", f"/loans/{loan_id}").json()
     assert detail["loan"]["status"] == "active" and detail["schedule"]["scheduled"] is True
     due = detail["borrower_view"]["next_due"]
@@ -125,13 +130,24 @@ def test_a_borrower_repays_through_the_api_and_lenders_see_it(
     assert len(after["repayments"]) == 1 and after["repayments"][0]["received_msat"] == due["amount_msat"]
     assert after["schedule"]["installments"][0]["mark"] == "paid" and after["borrower_view"] is None
     portfolio = api.get("lea", "/portfolio").json()
-    assert portfolio["totals"]["received_msat"] > 0 and portfolio["totals"]["income_msat"] > 0
+    # Paid the day the loan started: no interest has accrued yet, so it is all principal (and no fee).
+    assert after["repayments"][0]["interest_msat"] == 0 and after["repayments"][0]["service_fee_msat"] == 0
+    assert after["repayments"][0]["principal_msat"] == due["amount_msat"]
+    assert portfolio["totals"]["received_msat"] == due["amount_msat"] * 12 // 20
+    assert portfolio["totals"]["income_msat"] == 0
     assert portfolio["by_state"] == {"active": 1}
     kinds = {line["kind"] for line in api.get("lea", "/statement").json()["lines"]}
     assert {"deposit", "pledge"} <= kinds and len(kinds) >= 3
 
     partial = api.post("bea", f"/loans/{loan_id}/repayments", {"amount_sat": 1_000})
     assert partial.status_code == 201 and partial.json()["amount_msat"] == 1_000_000
-    too_much = api.post("bea", f"/loans/{loan_id}/repayments", {"amount_sat": 50_000})
+    payoff = api.get("bea", f"/loans/{loan_id}").json()["borrower_view"]["payoff_msat"]
+    exact = api.post("bea", f"/loans/{loan_id}/repayments", {"amount_msat": payoff})
+    assert exact.status_code == 201 and exact.json()["amount_msat"] == payoff  # a payoff to the msat
+    both = api.post("bea", f"/loans/{loan_id}/repayments", {"amount_msat": 5, "amount_sat": 1})
+    assert both.status_code == 422 and "not both" in both.json()["error"]["message"]
+    too_much = api.post("bea", f"/loans/{loan_id}/repayments", {"amount_msat": payoff + 1})
     assert too_much.status_code == 422 and error_code(too_much) == "invalid_input"
+    # One formatter for amounts: "8,814.166 sat", never "8,814 sat.166".
+    assert f"Paying the whole loan off today costs {format_msat(payoff)};" in too_much.json()["error"]["message"]
     assert database.read(verify_ledger).ok

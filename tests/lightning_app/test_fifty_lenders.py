@@ -1,9 +1,17 @@
 """The end-to-end loan: 50 lenders fund one loan through the pages, the borrower repays it in 30
 installments from the wallet node, and every lender ends with exactly what the schedule and the split say.
 
-Time is the one thing moved: right after disbursement the schedule is shifted
-30 weeks into the past, so each payment the borrower makes is one installment
-falling due, in order, as if the weeks had passed.
+Time is the one thing moved: before each payment the loan's dates (start,
+last accrual, due dates) are shifted a week into the past, so each payment
+the borrower makes is one installment falling due, in order, as if the weeks
+had passed.
+
+The expectation is computed here from the rules alone, independently of the
+code: paid on the due dates the loan costs exactly its schedule; the fee is
+10 % of the cumulative interest, rounded down; each note holds its pro-rata
+part of what the lenders received, rounded down, and the last few msats go
+by largest remainder when the loan is repaid, ties starting at the note whose
+position is the loan id modulo the number of notes.
 """
 from __future__ import annotations
 
@@ -12,11 +20,10 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from marketplace.db.engine import Database
-from marketplace.db.tables import installments, loans, repayments
+from marketplace.db.tables import accounts, installments, loans, notes, repayments
 from marketplace.db.verify import verify_ledger
 from marketplace.domain.journal import AccountKind
 from marketplace.domain.loans.schedules import Frequency, Method, build_schedule
-from marketplace.domain.split import split
 from marketplace.settings import Settings
 from tests.fixtures.devnode import DevNode
 from tests.lightning_app.test_deposit_withdraw import balances, deposit, user_id_of, wait_for
@@ -74,10 +81,15 @@ def test_fifty_lenders_thirty_installments(app_client: TestClient, database: Dat
     assert [tuple(r) for r in stored] == [(i.principal_msat, i.interest_msat) for i in schedule.installments]
 
     def a_week_passes(conn: object) -> None:
+        week = timedelta(weeks=1)
         for row in conn.execute(select(installments.c.id, installments.c.due_date)  # type: ignore[attr-defined]
                                 .where(installments.c.loan_id == loan_id)).all():
             conn.execute(update(installments).where(installments.c.id == row.id)  # type: ignore[attr-defined]
-                         .values(due_date=row.due_date - timedelta(weeks=1)))
+                         .values(due_date=row.due_date - week))
+        dates = conn.execute(select(loans.c.start_date, loans.c.accrued_on)  # type: ignore[attr-defined]
+                             .where(loans.c.id == loan_id)).one()
+        conn.execute(update(loans).where(loans.c.id == loan_id).values(  # type: ignore[attr-defined]
+            start_date=dates.start_date - week, accrued_on=dates.accrued_on - week))
 
     # Thirty installments, each paid on its due date through its own invoice from the wallet node.
     for number, installment in enumerate(schedule.installments, start=1):
@@ -94,30 +106,29 @@ def test_fifty_lenders_thirty_installments(app_client: TestClient, database: Dat
     assert database.read(lambda c: c.execute(select(loans.c.status).where(loans.c.id == loan_id)).scalar_one()) \
         == "repaid"
 
-    # What the schedule and the split say, computed here from the rules alone.
-    outstanding = [n * 1000 for n in NOTES_SAT]
-    expected_cash = [0] * LENDERS
-    fees = 0
-    for installment in schedule.installments:
-        applied = installment.total_msat
-        fee = applied * node_settings.service_fee_bps // 10_000
-        lenders_part = applied - fee
-        principal_parts = split(installment.principal_msat, outstanding)
-        income = lenders_part - installment.principal_msat
-        if income >= 0:  # principal and income shared separately, so no note's income dips below zero
-            income_parts = split(income, outstanding)
-            cash_parts = [p + i for p, i in zip(principal_parts, income_parts)]
-        else:  # the fee exceeds this payment's interest: the cash itself is shared
-            cash_parts = split(lenders_part, outstanding)
-        for j in range(LENDERS):
-            expected_cash[j] += cash_parts[j]
-            outstanding[j] -= principal_parts[j]
-        fees += fee
-    assert outstanding == [0] * LENDERS
+    # What the schedule and the rules say, computed here from the rules alone.
+    weights = [n * 1000 for n in NOTES_SAT]
+    total_weight = sum(weights)
+    interest = sum(i.interest_msat for i in schedule.installments)
+    fees = interest * node_settings.service_fee_bps // 10_000  # of income only, rounded down once
+    lenders_total = schedule.total_msat - fees
+    floors = [lenders_total * w // total_weight for w in weights]
+    leftover = lenders_total - sum(floors)
+    start_at = loan_id % LENDERS
+    by_remainder = sorted(range(LENDERS), key=lambda i: (-(lenders_total * weights[i] % total_weight),
+                                                         (i - start_at) % LENDERS))
+    expected_cash = [f + (1 if i in by_remainder[:leftover] else 0) for i, f in enumerate(floors)]
+    assert sum(expected_cash) + fees == schedule.total_msat
     for j, lender in enumerate(lenders):
         final = balances(database, lender)
         assert final[AccountKind.USER_RESERVED] == 0
         assert final[AccountKind.USER_AVAILABLE] == DEPOSIT_SAT * 1000 - NOTES_SAT[j] * 1000 + expected_cash[j], j
-    assert sum(expected_cash) + fees == schedule.total_msat
+        assert expected_cash[j] >= NOTES_SAT[j] * 1000  # every lender got at least the principal back
     assert balances(database, borrower)[AccountKind.USER_AVAILABLE] == 0  # nothing overpaid, nothing refunded
+    notes_left = database.read(lambda c: c.execute(select(notes.c.principal_outstanding_msat, notes.c.status)
+                                                   .where(notes.c.loan_id == loan_id)).all())
+    assert all(r.principal_outstanding_msat == 0 and r.status == "repaid" for r in notes_left)
+    escrow = database.read(lambda c: c.execute(select(accounts.c.balance_msat).select_from(
+        loans.join(accounts, accounts.c.id == loans.c.escrow_account_id)).where(loans.c.id == loan_id)).scalar_one())
+    assert escrow == 0  # every held msat paid out at the close
     assert database.read(verify_ledger).ok

@@ -116,6 +116,13 @@ def test_request_fund_disburse_and_repay_through_the_pages(
     assert "tag-paid" in after and "<h2>Repayments</h2>" in after
     lender_cash = sum(balances(database, lender)[AccountKind.USER_AVAILABLE] for lender in lenders)
     assert lender_cash > 10_000_000  # 30,000 deposited - 20,000 lent + the installment net of the fee
+    # Any amount to the msat; other scripts' digits are not numbers here.
+    exact = post(app_client, f"/loans/{loan_id}/repay", {"amount_sat": "1,234.567"}, f"/loans/{loan_id}")
+    assert exact.status_code == 303
+    assert "1,234.567 sat" in app_client.get(exact.headers["location"]).text
+    for typed in ("١٠٠٠", "1²", "1.2345", "-5", "0"):
+        refused = post(app_client, f"/loans/{loan_id}/repay", {"amount_sat": typed}, f"/loans/{loan_id}")
+        assert refused.status_code == 422 and "invalid literal" not in refused.text, typed
     assert sign_in(app_client, "happy-l1@example.org").status_code == 303
     portfolio = app_client.get("/loans/mine").text
     assert "active 1" in portfolio and f'href="/loans/{loan_id}"' in portfolio

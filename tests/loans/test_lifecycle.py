@@ -10,7 +10,7 @@ from sqlalchemy import Connection, func, select
 
 from marketplace.db import ledger, loans
 from marketplace.db.engine import Database
-from marketplace.db.tables import note_shares
+from marketplace.db.repayments import repayment_shares
 from marketplace.db.verify import verify_ledger
 from marketplace.domain.errors import Conflict, Forbidden, InvalidInput, InvoiceRefused
 from marketplace.domain.journal import AccountKind
@@ -92,7 +92,8 @@ def test_request_fund_disburse_repay(database: Database, settings: Settings, dev
     loan = database.read(lambda c: loans.get_loan(c, loan_id))
     assert loan.status == "repaid"
     lender_total = sum(balances(database, lender)[AccountKind.USER_AVAILABLE] for lender in lenders)
-    shared = database.read(lambda c: c.execute(select(func.sum(note_shares.c.cash_msat))).scalar_one())
+    split = database.read(lambda c: [repayment_shares(c, h) for h in paid_hashes])
+    shared = sum(share.cash_msat for shares in split for share in shares)
     fees = database.read(lambda c: ledger.account_id(c, "system:operator_fees"))
     fee_total = database.read(lambda c: c.exec_driver_sql(
         f"SELECT balance_msat FROM accounts WHERE id = {fees}").scalar_one())
@@ -103,8 +104,15 @@ def test_request_fund_disburse_repay(database: Database, settings: Settings, dev
     assert shared + fee_total + refunds == paid_in
     borrower_refunds = balances(database, borrower)[AccountKind.USER_AVAILABLE]
     assert borrower_refunds == refunds
-    count = database.read(lambda c: c.execute(select(func.count()).select_from(note_shares)).scalar_one())
-    assert count % 3 == 0 and count >= 3
+    # Every repayment's split, recomputed from its row, is exactly what reached each note.
+    assert all(len(shares) == 3 and min(s.cash_msat for s in shares) >= 0 for shares in split)
+    per_note: dict[int, int] = {}
+    for shares in split:
+        for share in shares:
+            per_note[share.note_id] = per_note.get(share.note_id, 0) + share.cash_msat
+    received = database.read(lambda c: dict(c.exec_driver_sql(
+        f"SELECT id, received_msat FROM notes WHERE loan_id = {loan_id}").all()))
+    assert per_note == received
     with pytest.raises(Conflict, match="fully repaid"):
         anyio.run(loan_service.repayment_invoice, database, port, settings, borrower, loan_id, 1000, None)
     assert database.read(verify_ledger).ok

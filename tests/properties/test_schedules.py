@@ -1,4 +1,9 @@
-"""Schedules: principal parts add up exactly, rounding is where the module says it is."""
+"""Schedules: principal parts add up exactly, rounding is where the module says it is.
+
+Interest is rounded DOWN (in the borrower's favour), the annuity payment UP;
+so the balance never runs behind the exact annuity, the last installment is
+never larger than the others, and a tiny loan may end before its count.
+"""
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -23,16 +28,12 @@ frequencies = st.sampled_from(list(Frequency))
 methods = st.sampled_from(list(Method))
 
 
-def _half_up(x: Fraction) -> int:
-    # Independent of the module: floor(x + 1/2) on a Fraction.
-    return int((x + Fraction(1, 2)) // 1)
-
-
 def _check_declining_balance_interest(schedule: Schedule) -> None:
     rate = Fraction(schedule.annual_rate_bps, 10_000 * schedule.frequency.periods_per_year)
     balance = schedule.principal_msat
     for inst in schedule.installments:
-        assert inst.interest_msat == _half_up(balance * rate)
+        # Independent of the module: a whole period's interest, rounded down.
+        assert inst.interest_msat == int((balance * rate) // 1)
         balance -= inst.principal_msat
     assert balance == 0
 
@@ -51,20 +52,22 @@ def test_schedule_invariants(
 ) -> None:
     schedule = build_schedule(principal, rate, count, frequency, method, start)
     items = schedule.installments
-    assert len(items) == count
-    assert [i.number for i in items] == list(range(1, count + 1))
+    assert 1 <= len(items) <= count
+    if principal >= 10**7 and count <= 365 and rate <= 6000:
+        assert len(items) == count  # only msat-sized loans run out of principal early
+    assert [i.number for i in items] == list(range(1, len(items) + 1))
     assert sum(i.principal_msat for i in items) == principal
     assert all(i.principal_msat >= 0 and i.interest_msat >= 0 for i in items)
     assert all(a.due_date < b.due_date for a, b in zip(items, items[1:]))
     assert items[0].due_date > start
-    assert [i.due_date for i in items] == due_dates(start, frequency, count)
-    if principal >= count:
-        assert all(i.total_msat > 0 for i in items)
+    assert [i.due_date for i in items] == due_dates(start, frequency, count)[:len(items)]
+    assert all(i.total_msat > 0 for i in items)
     assert schedule.total_msat == principal + schedule.total_interest_msat
     _check_declining_balance_interest(schedule)
     if rate == 0:
         assert schedule.total_interest_msat == 0
-        assert max(i.principal_msat for i in items) - min(i.principal_msat for i in items) <= 1
+        if method is Method.EQUAL_PRINCIPAL:
+            assert max(i.principal_msat for i in items) - min(i.principal_msat for i in items) <= 1
 
 
 # The platform's realistic region: at least 10,000 sat, at most 60 % a year,
@@ -94,14 +97,13 @@ def test_annuity_is_level_except_the_last(
     exact = principal * r / (1 - (1 + r) ** -count)
     assert level == -(-exact.numerator // exact.denominator)  # rounded up
     *body, last = schedule.installments
+    assert len(schedule.installments) == count
     assert all(i.total_msat == level for i in body)
-    # The last installment differs from the level payment only by the
-    # rounding carried along the balance: each period adds less than 1 msat of
-    # payment rounding up and at most 1/2 msat of interest rounding, each
-    # compounding at the loan's rate until the end. Rounding the payment up
-    # makes the last installment smaller on average.
+    # Never larger; smaller only by the rounding carried along the balance: each period repays
+    # less than 1 msat of payment rounding up and less than 1 msat of interest rounding down,
+    # each compounding at the loan's rate until the end.
     carried = sum((1 + r) ** k for k in range(count + 1))
-    assert level - Fraction(3, 2) * carried - 2 <= last.total_msat <= level + carried / 2 + 2
+    assert level - 2 * carried - 2 <= last.total_msat <= level
 
 
 @settings(max_examples=200, deadline=None)
@@ -128,18 +130,19 @@ def test_realistic_loans_are_level() -> None:
     schedule = build_schedule(10**9, 2400, 12, Frequency.MONTHLY, Method.ANNUITY, date(2026, 1, 15))
     totals = [i.total_msat for i in schedule.installments]
     assert totals[:-1] == [94_559_597] * 11
-    assert abs(totals[-1] - totals[0]) <= 12
+    assert totals[0] - 12 <= totals[-1] <= totals[0]
 
 
 def test_tiny_loans_with_many_installments_stay_sane() -> None:
-    # 1 sat at 100 % a year over 100 months: the payment is a few msat; the
-    # clamp keeps at least 1 msat of principal for each later installment.
+    # 1 sat at 100 % a year over 100 months: the payment is a few msat, rounded up, and interest
+    # rounded down (83.3 msat -> 83 msat a month is a big share here), so it ends early.
     schedule = build_schedule(1000, 10_000, 100, Frequency.MONTHLY, Method.ANNUITY, date(2026, 1, 1))
     assert all(i.total_msat > 0 for i in schedule.installments)
     assert sum(i.principal_msat for i in schedule.installments) == 1000
-    # Fewer msat than installments: zeros are unavoidable, sums still exact.
+    assert schedule.count <= 100
+    # Fewer msat than installments: the loan ends when they are repaid, sums still exact.
     schedule = build_schedule(3, 500, 5, Frequency.DAILY, Method.EQUAL_PRINCIPAL, date(2026, 1, 1))
-    assert [i.principal_msat for i in schedule.installments] == [1, 1, 1, 0, 0]
+    assert [i.principal_msat for i in schedule.installments] == [1, 1, 1]
 
 
 def test_monthly_dates_keep_the_original_day() -> None:
@@ -155,9 +158,9 @@ def test_monthly_dates_keep_the_original_day() -> None:
     assert due_dates(date(2026, 1, 1), Frequency.DAILY, 2) == [date(2026, 1, 2), date(2026, 1, 3)]
 
 
-def test_zero_rate_annuity_splits_evenly() -> None:
+def test_zero_rate_annuity_is_level_with_a_smaller_last() -> None:
     schedule = build_schedule(10, 0, 3, Frequency.WEEKLY, Method.ANNUITY, date(2026, 1, 1))
-    assert [i.principal_msat for i in schedule.installments] == [4, 3, 3]
+    assert [i.principal_msat for i in schedule.installments] == [4, 4, 2]
     assert schedule.total_interest_msat == 0
 
 

@@ -7,13 +7,7 @@ from datetime import date, timedelta
 import pytest
 
 from marketplace.domain.errors import InvalidInput
-from marketplace.domain.loans.allocation import (
-    InstallmentState,
-    NoteState,
-    allocate,
-    apply_allocation,
-    outstanding_msat,
-)
+from marketplace.domain.loans.allocation import InstallmentState
 from marketplace.domain.loans.delinquency import (
     DelinquencyPolicy,
     LoanRisk,
@@ -29,7 +23,6 @@ from marketplace.domain.loans.delinquency import (
 
 DUE = date(2026, 1, 10)
 POLICY = DelinquencyPolicy(grace_days=15, default_after_days=60, write_off_after_days=120)
-NOTES = [NoteState(1, 200_000, 200_000)]
 
 
 def _installments() -> list[InstallmentState]:
@@ -93,9 +86,8 @@ def test_late_loans_recover_but_defaulted_ones_do_not_until_repaid() -> None:
     # Catching up after default leaves the loan defaulted ...
     assert loan_state(caught_up, _day(29), POLICY, LoanState.DEFAULTED) == LoanState.DEFAULTED
     # ... until it is repaid in full.
-    owed = outstanding_msat(installments, _day(70))
-    allocation = allocate(owed, installments, NOTES, 0, _day(70))
-    repaid, _ = apply_allocation(installments, NOTES, allocation)
+    repaid = [replace(i, principal_paid_msat=i.principal_msat, interest_paid_msat=i.interest_msat)
+              for i in installments]
     assert loan_state(repaid, _day(70), POLICY, LoanState.DEFAULTED) == LoanState.REPAID
     # A defaulted loan that stays unpaid is still written off.
     assert loan_state(installments, _day(121), POLICY, LoanState.DEFAULTED) == LoanState.WRITTEN_OFF

@@ -32,3 +32,12 @@ def test_csrf_tokens_are_masked_afresh_for_every_page() -> None:
     assert first != second and token not in first  # nothing stable for compression to leak
     assert unmask(first) == unmask(second) == token
     assert unmask("zz") == "" and unmask(token) == ""  # garbage and bare tokens are refused
+
+
+def test_one_formatter_puts_msats_after_the_decimal_point() -> None:
+    from marketplace.domain.money import format_msat, parse_sat_msat, plain_sat
+
+    assert format_msat(8_814_166) == "8,814.166 sat"  # the refusal once said "8,814 sat.166"
+    assert format_msat(-1_000) == "-1 sat" and format_msat(5) == "0.005 sat"
+    assert plain_sat(8_814_166) == "8814.166" and plain_sat(-20_000_000, signed=True) == "-20000"
+    assert parse_sat_msat(plain_sat(8_814_166)) == 8_814_166

@@ -27,7 +27,7 @@ from marketplace.services.accounts import create_user
 from marketplace.settings import Settings
 from marketplace.web.i18n import install_i18n
 from tests.ledger_helpers import deposit_entry
-from tests.web.support import PASSWORD, TestClient, csrf_token_in, make_client, sign_in
+from tests.web.support import PASSWORD, TestClient, csrf_token, csrf_token_in, make_client, sign_in, sign_up
 
 STORY = "A second sewing machine so I can take twice the orders."
 _LOAN_LINK = re.compile(r'href="/loans/(\d+)"')
@@ -501,3 +501,24 @@ def test_i18n_catalog_and_extension() -> None:
     pot = (REPO / "locale" / "microlend.pot").read_text(encoding="utf-8")
     for text in ("Open loan requests", "Net return", "Download CSV", "Fund a note"):
         assert f'msgid "{text}"' in pot
+
+
+def test_the_auto_invest_page_saves_rules_and_refuses_nonsense(settings: Settings, database: Database) -> None:
+    with make_client(settings, database) as client:
+        assert sign_up(client, "auto@example.org").status_code == 303
+        page = client.get("/autoinvest")
+        assert page.status_code == 200 and "as many loans as your rules allow, in equal notes" in page.text
+        assert "No open request matches these rules right now" in page.text
+        token = csrf_token(client, "/autoinvest")
+        form = {"csrf_token": token, "enabled": "on", "budget_sat": "0", "note_sat": "1000",
+                "max_per_loan_sat": "5000", "max_per_loan_percent": "5", "max_per_borrower_sat": "5000",
+                "grades": ["A", "B"], "frequencies": ["weekly"], "purposes": ["business"], "max_term_days": "200",
+                "min_rate_percent": "5", "max_expected_loss_percent": "2.5", "reinvest": "on"}
+        saved = client.post("/autoinvest", data=form, follow_redirects=False)
+        assert saved.status_code == 303 and saved.headers["location"] == "/autoinvest?done=saved"
+        shown = client.get("/autoinvest?done=saved").text
+        assert "Saved." in shown and 'value="2.5"' in shown
+        refused = client.post("/autoinvest", data={**form, "budget_sat": "1²"})
+        assert refused.status_code == 422 and "budget as a whole number of sat" in refused.text
+        refused = client.post("/autoinvest", data={**form, "budget_sat": "5000"})
+        assert refused.status_code == 422 and "Deposit more or lower the budget" in refused.text

@@ -1,6 +1,8 @@
 """The loan pages through the real ASGI app: every page renders, and every bad input is refused and stores nothing."""
 from __future__ import annotations
 
+from portfolio.pd import first_request_grade
+
 import re
 import time
 from collections.abc import Iterator
@@ -91,8 +93,9 @@ def test_the_request_form_previews_the_full_price(clients: dict[str, TestClient]
     preview = bea.get("/loans/preview", params={"amount_sat": "20000", "rate": "18", "count": "12",
                                                 "frequency": "weekly", "method": "annuity"})
     assert preview.status_code == 200
-    assert "APR" in preview.text and "Total interest" in preview.text
-    assert "taken from the lenders' side, it does not change what you pay" in preview.text
+    assert "APR" in preview.text and "Total interest" in preview.text and "APRC" in preview.text
+    assert "19.68 %" in preview.text  # 18 % weekly, compounded: (1 + 0.18/52)^52 - 1
+    assert "of the lenders' interest, taken from their side: it does not change what you pay" in preview.text
     assert preview.text.count("<tr>") == 13  # header + 12 installments
     assert "<html" not in preview.text  # a fragment
     refused = bea.get("/loans/preview", params={"amount_sat": "20000", "rate": "99", "count": "12",
@@ -109,12 +112,18 @@ def test_a_borrower_requests_a_loan_and_everyone_can_read_its_page(clients: dict
         page = clients[name].get(f"/loans/{loan_id}")
         assert page.status_code == 200, page.text
         text = page.text
-        assert "A second sewing machine" in text and "Bea" in text and "grade C" in text
+        expected = str(first_request_grade(20_000_000, 12, "weekly"))
+        assert "A second sewing machine" in text and "Bea" in text and f"grade {expected}" in text
+        assert "chance of default over the term left" in text and "expected loss" in text
         assert "20,000 sat" in text and "18 %" in text and "APR" in text
         assert "12 weekly installments" in text and "Equal installments" in text
         assert "<progress" in text and "Funding deadline" in text
-        assert "taken from the lenders' side, it does not change what the borrower pays" in text
+        assert "never of principal; it does not change what the borrower pays" in text
         assert "Overdue installments first" in text and "15 days" in text and "more than 60 days" in text
+        assert "Interest is charged only on the principal still owed" in text  # the rules, from the domain
+        assert "within 1 msat" not in text or "rounded down to the" in text
+        assert "exact share" in text or "pro-rata part" in text
+        assert "APRC" in text and "19.68 %" in text
         assert text.count("<tr>") >= 13
         assert ("Fund a note" in text) == (name == "lea")
         assert "@example.org" not in text
@@ -329,7 +338,7 @@ def test_lists_portfolio_and_the_operator_report(clients: dict[str, TestClient],
     listing = clients["lea"].get("/loans")
     assert listing.status_code == 200
     assert f'href="/loans/{open_id}"' in listing.text and f'href="/loans/{late_id}"' not in listing.text
-    assert "20,000 sat" in listing.text and "18 %" in listing.text and "grade C" in listing.text
+    assert "20,000 sat" in listing.text and "18 %" in listing.text and f"grade {first_request_grade(20_000_000, 12, 'weekly')}" in listing.text
     assert clients["lea"].get("/loans?page=2").status_code == 200
     refused = clients["lea"].get("/loans?page=x")
     assert refused.status_code == 422 and "The page number must be a whole number from 1" in refused.text

@@ -1,51 +1,60 @@
-"""Installment schedules: annuity and equal-principal amortization in integer msat.
+"""A loan's contract, and its installment schedule projected from the principal actually owed.
 
-Interest runs on the declining balance at the nominal periodic rate
-``annual_rate_bps / 10000 / periods_per_year``. Every amount is an integer
-number of millisatoshis; exact intermediate math uses integers and
-``fractions.Fraction``, and each rounding is done once, where it is named:
+The schedule is never fixed once and for all: after every payment the
+installments not yet due are recomputed from the real outstanding principal
+and the interest accrued on it (accrual.py). The contract fixes what does
+not change:
 
-* interest of an installment: balance x periodic rate, rounded half-up to the msat;
-* annuity level payment: the exact annuity formula, rounded UP to the msat, so
-  rounding never lengthens the loan; the last installment then takes whatever
-  principal remains, so its payment can differ slightly from the others;
-* equal principal: ``split(principal, [1] * count)`` (largest remainder), so the
-  parts sum exactly; the extra msats go to the earliest installments.
+* annuity loans keep their installment amount — the exact annuity payment,
+  rounded UP to the msat — and a prepayment shortens the term ("reduce
+  term"); or, if the borrower chose so, keep their term and lower the
+  installments (the level is recomputed from the principal still owed);
+* equal-principal loans keep each installment's principal part (the
+  principal split into equal parts, extra msats on the earliest) and a
+  prepayment removes principal from the last installments; or, if chosen,
+  spread what is left evenly over the remaining installments;
+* each installment's interest is what accrues on the principal owed up to
+  its due date, rounded DOWN to the msat;
+* the last installment takes whatever is left, so the parts add up exactly.
+
+Paid on its due dates, a loan costs exactly the schedule disclosed when it
+was requested (build_schedule is the same projection made on day 0). Because
+the payment is rounded up and interest down, the balance never runs behind
+the exact annuity, so the last installment is never larger than the others.
 """
 from __future__ import annotations
 
-import calendar
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from enum import Enum
+from fractions import Fraction
+from functools import cached_property
+from typing import NamedTuple
 
 from marketplace.domain.errors import InvalidInput
+from marketplace.domain.loans.accrual import BPS_PER_UNIT, interest_between, unit_periods
+from marketplace.domain.loans.calendar import Frequency, add_months, due_dates
 from marketplace.domain.split import split
 
+__all__ = [
+    "Contract", "Frequency", "MAX_INSTALLMENTS", "Method", "OpenInstallment", "Prepayment", "Schedule",
+    "ScheduledInstallment", "add_months", "annuity_payment_msat", "build_schedule", "due_dates", "project",
+]
+
 MAX_INSTALLMENTS = 1000
-BPS_PER_UNIT = 10_000
-
-
-class Frequency(str, Enum):
-    DAILY = "daily"
-    WEEKLY = "weekly"
-    MONTHLY = "monthly"
-
-    @property
-    def periods_per_year(self) -> int:
-        return _PERIODS_PER_YEAR[self]
-
-
-_PERIODS_PER_YEAR: dict[Frequency, int] = {
-    Frequency.DAILY: 365,
-    Frequency.WEEKLY: 52,
-    Frequency.MONTHLY: 12,
-}
 
 
 class Method(str, Enum):
     ANNUITY = "annuity"
     EQUAL_PRINCIPAL = "equal_principal"
+
+
+class Prepayment(str, Enum):
+    """What paying more than is due does to the installments that follow."""
+
+    REDUCE_TERM = "reduce_term"  # same installments, the loan ends sooner
+    REDUCE_INSTALLMENT = "reduce_installment"  # same end date, smaller installments
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,6 @@ class Schedule:
     frequency: Frequency
     method: Method
     installments: tuple[ScheduledInstallment, ...]
-    # Optional so a schedule rebuilt from stored rows need not know them.
     start_date: date | None = None
     # The annuity's level payment (None for equal principal).
     level_payment_msat: int | None = None
@@ -85,48 +93,12 @@ class Schedule:
         return len(self.installments)
 
 
-def add_months(start: date, months: int) -> date:
-    """`start` moved by whole months, its day clamped to the month's last day.
-
-    Always counted from the original date, so Jan 31 gives Feb 28 (or 29) and
-    then Mar 31: one short month does not pull every later date back.
-    """
-    month_index = start.year * 12 + (start.month - 1) + months
-    year, month0 = divmod(month_index, 12)
-    last_day = calendar.monthrange(year, month0 + 1)[1]
-    return date(year, month0 + 1, min(start.day, last_day))
-
-
-def due_dates(start: date, frequency: Frequency, count: int) -> list[date]:
-    """The `count` due dates after `start` (the disbursement day), one period apart."""
-    if count < 0:
-        raise InvalidInput("The number of installments cannot be negative.")
-    frequency = Frequency(frequency)
-    if frequency is Frequency.DAILY:
-        return [start + timedelta(days=k) for k in range(1, count + 1)]
-    if frequency is Frequency.WEEKLY:
-        return [start + timedelta(weeks=k) for k in range(1, count + 1)]
-    return [add_months(start, k) for k in range(1, count + 1)]
-
-
-def periodic_interest_msat(balance_msat: int, annual_rate_bps: int, periods_per_year: int) -> int:
-    """Interest of one period on `balance_msat`, rounded half-up to the msat.
-
-    Done in integers: balance x bps / (10000 x periods), half-up being
-    floor(x + 1/2) = (2 num + den) // (2 den) for non-negative x.
-    """
-    numerator = balance_msat * annual_rate_bps
-    denominator = BPS_PER_UNIT * periods_per_year
-    return (2 * numerator + denominator) // (2 * denominator)
-
-
 def annuity_payment_msat(principal_msat: int, annual_rate_bps: int, count: int, periods_per_year: int) -> int:
     """The level payment P r / (1 - (1 + r)^-n), computed exactly, rounded UP to the msat.
 
     With r = bps / D and D = 10000 x periods, (1 + r)^n = A^n / D^n for
     A = D + bps, so the payment is P bps A^n / (D (A^n - D^n)): integers only.
-    Rounding up (never down) means the borrower's rounding error is repaid
-    early and the last installment comes out slightly smaller, never larger.
+    Without interest it is the principal over the count, rounded up.
     """
     if annual_rate_bps == 0:
         return -(-principal_msat // count)
@@ -149,6 +121,152 @@ def _validate(principal_msat: int, annual_rate_bps: int, count: int) -> None:
         raise InvalidInput("The interest rate cannot be negative.")
 
 
+@dataclass(frozen=True)
+class Contract:
+    """What the loan agreement fixes; everything else is computed from it and the payments."""
+
+    principal_msat: int
+    annual_rate_bps: int
+    count: int
+    frequency: Frequency
+    method: Method
+    start_date: date
+    prepayment: Prepayment = Prepayment.REDUCE_TERM
+
+    def __post_init__(self) -> None:
+        _validate(self.principal_msat, self.annual_rate_bps, self.count)
+        object.__setattr__(self, "frequency", Frequency(self.frequency))
+        object.__setattr__(self, "method", Method(self.method))
+        object.__setattr__(self, "prepayment", Prepayment(self.prepayment))
+
+    @property
+    def periods_per_year(self) -> int:
+        return self.frequency.periods_per_year
+
+    @cached_property
+    def due_dates(self) -> tuple[date, ...]:
+        return tuple(due_dates(self.start_date, self.frequency, self.count))
+
+    @cached_property
+    def level_msat(self) -> int | None:
+        """The installment amount of an annuity (None for equal principal)."""
+        if self.method is not Method.ANNUITY:
+            return None
+        return annuity_payment_msat(self.principal_msat, self.annual_rate_bps, self.count, self.periods_per_year)
+
+    @cached_property
+    def principal_plan(self) -> tuple[int, ...]:
+        """Equal-principal parts by installment number (extra msats on the earliest)."""
+        return tuple(split(self.principal_msat, [1] * self.count))
+
+    @cached_property
+    def _positions(self) -> dict[date, Fraction]:
+        return {}
+
+    def position(self, day: date) -> Fraction:
+        """Unit periods from the start to `day` (never negative)."""
+        found = self._positions.get(day)
+        if found is None:
+            found = max(unit_periods(self.start_date, day, self.periods_per_year), Fraction(0))
+            self._positions[day] = found
+        return found
+
+    def interest_msat(self, principal_msat: int, begin: date, end: date) -> int:
+        """Interest accrued on `principal_msat` from `begin` to `end` (accrual.py), rounded down."""
+        return interest_between(principal_msat, self.annual_rate_bps, self.periods_per_year,
+                                self.position(begin), self.position(end))
+
+
+class OpenInstallment(NamedTuple):
+    """An installment not due yet and not settled: its amounts are recomputed.
+
+    `fixed_total_msat` is set once something was paid toward it: a partial
+    payment counts toward this installment, so its total no longer moves;
+    only its split between interest and principal does. (A tuple: one is
+    made per open installment per repayment.)
+    """
+
+    number: int
+    due_date: date
+    principal_paid_msat: int = 0
+    interest_paid_msat: int = 0
+    fixed_total_msat: int | None = None
+
+
+def project(contract: Contract, slots: Sequence[OpenInstallment], principal_msat: int,
+            first_interest_msat: int, level_msat: int | None = None,
+            new_level: bool = False) -> tuple[list[tuple[int, int]], int | None]:
+    """The open installments recomputed: `principal_msat` still to place on them.
+
+    `first_interest_msat` is the interest the first open installment carries
+    (accrued up to its due date and not on any earlier installment); after
+    it, each installment's interest accrues on the principal left after the
+    one before. The result gives, for the first open installments in order,
+    each one's whole principal and interest (paid parts included); those
+    missing from it are no longer needed: the principal ran out before them
+    (the term was reduced).
+
+    Annuities keep `level_msat` (default: the contract's); with `new_level`
+    (after a prepayment, when the borrower chose lower installments) the
+    level is recomputed from what is owed over the installments left. The
+    level used comes back with the installments.
+
+    This runs for every repayment the listener credits, over every open
+    installment, so the loop is kept to plain integer arithmetic.
+    """
+    if principal_msat < 0 or first_interest_msat < 0:
+        raise InvalidInput("A loan's balance cannot be negative.")
+    level = contract.level_msat if level_msat is None else level_msat
+    if not slots:
+        if principal_msat or first_interest_msat:
+            raise InvalidInput("Principal or interest is left with no installment to carry it.")
+        return [], level
+    balance = principal_msat
+    annuity = contract.method is Method.ANNUITY
+    plan = contract.principal_plan
+    # Equal parts of what is owed are stable from payment to payment; an annuity level only moves on a prepayment.
+    recompute = contract.prepayment is Prepayment.REDUCE_INSTALLMENT and (new_level or not annuity)
+    planned_parts: list[int] | None = None
+    rate = contract.annual_rate_bps
+    per_period = BPS_PER_UNIT * contract.periods_per_year
+    last_index = len(slots) - 1
+    result: list[tuple[int, int]] = []
+    previous_number = -1
+    for index, (number, _, principal_paid, interest_paid, fixed) in enumerate(slots):
+        if index == 0:
+            interest = first_interest_msat
+        else:
+            # Due dates fall on whole periods, so between two of them interest is whole periods' worth.
+            interest = balance * rate * (number - previous_number) // per_period
+        paid = principal_paid + interest_paid
+        if balance == 0 and interest == 0 and paid == 0:
+            return result, level  # nothing left to carry: the loan ends sooner
+        if fixed is not None:
+            target = fixed - paid
+        elif annuity:
+            if recompute:
+                # Once per projection: the level that repays what is owed over the installments left.
+                level = annuity_payment_msat(balance, rate, len(slots) - index, contract.periods_per_year)
+                recompute = False
+            assert level is not None
+            target = level - paid
+        else:
+            if recompute:
+                planned_parts = [0] * index + split(balance, [1] * (len(slots) - index))
+                recompute = False
+            part = plan[number - 1] if planned_parts is None else planned_parts[index]
+            target = (part if part < balance else balance) + interest
+        if index == last_index or balance + interest <= target:
+            # The last installment needed: everything that is left.
+            result.append((principal_paid + balance, interest_paid + interest))
+            return result, level
+        principal = target - interest if target > interest else 0
+        result.append((principal_paid + principal, interest_paid + interest))
+        balance -= principal
+        previous_number = number
+    raise AssertionError("unreachable: the last slot always closes the projection")
+
+
 def build_schedule(
     principal_msat: int,
     annual_rate_bps: int,
@@ -156,63 +274,24 @@ def build_schedule(
     frequency: Frequency,
     method: Method,
     start: date,
+    prepayment: Prepayment = Prepayment.REDUCE_TERM,
 ) -> Schedule:
-    """The full installment schedule of a loan disbursed on `start`."""
-    _validate(principal_msat, annual_rate_bps, count)
-    frequency = Frequency(frequency)
-    method = Method(method)
-    periods = frequency.periods_per_year
-    dates = due_dates(start, frequency, count)
+    """The schedule disclosed for a loan disbursed on `start`: what paying on every due date costs."""
+    contract = Contract(principal_msat, annual_rate_bps, count, frequency, method, start, prepayment)
+    return contract_schedule(contract)
 
-    level: int | None = None
-    if method is Method.EQUAL_PRINCIPAL or annual_rate_bps == 0:
-        # With no interest an annuity is just equal principal parts; split
-        # keeps them within 1 msat of each other and exact in sum.
-        principal_parts = split(principal_msat, [1] * count)
-        if method is Method.ANNUITY:
-            level = max(principal_parts)
-    else:
-        level = annuity_payment_msat(principal_msat, annual_rate_bps, count, periods)
-        principal_parts = _annuity_principal_parts(principal_msat, annual_rate_bps, count, periods, level)
 
-    installments: list[ScheduledInstallment] = []
-    balance = principal_msat
-    for number, (due, principal_part) in enumerate(zip(dates, principal_parts), start=1):
-        interest = periodic_interest_msat(balance, annual_rate_bps, periods)
-        installments.append(ScheduledInstallment(number, due, principal_part, interest))
-        balance -= principal_part
-    assert balance == 0, "principal parts must add up to the principal"
+def contract_schedule(contract: Contract) -> Schedule:
+    slots = [OpenInstallment(number, due) for number, due in enumerate(contract.due_dates, start=1)]
+    first_interest = contract.interest_msat(contract.principal_msat, contract.start_date, slots[0].due_date)
+    parts, _ = project(contract, slots, contract.principal_msat, first_interest)
     return Schedule(
-        principal_msat=principal_msat,
-        annual_rate_bps=annual_rate_bps,
-        frequency=frequency,
-        method=method,
-        installments=tuple(installments),
-        start_date=start,
-        level_payment_msat=level,
+        principal_msat=contract.principal_msat,
+        annual_rate_bps=contract.annual_rate_bps,
+        frequency=contract.frequency,
+        method=contract.method,
+        installments=tuple(ScheduledInstallment(slot.number, slot.due_date, principal, interest)
+                           for slot, (principal, interest) in zip(slots, parts)),
+        start_date=contract.start_date,
+        level_payment_msat=contract.level_msat,
     )
-
-
-def _annuity_principal_parts(
-    principal_msat: int, annual_rate_bps: int, count: int, periods: int, payment_msat: int
-) -> list[int]:
-    parts: list[int] = []
-    balance = principal_msat
-    for number in range(1, count):
-        interest = periodic_interest_msat(balance, annual_rate_bps, periods)
-        remaining_after = count - number
-        # Rounding the payment up repays a little early; over many periods at a
-        # high rate that drift compounds and could empty the balance before the
-        # last installment. Keeping 1 msat of principal per later installment
-        # (when the loan is that large) means no installment ever comes out as
-        # 0 msat; on realistic amounts this clamp never binds.
-        reserve = remaining_after if balance > remaining_after else 0
-        # An interest rounded up by half a msat can exceed a tiny payment;
-        # principal is never negative.
-        part = min(max(payment_msat - interest, 0), balance - reserve)
-        parts.append(part)
-        balance -= part
-    # The last installment takes whatever principal remains, so the parts sum
-    # exactly to the principal.
-    parts.append(balance)
-    return parts

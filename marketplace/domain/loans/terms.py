@@ -1,4 +1,4 @@
-"""A loan request as a person types it: parsed into exact terms, and its risk grade."""
+"""A loan request as a person types it, parsed into exact terms."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -7,8 +7,7 @@ from decimal import Decimal
 
 from marketplace.domain import numbers
 from marketplace.domain.errors import InvalidInput
-from marketplace.domain.loans.limits import BorrowerRecord
-from marketplace.domain.loans.schedules import Frequency, Method
+from marketplace.domain.loans.schedules import Frequency, Method, Prepayment
 from marketplace.domain.money import parse_sat
 
 PURPOSES = ("business", "education", "health", "housing", "farming", "transport", "family", "other")
@@ -23,6 +22,7 @@ class LoanTerms:
     count: int
     frequency: Frequency
     method: Method
+    prepayment: Prepayment = Prepayment.REDUCE_TERM
 
 
 def parse_rate_bps(text: str) -> int:
@@ -49,7 +49,11 @@ def parse_terms(form: Mapping[str, str]) -> LoanTerms:
         method = Method(form.get("method", Method.ANNUITY.value) or Method.ANNUITY.value)
     except ValueError:
         raise InvalidInput("Choose equal installments or equal principal.") from None
-    return LoanTerms(amount_msat, parse_rate_bps(form.get("rate", "")), count, frequency, method)
+    try:
+        prepayment = Prepayment(form.get("prepayment", "") or Prepayment.REDUCE_TERM.value)
+    except ValueError:
+        raise InvalidInput("Choose what paying early does: shorten the loan or lower the installments.") from None
+    return LoanTerms(amount_msat, parse_rate_bps(form.get("rate", "")), count, frequency, method, prepayment)
 
 
 def parse_story(purpose: str, story: str) -> tuple[str, str]:
@@ -64,16 +68,3 @@ def parse_story(purpose: str, story: str) -> tuple[str, str]:
     if any(ord(ch) < 32 and ch not in "\n\r\t" for ch in story):
         raise InvalidInput("The story contains characters that cannot be shown.")
     return purpose, story
-
-
-def grade(record: BorrowerRecord) -> str:
-    """A plain reputation grade from repayment history on Microlend: A best, E a default."""
-    if record.defaults:
-        return "E"
-    if record.repaid_on_time >= 3:
-        return "A"
-    if record.repaid_on_time >= 1 and record.repaid_late == 0:
-        return "B"
-    if record.repaid_late:
-        return "D"
-    return "C"

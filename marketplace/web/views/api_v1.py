@@ -22,22 +22,25 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from marketplace.db import ledger
 from marketplace.db import loans as loan_rows
 from marketplace.db.invoices import InvoiceRow
 from marketplace.db.loans import LoanRow, NoteRow, aware
 from marketplace.db.outgoing import OutgoingRow
 from marketplace.db.tables import accounts, journal_entries, journal_lines
+from marketplace.domain.autoinvest import Rules
 from marketplace.domain.errors import BodyTooLarge, InvalidInput, NotFound, Refusal
 from marketplace.domain import numbers
 from marketplace.domain.numbers import TEXT_LENGTH_MAX, json_whole
 from marketplace.domain.journal import AccountKind, natural_delta
 from marketplace.domain.loans.limits import check_request
-from marketplace.domain.loans.schedules import MAX_INSTALLMENTS, Frequency, Method
+from marketplace.domain.loans.schedules import MAX_INSTALLMENTS, Frequency, Method, Prepayment
 from marketplace.domain.loans.terms import LoanTerms
 from marketplace.domain.money import MSAT_PER_SAT
 from marketplace.domain.users import Role
-from marketplace.services import deposits, loan_views, withdrawals
+from marketplace.services import autoinvest, deposits, loan_views, withdrawals
 from marketplace.services import loans as loan_service
+from marketplace.services.grading import expected_loss_msat
 from marketplace.services.lightning_calls import reading
 from marketplace.web import openapi
 from marketplace.web.api_auth import api_user
@@ -46,6 +49,7 @@ from marketplace.web.params import declared_length, path_id, query_whole
 from marketplace.web.security import client_address
 from marketplace.web.state import database_of, settings_of
 from marketplace.web.views import api as api_v0
+from marketplace.web.views import autoinvest as autoinvest_views
 
 BODY_SIZE_MAX = 64 * 1024
 ANYONE = (Role.LENDER, Role.BORROWER, Role.OPERATOR)
@@ -74,7 +78,8 @@ class InvalidParameter(InvalidInput):
 _VALIDATORS = {name: Draft202012Validator(schema) for name, schema in (
     ("LoanRequest", openapi.LOAN_REQUEST_BODY), ("NoteRequest", openapi.NOTE_BODY),
     ("DepositRequest", openapi.DEPOSIT_BODY), ("RepaymentRequest", openapi.REPAYMENT_BODY),
-    ("WithdrawalRequest", openapi.WITHDRAWAL_BODY))}
+    ("WithdrawalRequest", openapi.WITHDRAWAL_BODY), ("DisbursementRequest", openapi.DISBURSEMENT_BODY),
+    ("AutoInvestRules", openapi.AUTOINVEST_BODY))}
 
 
 # --- reading requests ---------------------------------------------------------------------------------------
@@ -112,6 +117,8 @@ def _describe(error: Any) -> str:
     where = ".".join(str(part) for part in error.absolute_path)
     if error.validator == "oneOf" and not where:
         return "Give exactly one of rate_percent or rate_bps."
+    if error.validator == "not" and not where:
+        return "Give amount_sat or amount_msat, not both."
     if error.validator == "type" and isinstance(error.validator_value, str):
         # Not the value's Python repr (Decimal('1.5')): what was expected, in words.
         expected = _TYPE_WORDS.get(error.validator_value, error.validator_value)
@@ -161,6 +168,14 @@ def _sat(body: Mapping[str, Any], name: str = "amount_sat") -> int | None:
     return None if value is None else json_whole(value, label=name, minimum=1, maximum=openapi.SAT_MAX) * MSAT_PER_SAT
 
 
+def _amount(body: Mapping[str, Any]) -> int | None:
+    """amount_msat, or amount_sat in msat, or None (the schema refuses both at once)."""
+    value = body.get("amount_msat")
+    if value is None:
+        return _sat(body)
+    return json_whole(value, label="amount_msat", minimum=1, maximum=openapi.SAT_MAX * MSAT_PER_SAT)
+
+
 # --- writing answers ----------------------------------------------------------------------------------------
 
 
@@ -187,10 +202,13 @@ def loan_summary(loan: LoanRow, now: datetime | None = None) -> dict[str, Any]:
         "purpose": loan.purpose, "amount_msat": loan.amount_msat, "amount_sat": loan.amount_msat // MSAT_PER_SAT,
         "funded_msat": loan.funded_msat, "remaining_msat": loan.remaining_msat,
         "funded_percent": max(0, min(100, loan.funded_msat * 100 // loan.amount_msat)) if loan.amount_msat else 0,
-        "annual_rate_bps": loan.annual_rate_bps, "apr_bps": loan.apr_bps, "service_fee_bps": loan.service_fee_bps,
-        "term_count": loan.term_count, "frequency": loan.frequency, "method": loan.method,
-        "funding_deadline": _iso(loan.funding_deadline),
+        "annual_rate_bps": loan.annual_rate_bps, "apr_bps": loan.apr_bps, "aprc_bps": loan.aprc_bps,
+        "service_fee_bps": loan.service_fee_bps, "term_count": loan.term_count, "frequency": loan.frequency,
+        "method": loan.method, "prepayment": loan.prepayment, "funding_deadline": _iso(loan.funding_deadline),
         "funding_open": loan.status == "funding" and aware(loan.funding_deadline) > moment,
+        "disburse_by": _iso(loan.disburse_by), "pd_ppm": loan.pd_ppm,
+        "expected_loss_msat": expected_loss_msat(
+            loan.pd_ppm, loan.principal_outstanding_msat if loan.accrued_on is not None else loan.amount_msat),
         "created_at": _iso(loan.created_at),
     }
 
@@ -232,7 +250,7 @@ def loan_detail(view: loan_views.LoanView, viewer_id: int) -> dict[str, Any]:
             "next_due": None if view.next_due is None else {"date": view.next_due[0].isoformat(),
                                                             "amount_msat": view.next_due[1]},
             "payoff_msat": view.payoff_msat, "principal_outstanding_msat": view.principal_outstanding_msat,
-            "days_past_due": view.days_past_due,
+            "interest_accrued_msat": view.interest_accrued_msat, "days_past_due": view.days_past_due,
             "disbursement": None if view.disbursement is None else payment_json(view.disbursement),
         }
     return {
@@ -320,7 +338,8 @@ def _terms(body: Mapping[str, Any]) -> LoanTerms:
     assert amount is not None
     count = json_whole(body["count"], label="count", minimum=1, maximum=MAX_INSTALLMENTS)
     return LoanTerms(amount, rate_bps, count, Frequency(body["frequency"]),
-                     Method(body.get("method", Method.ANNUITY.value)))
+                     Method(body.get("method", Method.ANNUITY.value)),
+                     Prepayment(body.get("prepayment", Prepayment.REDUCE_TERM.value)))
 
 
 async def create_loan(request: Request) -> Response:
@@ -435,8 +454,21 @@ async def create_repayment(request: Request) -> Response:
     body = await read_body(request, "RepaymentRequest", optional=True)
     runtime = lightning_of(request)
     row = await loan_service.repayment_invoice(database_of(request), runtime.port, settings_of(request), user.id,
-                                               loan_id, _sat(body), address=client_address(request))
+                                               loan_id, _amount(body), address=client_address(request))
     return _json(invoice_json(row), 201)
+
+
+async def create_disbursement(request: Request) -> Response:
+    user = await api_user(request, Role.BORROWER)
+    loan_id = _id_param(request, "loan_id", "loan")
+    body = await read_body(request, "DisbursementRequest")
+    bolt11 = str(body["bolt11"]).strip()
+    if not bolt11:
+        raise InvalidBody("bolt11: paste a Lightning invoice (BOLT11) for exactly the loan amount.")
+    runtime = lightning_of(request)
+    row = await loan_service.disburse(database_of(request), runtime.port, runtime.facts, settings_of(request),
+                                      user.id, loan_id, bolt11)
+    return _json(payment_json(row))
 
 
 async def get_repayment(request: Request) -> Response:
@@ -458,6 +490,49 @@ async def create_withdrawal(request: Request) -> Response:
     row = await withdrawals.withdraw(database_of(request), runtime.port, runtime.facts, settings_of(request),
                                      user.id, bolt11, _sat(body))
     return _json(payment_json(row))
+
+
+async def _autoinvest_answer(request: Request, user_id: int) -> Response:
+    settings = settings_of(request)
+
+    def read(conn: Connection) -> dict[str, Any]:
+        rules = autoinvest.rules_of(conn, user_id)
+        effective = rules or Rules()
+        return {
+            "rules": None if rules is None else autoinvest_views.rules_json(rules),
+            "matching_requests": autoinvest.matching_requests(conn, settings, effective),
+            "held_msat": autoinvest.held_by_autoinvest(conn, [user_id], {user_id: effective.reinvest})[user_id],
+            "available_msat": ledger.user_balances(conn, user_id)[AccountKind.USER_AVAILABLE],
+        }
+
+    return _json(await reading(database_of(request), read))
+
+
+async def get_autoinvest(request: Request) -> Response:
+    user = await api_user(request, Role.LENDER)
+    return await _autoinvest_answer(request, user.id)
+
+
+async def put_autoinvest(request: Request) -> Response:
+    user = await api_user(request, Role.LENDER)
+    body = await read_body(request, "AutoInvestRules")
+    defaults = Rules()
+    rules = Rules(
+        enabled=bool(body["enabled"]), budget_msat=int(body["budget_msat"]),
+        note_msat=int(body.get("note_msat", defaults.note_msat)),
+        max_per_loan_msat=int(body.get("max_per_loan_msat", defaults.max_per_loan_msat)),
+        max_per_loan_bps=int(body.get("max_per_loan_bps", defaults.max_per_loan_bps)),
+        max_per_borrower_msat=int(body.get("max_per_borrower_msat", defaults.max_per_borrower_msat)),
+        grades=frozenset(body.get("grades", defaults.grades)),
+        frequencies=frozenset(body.get("frequencies", defaults.frequencies)),
+        purposes=frozenset(body.get("purposes", defaults.purposes)),
+        max_term_days=int(body.get("max_term_days", defaults.max_term_days)),
+        min_rate_bps=int(body.get("min_rate_bps", defaults.min_rate_bps)),
+        max_expected_loss_bps=int(body.get("max_expected_loss_bps", defaults.max_expected_loss_bps)),
+        reinvest=bool(body.get("reinvest", defaults.reinvest)))
+    database, settings = database_of(request), settings_of(request)
+    await run_in_threadpool(lambda: autoinvest.save_rules(database, settings, user.id, rules))
+    return await _autoinvest_answer(request, user.id)
 
 
 _DOCUMENT: dict[str, Any] | None = None
@@ -506,8 +581,11 @@ _TABLE: tuple[tuple[str, str, Handler, str], ...] = (
     ("/deposits", "post", create_deposit, "api_create_deposit"),
     ("/deposits/{invoice_id}", "get", get_deposit, "api_deposit"),
     ("/loans/{loan_id}/repayments", "post", create_repayment, "api_create_repayment"),
+    ("/loans/{loan_id}/disbursement", "post", create_disbursement, "api_create_disbursement"),
     ("/loans/{loan_id}/repayments/{invoice_id}", "get", get_repayment, "api_repayment"),
     ("/withdrawals", "post", create_withdrawal, "api_create_withdrawal"),
+    ("/autoinvest", "get", get_autoinvest, "api_autoinvest"),
+    ("/autoinvest", "put", put_autoinvest, "api_set_autoinvest"),
 )
 
 

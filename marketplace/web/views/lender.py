@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+from markupsafe import Markup
+from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
@@ -18,14 +21,16 @@ from starlette.routing import BaseRoute, Route
 from marketplace.domain.errors import InvalidInput
 from marketplace.domain.loans.terms import PURPOSES
 from marketplace.domain.users import Role
-from marketplace.services import loan_views, statements
+from marketplace.domain.money import MSAT_PER_SAT
+from marketplace.services import analytics, loan_views, statements
 from marketplace.services import marketplace_list as market
 from marketplace.services.lightning_calls import reading
 from marketplace.web.i18n import install_i18n
 from marketplace.web.rendering import render
 from marketplace.web.sessions import require_role
 from marketplace.web.state import database_of, settings_of, templates_of
-from marketplace.web.views.loans import ANYONE, FREQUENCY_WORDS, bps_percent
+from marketplace.web import charts
+from marketplace.web.views.loans import ANYONE, FREQUENCY_WORDS, bps_percent, ppm_percent
 
 CSV_FILENAME = "microlend-statement.csv"
 NOTE_STATES = ("pledged", "active", "repaid", "written_off")
@@ -113,12 +118,42 @@ def by_state(portfolio: loan_views.Portfolio) -> tuple[StateTotal, ...]:
     return tuple(StateTotal(state, counts[state], sums[state]) for state in counts)
 
 
+def analytics_charts(found: analytics.LenderAnalytics) -> dict[str, Markup]:
+    """The portfolio page's charts: server-side SVG, no script."""
+    r = found.risk
+    result: dict[str, Markup] = {}
+    if r.holdings:
+        result["losses"] = Markup(charts.loss_histogram(
+            [e / MSAT_PER_SAT for e in r.histogram_edges_msat], list(r.histogram_probabilities),
+            r.var99_msat / MSAT_PER_SAT, title="Loss distribution (VaR 99 % marked)"))
+        result["grades"] = Markup(charts.bar_chart([g for g, _ in r.by_grade],
+                                                   [v / MSAT_PER_SAT for _, v in r.by_grade], title="By grade"))
+        result["purposes"] = Markup(charts.bar_chart([p for p, _ in r.by_purpose],
+                                                     [v / MSAT_PER_SAT for _, v in r.by_purpose], title="By purpose"))
+    flows = found.returns.flows
+    if flows:
+        first = flows[0][0]
+        result["flows"] = Markup(charts.cashflow_timeline(
+            [(day - first).days for day, _ in flows], [a / MSAT_PER_SAT for _, a in flows],
+            (first.isoformat(), flows[-1][0].isoformat()), title="Lent (down) and repaid (up)"))
+    s = found.spread
+    result["spread"] = Markup(charts.line_chart(list(s.counts), [p / 1_000_000 for p in s.prob_losing_ppm],
+                                                title="Chance of losing money by number of notes"))
+    return result
+
+
 async def portfolio_page(request: Request) -> Response:
     user = await require_role(request, Role.LENDER)
     _ensure_i18n(request)
-    portfolio = await reading(database_of(request), lambda c: loan_views.lender_portfolio(c, user.id))
+    today = datetime.now(timezone.utc).date()
+
+    def read(conn: Connection) -> tuple[loan_views.Portfolio, analytics.LenderAnalytics]:
+        return loan_views.lender_portfolio(conn, user.id), analytics.lender_analytics(conn, user.id, today)
+
+    portfolio, found = await reading(database_of(request), read)
     return await render(request, "lender/portfolio.html", {
-        "portfolio": portfolio, "returns": returns_of(portfolio), "states": by_state(portfolio)})
+        "portfolio": portfolio, "returns": returns_of(portfolio), "states": by_state(portfolio),
+        "analytics": found, "charts": analytics_charts(found), "ppm": ppm_percent})
 
 
 # --- the statement ----------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -21,16 +22,18 @@ from marketplace.db.outgoing import OutgoingRow
 from marketplace.domain.errors import InvalidInput, NotFound, Refusal
 from marketplace.domain.loans.allocation import __doc__ as ALLOCATION_RULES
 from marketplace.domain.loans.limits import check_request, max_count_for
-from marketplace.domain.loans.schedules import Frequency, Method
+from marketplace.domain.loans.schedules import Frequency, Method, Prepayment
+from marketplace.domain.loans.sharing import __doc__ as SHARING_RULES
 from marketplace.domain.loans.terms import PURPOSES, STORY_MAX, LoanTerms, parse_terms
 from marketplace.domain.money import MSAT_PER_SAT
 from marketplace.domain.users import Role
-from marketplace.services import accounts, deposits, loan_views
+from marketplace.services import accounts, analytics, deposits, loan_views
 from marketplace.services import loans as loan_service
 from marketplace.services.lightning_calls import reading
 from marketplace.settings import Settings
+from marketplace.web import charts
 from marketplace.web.errors import retry_after_headers
-from marketplace.web.forms import optional_sat_amount, parse_form, sat_amount, text_field
+from marketplace.web.forms import optional_sat_msat_amount, parse_form, sat_amount, text_field
 from marketplace.web.lightning import lightning_of
 from marketplace.web.params import path_id, query_whole
 from marketplace.web.qr import invoice_qr_svg
@@ -41,12 +44,16 @@ from marketplace.web.state import database_of, settings_of
 
 BOLT11_FIELD_MAX = 4096
 OPEN_PAGE_MAX = 999_999
-TERM_FIELDS = ("amount_sat", "rate", "count", "frequency", "method")
+TERM_FIELDS = ("amount_sat", "rate", "count", "frequency", "method", "prepayment")
 REQUEST_FIELDS = (*TERM_FIELDS, "purpose", "story")
 _REQUEST_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 ANYONE = (Role.LENDER, Role.BORROWER, Role.OPERATOR)
 FREQUENCY_WORDS = {"daily": "days", "weekly": "weeks", "monthly": "months"}
 METHOD_WORDS = {Method.ANNUITY.value: "Equal installments", Method.EQUAL_PRINCIPAL.value: "Equal principal"}
+PREPAYMENT_WORDS = {
+    Prepayment.REDUCE_TERM.value: "Shorten the loan (the installments stay the same)",
+    Prepayment.REDUCE_INSTALLMENT.value: "Lower the installments (the end date stays the same)",
+}
 
 
 def _id_param(request: Request, name: str, what: str) -> int:
@@ -70,9 +77,10 @@ def allocation_steps(text: str) -> list[str]:
 
 def _rules(settings: Settings) -> dict[str, Any]:
     """What the loan pages show about allocation, fees and delinquency: the settings' own numbers."""
-    steps = allocation_steps(ALLOCATION_RULES or "")
     return {
-        "allocation_steps": steps,
+        "allocation_steps": allocation_steps(ALLOCATION_RULES or ""),
+        "sharing_steps": allocation_steps(SHARING_RULES or ""),
+        "disbursement_days": settings.disbursement_days,
         "service_fee_bps": settings.service_fee_bps,
         "grace_days": settings.grace_days,
         "default_after_days": settings.default_after_days,
@@ -84,6 +92,13 @@ def _rules(settings: Settings) -> dict[str, Any]:
     }
 
 
+def ppm_percent(ppm: int) -> str:
+    """12_345 ppm -> '1.23 %' (two decimals, rounded half-up)."""
+    hundredths = (ppm + 50) // 100
+    whole, rest = divmod(hundredths, 100)
+    return f"{whole}.{rest:02d} %"
+
+
 def bps_percent(bps: int) -> str:
     """1850 -> '18.5 %', 100 -> '1 %'."""
     whole, rest = divmod(bps, 100)
@@ -91,8 +106,8 @@ def bps_percent(bps: int) -> str:
 
 
 def _common(settings: Settings) -> dict[str, Any]:
-    return {"rules": _rules(settings), "pct": bps_percent, "frequency_words": FREQUENCY_WORDS,
-            "method_words": METHOD_WORDS, "msat_per_sat": MSAT_PER_SAT}
+    return {"rules": _rules(settings), "pct": bps_percent, "ppm": ppm_percent, "frequency_words": FREQUENCY_WORDS,
+            "method_words": METHOD_WORDS, "prepayment_words": PREPAYMENT_WORDS, "msat_per_sat": MSAT_PER_SAT}
 
 
 # --- borrower: a new request, with its live preview -------------------------------------------------------
@@ -116,9 +131,11 @@ async def _preview_context(request: Request, borrower_id: int, echo: Mapping[str
         terms = parse_terms(echo)
         await _check_limits(request, settings, borrower_id, terms)
         shown = loan_service.preview(settings, terms)
+        guidance = await reading(database_of(request), lambda c: loan_service.price_guidance_for(
+            c, settings, borrower_id, terms))
     except Refusal as refusal:
         return {"preview": None, "preview_error": refusal.message}
-    return {"preview": shown, "preview_error": None}
+    return {"preview": shown, "preview_error": None, "guidance": guidance}
 
 
 async def _check_limits(request: Request, settings: Settings, borrower_id: int, terms: LoanTerms) -> None:
@@ -146,7 +163,7 @@ async def _request_form(request: Request, borrower_id: int, echo: dict[str, str]
 async def new_request_page(request: Request) -> Response:
     user = await require_role(request, Role.BORROWER)
     defaults = {"amount_sat": "", "rate": "", "count": "", "frequency": "weekly", "method": "annuity",
-                "purpose": "", "story": ""}
+                "prepayment": "reduce_term", "purpose": "", "story": ""}
     return await _request_form(request, user.id, defaults)
 
 
@@ -260,7 +277,7 @@ async def repay(request: Request) -> Response:
     raw = ""
     try:
         raw = text_field(form, "amount_sat", length_max=32, label="amount").strip()
-        amount_msat = optional_sat_amount(raw)
+        amount_msat = optional_sat_msat_amount(raw)
         runtime = lightning_of(request)
         row = await loan_service.repayment_invoice(database_of(request), runtime.port, settings_of(request),
                                                    user.id, loan_id, amount_msat, address=client_address(request))
@@ -332,9 +349,19 @@ async def my_loans(request: Request) -> Response:
 async def operator_report(request: Request) -> Response:
     await require_role(request, Role.OPERATOR)
     today: date = loan_service.utc_today()
-    report = await reading(database_of(request), lambda c: loan_views.risk_report(c, today))
+
+    def read(conn: Any) -> tuple[Any, Any, Any]:
+        held = analytics.holdings_of(conn, None, today)
+        return loan_views.risk_report(conn, today), analytics.risk_of(held), analytics.calibration_table(conn)
+
+    report, book, calibration = await reading(database_of(request), read)
+    histogram = Markup(charts.loss_histogram(
+        [e / MSAT_PER_SAT for e in book.histogram_edges_msat], list(book.histogram_probabilities),
+        book.var99_msat / MSAT_PER_SAT, title="The book's loss distribution (VaR 99 % marked)")) if book.holdings \
+        else None
     return await render(request, "loans/operator.html", {**_common(settings_of(request)), "report": report,
-                                                         "today": today})
+                                                         "today": today, "book": book, "calibration": calibration,
+                                                         "histogram": histogram})
 
 
 def loan_routes() -> list[BaseRoute]:

@@ -50,7 +50,8 @@ async def _page(request: Request, *, error: Refusal | None = None, echo: dict[st
     today = utc_today()
     liquidity = await reading(database, lambda c: ops.liquidity(c, status.channels, today))
     user_count = await run_in_threadpool(accounts.count_users, database)
-    workers = [runtime.listener_health, runtime.reconciler_health, runtime.aging_health, runtime.notices_health]
+    workers = [runtime.listener_health, runtime.reconciler_health, runtime.aging_health, runtime.notices_health,
+               runtime.autoinvest_health]
     done = request.query_params.get("done", "")
     context = {
         "user_count": user_count, "node": status, "liquidity": liquidity, "workers": workers,

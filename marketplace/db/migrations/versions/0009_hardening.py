@@ -1,7 +1,7 @@
 """hardening: sign-up attempts by address; the address each invoice was asked from
 
-Revision ID: 0006
-Revises: 0004
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-01
 """
 from __future__ import annotations
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = '0006'
-down_revision = '0004'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

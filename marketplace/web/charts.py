@@ -1,0 +1,151 @@
+"""Server-side SVG charts as strings: no script, no CDN, readable at 360 px.
+
+Every chart is a 360 x 200 viewBox that scales to its container
+(width="100%"), uses the page's text colour (currentColor) and escapes all
+text. Each mark carries a class and data-* attributes naming the value it
+draws, so tests (and screen readers, via <title>) can check it.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+from typing import Final
+
+WIDTH: Final = 360
+HEIGHT: Final = 200
+LEFT: Final = 44
+RIGHT: Final = 8
+TOP: Final = 16
+BOTTOM: Final = 30
+PLOT_W: Final = WIDTH - LEFT - RIGHT
+PLOT_H: Final = HEIGHT - TOP - BOTTOM
+
+
+def _num(x: float) -> str:
+    return f"{x:.2f}".rstrip("0").rstrip(".") if x != int(x) else str(int(x))
+
+
+def _svg(title: str, body: list[str]) -> str:
+    t = escape(title)
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" '
+        f'role="img" aria-label="{t}" font-size="11" fill="currentColor"><title>{t}</title>'
+        + "".join(body) + "</svg>"
+    )
+
+
+def _short(value: float) -> str:
+    """1234567 -> 1.2M; labels must fit a 360 px chart."""
+    for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.1f}{unit}"
+    return _num(round(value, 2))
+
+
+def _axes(x_label: str, y_label: str, y_max: float) -> list[str]:
+    base = TOP + PLOT_H
+    return [
+        f'<line x1="{LEFT}" y1="{base}" x2="{WIDTH - RIGHT}" y2="{base}" stroke="currentColor"/>',
+        f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{base}" stroke="currentColor"/>',
+        f'<text x="{LEFT - 4}" y="{TOP + 4}" text-anchor="end">{escape(_short(y_max))}</text>',
+        f'<text x="{LEFT - 4}" y="{base}" text-anchor="end">0</text>',
+        f'<text x="{LEFT + PLOT_W / 2}" y="{HEIGHT - 4}" text-anchor="middle">{escape(x_label)}</text>',
+        f'<text x="4" y="{TOP - 4}">{escape(y_label)}</text>',
+    ]
+
+
+def loss_histogram(edges: Sequence[float], probabilities: Sequence[float], var: float, title: str = "Loss distribution",
+                   unit: str = "sat") -> str:
+    """Bars of P(loss in bin) over loss amount, with the VaR drawn as a vertical line."""
+    if len(edges) != len(probabilities) + 1 or not probabilities:
+        raise ValueError("A histogram needs one more edge than bars.")
+    low, high = float(edges[0]), float(edges[-1])
+    span = high - low or 1.0
+    top = max(probabilities) or 1.0
+    base = TOP + PLOT_H
+    body = _axes(f"loss ({unit})", "probability", top)
+
+    def x_of(v: float) -> float:
+        return LEFT + (min(max(v, low), high) - low) / span * PLOT_W
+
+    for left, right, p in zip(edges[:-1], edges[1:], probabilities):
+        h = float(p) / top * PLOT_H
+        body.append(
+            f'<rect class="bar" x="{x_of(left):.2f}" y="{base - h:.2f}" width="{max(x_of(right) - x_of(left) - 0.5, 0.5):.2f}" '
+            f'height="{h:.2f}" fill="currentColor" fill-opacity="0.45" data-low="{left}" data-p="{p}"/>'
+        )
+    vx = x_of(var)
+    body.append(f'<line class="var" x1="{vx:.2f}" y1="{TOP}" x2="{vx:.2f}" y2="{base}" stroke="#c0392b" '
+                f'stroke-width="2" data-value="{var}"/>')
+    anchor = "end" if vx > LEFT + PLOT_W / 2 else "start"
+    body.append(f'<text x="{vx + (-3 if anchor == "end" else 3):.2f}" y="{TOP + 10}" text-anchor="{anchor}" '
+                f'fill="#c0392b">VaR {escape(_short(var))}</text>')
+    body.append(f'<text x="{LEFT}" y="{base + 12}">{escape(_short(low))}</text>')
+    body.append(f'<text x="{WIDTH - RIGHT}" y="{base + 12}" text-anchor="end">{escape(_short(high))}</text>')
+    return _svg(title, body)
+
+
+def bar_chart(labels: Sequence[str], values: Sequence[float], title: str = "Allocation", unit: str = "sat") -> str:
+    """Horizontal bars, one per label (allocation by grade or purpose), value written beside each."""
+    if len(labels) != len(values) or any(v < 0 for v in values):
+        raise ValueError("Give one non-negative value per label.")
+    top = max(values, default=0) or 1.0
+    rows = max(len(labels), 1)
+    row_h = (HEIGHT - TOP - 8) / rows
+    label_w = 80
+    bar_w = WIDTH - label_w - 60
+    body = [f'<text x="4" y="{TOP - 4}">{escape(title)} ({escape(unit)})</text>']
+    for i, (label, value) in enumerate(zip(labels, values)):
+        y = TOP + i * row_h
+        w = float(value) / top * bar_w
+        body.append(f'<text x="{label_w - 4}" y="{y + row_h * 0.65:.2f}" text-anchor="end">{escape(str(label))}</text>')
+        body.append(f'<rect class="bar" x="{label_w}" y="{y + row_h * 0.15:.2f}" width="{w:.2f}" height="{row_h * 0.7:.2f}" '
+                    f'fill="currentColor" fill-opacity="0.45" data-label="{escape(str(label))}" data-value="{value}"/>')
+        body.append(f'<text x="{label_w + w + 4:.2f}" y="{y + row_h * 0.65:.2f}">{escape(_short(float(value)))}</text>')
+    return _svg(title, body)
+
+
+def cashflow_timeline(days: Sequence[int], amounts: Sequence[float], day_labels: tuple[str, str] = ("", ""),
+                      title: str = "Cash flows", unit: str = "sat") -> str:
+    """Stems up (money back) and down (money lent) over time, around a zero line."""
+    if len(days) != len(amounts):
+        raise ValueError("Give one day per cash flow.")
+    first, last = (min(days), max(days)) if days else (0, 1)
+    span = (last - first) or 1
+    peak = max((abs(a) for a in amounts), default=0) or 1.0
+    mid = TOP + PLOT_H / 2
+    body = [
+        f'<text x="4" y="{TOP - 4}">{escape(title)} ({escape(unit)})</text>',
+        f'<line x1="{LEFT}" y1="{mid}" x2="{WIDTH - RIGHT}" y2="{mid}" stroke="currentColor"/>',
+        f'<text x="{LEFT - 4}" y="{TOP + 4}" text-anchor="end">+{escape(_short(peak))}</text>',
+        f'<text x="{LEFT - 4}" y="{TOP + PLOT_H}" text-anchor="end">-{escape(_short(peak))}</text>',
+        f'<text x="{LEFT}" y="{HEIGHT - 4}">{escape(day_labels[0])}</text>',
+        f'<text x="{WIDTH - RIGHT}" y="{HEIGHT - 4}" text-anchor="end">{escape(day_labels[1])}</text>',
+    ]
+    for day, amount in zip(days, amounts):
+        x = LEFT + (day - first) / span * PLOT_W
+        y = mid - float(amount) / peak * (PLOT_H / 2)
+        colour = "#27ae60" if amount >= 0 else "#c0392b"
+        body.append(f'<line class="flow" x1="{x:.2f}" y1="{mid}" x2="{x:.2f}" y2="{y:.2f}" stroke="{colour}" '
+                    f'stroke-width="2" data-day="{day}" data-amount="{amount}"/>')
+    return _svg(title, body)
+
+
+def line_chart(xs: Sequence[float], ys: Sequence[float], title: str = "Chance of losing money",
+               x_label: str = "number of notes", y_label: str = "probability") -> str:
+    """A polyline of y over x (the "spread over more loans" curve), a dot per point."""
+    if len(xs) != len(ys) or not xs:
+        raise ValueError("Give one y per x, at least one point.")
+    x_low, x_high = min(xs), max(xs)
+    span = (x_high - x_low) or 1.0
+    top = max(ys) or 1.0
+    base = TOP + PLOT_H
+    body = _axes(x_label, y_label, top)
+    points = [(LEFT + (x - x_low) / span * PLOT_W, base - y / top * PLOT_H) for x, y in zip(xs, ys)]
+    body.append('<polyline fill="none" stroke="currentColor" stroke-width="2" points="'
+                + " ".join(f"{px:.2f},{py:.2f}" for px, py in points) + '"/>')
+    for (px, py), x, y in zip(points, xs, ys):
+        body.append(f'<circle class="point" cx="{px:.2f}" cy="{py:.2f}" r="2.5" data-x="{x}" data-y="{y}"/>')
+    body.append(f'<text x="{LEFT}" y="{base + 12}">{escape(_short(x_low))}</text>')
+    body.append(f'<text x="{WIDTH - RIGHT}" y="{base + 12}" text-anchor="end">{escape(_short(x_high))}</text>')
+    return _svg(title, body)

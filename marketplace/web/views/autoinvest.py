@@ -1,0 +1,149 @@
+"""The lender's auto-invest rules: a page (/autoinvest) and the API (/api/v1/autoinvest), one service behind both."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import Connection, select
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from marketplace.db import ledger
+from marketplace.db.tables import autoinvest_orders, loans
+from marketplace.domain.autoinvest import GRADES, Rules, rules_from
+from marketplace.domain.errors import InvalidInput, Refusal
+from marketplace.domain.journal import AccountKind
+from marketplace.domain.loans.calendar import Frequency
+from marketplace.domain.loans.terms import PURPOSES
+from marketplace.domain.money import MSAT_PER_SAT
+from marketplace.domain.users import Role
+from marketplace.services import autoinvest
+from marketplace.services.lightning_calls import reading
+from marketplace.web.forms import parse_form
+from marketplace.web.rendering import render
+from marketplace.web.sessions import require_role
+from marketplace.web.state import database_of, settings_of
+from marketplace.web.views.loans import bps_percent
+
+_WHOLE = re.compile(r"^[0-9]{1,15}$")
+_PERCENT = re.compile(r"^[0-9]{1,6}(?:\.[0-9]{1,2})?$")
+
+
+def parse_sat_field(raw: object, label: str) -> int:
+    """Whole sat (ASCII digits, thousands separators allowed) -> msat; a sentence otherwise."""
+    text = str(raw if raw is not None else "").strip().replace(",", "").replace("_", "")
+    if isinstance(raw, bool) or not _WHOLE.match(text):
+        raise InvalidInput(f"Give the {label} as a whole number of sat, like 50000.")
+    return int(text) * MSAT_PER_SAT
+
+
+def parse_percent_field(raw: object, label: str) -> int:
+    """'2.5' (percent, at most two decimals) -> basis points."""
+    text = str(raw if raw is not None else "").strip().rstrip("%").strip()
+    if isinstance(raw, bool) or not _PERCENT.match(text):
+        raise InvalidInput(f"Give the {label} as a percentage with at most two decimals, like 2.5.")
+    whole, _, fraction = text.partition(".")
+    return int(whole) * 100 + int(fraction.ljust(2, "0") or "0")
+
+
+def parse_whole_field(raw: object, label: str) -> int:
+    text = str(raw if raw is not None else "").strip().replace(",", "")
+    if isinstance(raw, bool) or not _WHOLE.match(text):
+        raise InvalidInput(f"Give the {label} as a whole number.")
+    return int(text)
+
+
+def rules_from_fields(fields: dict[str, Any]) -> Rules:
+    return rules_from(fields, parse_sat_field, parse_percent_field, parse_whole_field)
+
+
+def rules_json(rules: Rules) -> dict[str, Any]:
+    return {
+        "enabled": rules.enabled, "budget_msat": rules.budget_msat, "note_msat": rules.note_msat,
+        "max_per_loan_msat": rules.max_per_loan_msat, "max_per_loan_bps": rules.max_per_loan_bps,
+        "max_per_borrower_msat": rules.max_per_borrower_msat, "grades": sorted(rules.grades),
+        "frequencies": sorted(rules.frequencies), "purposes": sorted(rules.purposes),
+        "max_term_days": rules.max_term_days, "min_rate_bps": rules.min_rate_bps,
+        "max_expected_loss_bps": rules.max_expected_loss_bps, "reinvest": rules.reinvest,
+    }
+
+
+def _echo(rules: Rules) -> dict[str, Any]:
+    def percent(bps: int) -> str:
+        return f"{bps // 100}" + (f".{bps % 100:02d}".rstrip("0") if bps % 100 else "")
+
+    return {
+        "enabled": rules.enabled, "budget_sat": str(rules.budget_msat // MSAT_PER_SAT),
+        "note_sat": str(rules.note_msat // MSAT_PER_SAT), "max_per_loan_sat": str(rules.max_per_loan_msat // 1000),
+        "max_per_loan_percent": percent(rules.max_per_loan_bps),
+        "max_per_borrower_sat": str(rules.max_per_borrower_msat // MSAT_PER_SAT), "grades": set(rules.grades),
+        "frequencies": set(rules.frequencies), "purposes": set(rules.purposes),
+        "max_term_days": str(rules.max_term_days), "min_rate_percent": percent(rules.min_rate_bps),
+        "max_expected_loss_percent": percent(rules.max_expected_loss_bps), "reinvest": rules.reinvest,
+    }
+
+
+def _recent_orders(conn: Connection, lender_id: int) -> list[Any]:
+    return list(conn.execute(
+        select(autoinvest_orders.c.run_id, autoinvest_orders.c.loan_id, autoinvest_orders.c.amount_msat,
+               autoinvest_orders.c.status, autoinvest_orders.c.error, loans.c.grade, loans.c.purpose)
+        .select_from(autoinvest_orders.join(loans, loans.c.id == autoinvest_orders.c.loan_id))
+        .where(autoinvest_orders.c.lender_id == lender_id)
+        .order_by(autoinvest_orders.c.id.desc()).limit(20)).all())
+
+
+async def _page(request: Request, user_id: int, echo: dict[str, Any], rules: Rules | None, *,
+                error: str | None = None, status: int = 200, saved: bool = False) -> Response:
+    settings = settings_of(request)
+
+    def read(conn: Connection) -> tuple[int, int, int, list[Any]]:
+        available = ledger.user_balances(conn, user_id)[AccountKind.USER_AVAILABLE]
+        effective = rules or Rules()
+        held = autoinvest.held_by_autoinvest(conn, [user_id], {user_id: effective.reinvest})[user_id]
+        matching = autoinvest.matching_requests(conn, settings, effective)
+        return available, held, matching, _recent_orders(conn, user_id)
+
+    available, held, matching, orders = await reading(database_of(request), read)
+    return await render(request, "lender/autoinvest.html", {
+        "echo": echo, "rules": rules, "error": error, "saved": saved, "available_msat": available, "held_msat": held,
+        "matching": matching, "orders": orders, "grades": GRADES, "frequencies": [f.value for f in Frequency],
+        "purposes": PURPOSES, "unit_sat": settings.note_min_sat, "pct": bps_percent,
+    }, status=status)
+
+
+async def autoinvest_page(request: Request) -> Response:
+    user = await require_role(request, Role.LENDER)
+    rules = await reading(database_of(request), lambda c: autoinvest.rules_of(c, user.id))
+    return await _page(request, user.id, _echo(rules or Rules()), rules,
+                       saved=request.query_params.get("done") == "saved")
+
+
+async def save_autoinvest(request: Request) -> Response:
+    user = await require_role(request, Role.LENDER)
+    form = await parse_form(request)
+    fields: dict[str, Any] = {name: form.get(name) for name in (
+        "enabled", "budget_sat", "note_sat", "max_per_loan_sat", "max_per_loan_percent", "max_per_borrower_sat",
+        "max_term_days", "min_rate_percent", "max_expected_loss_percent", "reinvest")}
+    for name in ("grades", "frequencies", "purposes"):
+        fields[name] = [str(v) for v in form.getlist(name)][:20]
+    echo = {k: (str(v)[:32] if isinstance(v, str) else v) for k, v in fields.items()}
+    for name in ("grades", "frequencies", "purposes"):
+        echo[name] = set(fields[name])
+    try:
+        rules = rules_from_fields(fields)
+        await run_in_threadpool(lambda: autoinvest.save_rules(database_of(request), settings_of(request), user.id,
+                                                              rules))
+    except Refusal as refusal:
+        current = await reading(database_of(request), lambda c: autoinvest.rules_of(c, user.id))
+        return await _page(request, user.id, echo, current, error=refusal.message, status=refusal.status)
+    return RedirectResponse("/autoinvest?done=saved", status_code=303)
+
+
+def autoinvest_routes() -> list[BaseRoute]:
+    return [
+        Route("/autoinvest", autoinvest_page, methods=["GET"], name="autoinvest_page"),
+        Route("/autoinvest", save_autoinvest, methods=["POST"], name="autoinvest_save"),
+    ]
+

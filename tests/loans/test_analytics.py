@@ -1,0 +1,67 @@
+"""A lender's risk and return figures from their real holdings and ledger."""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+import numpy as np
+import pyxirr
+from sqlalchemy import update
+
+from marketplace.db.engine import Database
+from marketplace.db.tables import journal_entries
+from marketplace.domain.loans.schedules import Frequency, Method
+from marketplace.domain.loans.terms import LoanTerms
+from marketplace.services import analytics, loans as loan_service
+from marketplace.settings import Settings
+from portfolio import risk
+from tests.loans.test_fair_rules_in_the_books import disburse, repay
+from tests.loans.test_lifecycle import funded_users
+
+
+def test_lender_figures_come_from_their_notes_and_ledger(database: Database, settings: Settings) -> None:
+    lenders_needed = 1
+    borrowers = [funded_users(database, 0, 0)[0] for _ in range(4)]
+    _, (lender,) = funded_users(database, lenders_needed, 200_000_000)
+    loan_ids = []
+    for borrower, count in zip(borrowers, (6, 12, 24, 36)):
+        terms = LoanTerms(30_000_000, 2400, count, Frequency.MONTHLY, Method.ANNUITY)
+        loan_id = loan_service.request_loan(database, settings, borrower, terms, "farming", "Seeds for the season.")
+        loan_service.pledge(database, settings, lender, loan_id, 30_000_000)
+        loan_ids.append(loan_id)
+    start = date(2026, 1, 5)
+    for borrower, loan_id in zip(borrowers[:2], loan_ids[:2]):
+        disburse(database, loan_id, borrower, start)
+    today = date(2026, 3, 5)
+    _date_entries(database, "pledge", date(2026, 1, 5))
+    empty = database.read(lambda c: analytics.lender_analytics(c, lender, today))
+    assert empty.returns.realised_xirr == 0.0  # money out, the same value held: nothing earned yet
+    assert empty.risk.holdings == 4 and empty.risk.exposure_msat == 120_000_000
+    repay(database, loan_ids[0], borrowers[0], 11_000_000, date(2026, 2, 5))
+    _date_entries(database, "repayment", date(2026, 2, 5))
+    found = database.read(lambda c: analytics.lender_analytics(c, lender, today))
+    r = found.risk
+    # The same figures straight from the library, on the holdings as the notes state them.
+    held = database.read(lambda c: analytics.holdings_of(c, lender, today))
+    exposure = np.array([h.exposure_msat for h in held], dtype=float)
+    pd = np.array([h.pd_ppm for h in held]) / 1e6
+    direct = risk.quadrature_risk(exposure[None, :], pd, 0.9)
+    assert r.exposure_msat == int(exposure.sum()) < 120_000_000
+    assert r.expected_loss_msat == int(direct.expected_loss[0]) and r.var99_msat == int(direct.var99[0])
+    assert 0 < r.expected_loss_msat <= r.es99_msat and r.var95_msat <= r.var99_msat
+    assert abs(r.effective_loans - 1 / sum((e / exposure.sum()) ** 2 for e in exposure)) < 1e-9
+    assert sum(v for _, v in r.by_grade) == r.exposure_msat
+    flows = [(date(2026, 1, 5), -120_000_000), (date(2026, 2, 5), found.returns.flows[1][1]),
+             (today, r.exposure_msat)]
+    assert list(found.returns.flows) == flows[:2]
+    expected = pyxirr.xirr([d for d, _ in flows], [float(a) for _, a in flows])
+    assert found.returns.realised_xirr is not None and abs(found.returns.realised_xirr - expected) < 1e-9
+    assert found.returns.realised_xirr > 0
+    assert len(found.spread.counts) == len(found.spread.prob_losing_ppm)
+    assert found.spread.prob_losing_ppm[0] > found.spread.prob_losing_ppm[-1]  # spreading helps
+
+
+def _date_entries(database: Database, kind: str, day: date) -> None:
+    """Tests only: as if the entries of this kind had been posted on `day` (the ledger stamps wall time)."""
+    moment = int(datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc).timestamp()) * 10**6
+    database.run(lambda c: c.execute(update(journal_entries).where(journal_entries.c.kind == kind)
+                                     .values(posted_at_us=moment)))
