@@ -153,7 +153,7 @@ def test_the_repay_form_shows_no_python_text(people: dict[str, TestClient], data
     bea = people["bea"]
     before = count(database, invoices)
     _refused(_post(bea, f"/loans/{bea.loan_id}/repay", {"amount_sat": SUP2}), 422,
-             "Enter a whole number of sat, like 50000.")
+             "Enter an amount in sat, like 5000 or 5000.125")
     assert count(database, invoices) == before
 
 

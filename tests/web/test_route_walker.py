@@ -60,25 +60,20 @@ TEN_KB = 10 * 1024
 HOSTILE_TEXT = (
     "\u00b2",  # superscript two: str.isdigit() says yes, int() says no
     "\u0661\u0660\u0660\u0660",  # Arabic-Indic 1000: int() reads it
-    "\uff15\uff10\uff10\uff10",  # full-width 5000
     "99999999999999999999999999999999999999",
     "-1",
-    "-99999999999999999999",
     "1.5",
-    "1e3",
     "1e999999999",
     "NaN",
     "",
-    " ",
-    "0",
     "9" * TEN_KB,
     "x" * TEN_KB,
     "1\x00",
-    "\x00",
-    "[]",
     "null",
     "'\"<script>",
 )
+# Where the person is turned away before anything is read (401, 403, sent to sign in), a sample is enough.
+GATED_SAMPLE = ("\u00b2", "\u0661\u0660\u0660\u0660", "-1", "9" * TEN_KB, "1\x00")
 # JSON values: every kind of JSON thing, as raw JSON text.
 HOSTILE_JSON = (
     '"\\u00b2"', '"\\u0661\\u0660\\u0660\\u0660"', "1.5", "1.0", "1e3", "1e999999999", "-1", "0",
@@ -441,6 +436,12 @@ def walk(visitor: Visitor, endpoints: list[Endpoint], found: dict[tuple[str, str
         query = good_form(visitor, params.query)
         form = good_form(visitor, params.form)
         json_good = {name: visitor.good.get(name, "1") for name in params.json}
+        baseline = visitor.send(endpoint, visitor.path_for(endpoint), query=query, form=form,
+                                json_text=json.dumps(_typed(json_good)) if params.json else None)
+        _check(failures, endpoint, "good values", baseline)
+        turned_away = baseline.status_code in _GATED or (
+            baseline.status_code == 303 and baseline.headers.get("location", "").startswith("/signin?"))
+        values = GATED_SAMPLE if turned_away else HOSTILE_TEXT
 
         def send(path: str, *, q: list[tuple[str, str]] = query, f: list[tuple[str, str]] = form,
                  **extra: Any) -> httpx.Response:
@@ -450,28 +451,28 @@ def walk(visitor: Visitor, endpoints: list[Endpoint], found: dict[tuple[str, str
             return visitor.send(endpoint, path, query=q, form=f, json_text=json_text, **extra)
 
         for name in endpoint.path_names:
-            for value in HOSTILE_TEXT:
+            for value in values:
                 if name == "path" and "\x00" in value:
                     continue  # a NUL in a static file name is refused by the OS layer below Starlette, not us
                 _check(failures, endpoint, f"path {name}={value[:12]!r}", send(visitor.path_for(endpoint, (name, value))))
         path = visitor.path_for(endpoint)
         for name in sorted(params.query):
             others = [(k, v) for k, v in query if k != name]
-            for value in HOSTILE_TEXT:
+            for value in values:
                 _check(failures, endpoint, f"query {name}={value[:12]!r}", send(path, q=[*others, (name, value)]))
             _check(failures, endpoint, f"query {name} twice", send(path, q=[*others, (name, "1"), (name, "2")]))
         if endpoint.method != "GET":
             for name in sorted(params.form):
                 others = [(k, v) for k, v in form if k != name]
-                for value in HOSTILE_TEXT:
+                for value in values:
                     _check(failures, endpoint, f"form {name}={value[:12]!r}", send(path, f=[*others, (name, value)]))
                 _check(failures, endpoint, f"form {name} twice", send(path, f=[*others, (name, "1"), (name, "2")]))
                 _check(failures, endpoint, f"form {name} as a file",
                        send(path, f=others, files={name: ("x.txt", b"1000", "text/plain")}))
-            for value in HOSTILE_TEXT[:6] + ("", "x" * 300):
+            for value in ("\u00b2", "", "x" * 300):
                 _check(failures, endpoint, f"csrf_token={value[:12]!r}", send(path, token=value))
             for name in sorted(params.json):
-                for raw in HOSTILE_JSON:
+                for raw in HOSTILE_JSON if not turned_away else HOSTILE_JSON[:4]:
                     body = {k: v for k, v in _typed(json_good).items() if k != name}
                     text = json.dumps(body)[:-1] + (", " if body else "") + f'"{name}": {raw}' + "}"
                     _check(failures, endpoint, f"json {name}={raw[:12]}", send(path, json_text=text))
