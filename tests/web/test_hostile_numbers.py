@@ -161,3 +161,26 @@ def test_the_operators_channel_open_refuses_unicode_digits(people: dict[str, Tes
     peer = "02" + "ab" * 32
     _refused(_post(people["ops"], "/operator/channels/open", {"peer_id": peer, "amount_sat": SUP2}), 422,
              "Enter the channel&#39;s size as a whole number of sat")
+
+
+AUTOINVEST = {"enabled": "on", "budget_sat": "10000", "note_sat": "1000", "max_per_loan_sat": "2000",
+              "max_per_loan_percent": "25", "max_per_borrower_sat": "3000", "max_term_days": "365",
+              "min_rate_percent": "5", "max_expected_loss_percent": "10"}
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("budget_sat", SUP2, "Give the budget as a whole number of sat"),
+    ("budget_sat", ARABIC_1000, "Give the budget as a whole number of sat"),
+    ("max_term_days", "\uff13\uff16\uff15", "Give the longest term as a whole number."),
+    ("min_rate_percent", "1e3", "Give the lowest rate as a percentage"),
+])
+def test_the_autoinvest_rules_read_numbers_by_the_same_rules(people: dict[str, TestClient], field: str,
+                                                             value: str, message: str) -> None:
+    lea = people["lea"]
+    _refused(_post(lea, "/autoinvest", {**AUTOINVEST, field: value}), 422, message)
+    # The API takes msat as JSON integers: the same value there is no whole number either.
+    for raw in (f'"{value}"', "1e3", "1.5"):
+        api = lea.put("/api/v1/autoinvest", content='{"enabled": true, "budget_msat": ' + raw + "}",
+                      headers={"X-CSRF-Token": csrf_token(lea, "/dashboard"), "Content-Type": "application/json"})
+        assert api.status_code == 422, api.text
+        assert "budget_msat: must be a whole number" in api.json()["error"]["message"], api.text
