@@ -57,6 +57,11 @@ async def reconcile_outgoing(database: Database, port: LightningPort, settings: 
     for row in rows:
         if row.status not in outgoing.OPEN:
             continue
+        if only_id is None and row.status == "pending" and \
+                (datetime.now(timezone.utc) - row.last_attempt_at()).total_seconds() < settings.resubmit_after_s:
+            # Just held: its caller is about to claim it and hand it to the node (a loaded machine can take
+            # a moment between the hold's commit and the claim). If the caller died, a later pass takes it.
+            continue
         if not await anyio.to_thread.run_sync(locks.try_claim, row.payment_hash):
             continue  # a live caller is paying it right now
         try:
