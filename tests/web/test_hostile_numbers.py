@@ -77,6 +77,7 @@ GETS = [
     ("lea", f"/api/v1/deposits/{SUP2}", 404, "There is no such invoice."),
     ("lea", f"/loans/market?term_min={SUP2}", 422, "The fewest installments must be a whole number."),
     ("ops", f"/operator/outbox?page={SUP2}", 422, "The page number must be a whole number from 1"),
+    ("lea", f"/portfolio?page={SUP2}", 422, "The page number must be a whole number from 1"),
 ]
 
 
