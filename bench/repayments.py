@@ -82,7 +82,7 @@ def run_case(root: object, node: BenchNode, database_url: str | None, notes_per_
     database = fresh_database(Path(str(root)) / f"n{notes_per_loan}", database_url) if database_url else \
         fresh_database(_mk(Path(str(root)) / f"n{notes_per_loan}"), None)
     settings = Settings(data_dir=Path(str(root)), database_url=database.url, secret_key="bench",
-                        invoice_limit_count=10**9)
+                        invoice_limit_count=10**9, invoice_unpaid_total=10**9)
     port = ClnAdapter(node.rpc("marketplace"))
     wallet = ClnAdapter(node.rpc("wallet"))
     pairs = setup_loans(database, settings, port, wallet, notes_per_loan)

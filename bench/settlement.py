@@ -75,7 +75,8 @@ def main() -> None:
     root = scratch_dir()
     node = BenchNode(root)
     database = fresh_database(root, args.database_url)
-    settings = Settings(data_dir=root, database_url=database.url, secret_key="bench", invoice_limit_count=10**9)
+    settings = Settings(data_dir=root, database_url=database.url, secret_key="bench", invoice_limit_count=10**9,
+                        invoice_unpaid_total=10**9)
     port = ClnAdapter(node.rpc("marketplace"))
     print(f"database: {database.engine.dialect.name}; payments: {args.payments:,}")
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from marketplace.domain import numbers
+
 Mode = Literal["embedded", "production"]
 
 ENV_PREFIX = "MICROLEND_"
@@ -35,12 +37,24 @@ class Settings:
     # Embedded default: the dev node the app starts as a child process.
     devnode_dir: Path = Path("data/devnode")
     demo_wallet_node: str = "wallet"
-    # Sign-in throttling: failures allowed per window, per account and per address.
-    signin_failures_per_account: int = 5
+    # Sign-in throttling (marketplace.domain.throttling.SignInPolicy): failures an (account, address) pair
+    # makes before waiting, the first wait (doubling, at most the window), failures one address may make
+    # on any accounts, and failures on one account (from anywhere) that put it on alert.
+    signin_free_failures: int = 3
+    signin_delay_s: int = 2
     signin_failures_per_address: int = 20
+    signin_failures_per_account: int = 10
     signin_window_s: int = 900
     session_lifetime_s: int = 14 * 24 * 3600
     argon2_time_cost: int = 3
+    # Password hashes (argon2id, argon2_memory_kib each) running at once, and sign-ins/sign-ups waiting for
+    # one; beyond that a request gets 429 at once (marketplace.services.password_pool). Keep workers plus
+    # waiting below signin_failures_per_address: a sign-in counts as a failure until its password is checked.
+    password_hash_workers: int = 2
+    password_hash_waiting: int = 16
+    # Sign-ups one network address may start in a window.
+    signup_per_address: int = 10
+    signup_window_s: int = 3600
     # Lightning money limits (sat) and timings.
     deposit_min_sat: int = 1
     deposit_max_sat: int = 10_000_000
@@ -85,6 +99,9 @@ class Settings:
     # Invoices one user may ask for in a window (deposits and repayments together).
     invoice_limit_count: int = 30
     invoice_limit_window_s: int = 600
+    # Invoices not yet paid nor expired, marketplace-wide: per network address (every account on it), and in all.
+    invoice_unpaid_per_address: int = 50
+    invoice_unpaid_total: int = 10_000
     # Crash tests only: the process kills itself (SIGKILL) at this named point
     # (listener:before-commit, listener:after-commit, payment:after-hold, ...).
     fault_injection: str = ""
@@ -119,12 +136,18 @@ def _flag(value: str) -> bool:
 
 _INT_FIELDS = {
     "PORT": "port",
+    "SIGNIN_FREE_FAILURES": "signin_free_failures",
+    "SIGNIN_DELAY_S": "signin_delay_s",
     "SIGNIN_FAILURES_PER_ACCOUNT": "signin_failures_per_account",
     "SIGNIN_FAILURES_PER_ADDRESS": "signin_failures_per_address",
     "SIGNIN_WINDOW_S": "signin_window_s",
     "SESSION_LIFETIME_S": "session_lifetime_s",
     "ARGON2_TIME_COST": "argon2_time_cost",
     "ARGON2_MEMORY_KIB": "argon2_memory_kib",
+    "PASSWORD_HASH_WORKERS": "password_hash_workers",
+    "PASSWORD_HASH_WAITING": "password_hash_waiting",
+    "SIGNUP_PER_ADDRESS": "signup_per_address",
+    "SIGNUP_WINDOW_S": "signup_window_s",
     "DEPOSIT_MIN_SAT": "deposit_min_sat",
     "DEPOSIT_MAX_SAT": "deposit_max_sat",
     "WITHDRAWAL_MIN_SAT": "withdrawal_min_sat",
@@ -156,6 +179,8 @@ _INT_FIELDS = {
     "AUTOINVEST_EVERY_S": "autoinvest_every_s",
     "INVOICE_LIMIT_COUNT": "invoice_limit_count",
     "INVOICE_LIMIT_WINDOW_S": "invoice_limit_window_s",
+    "INVOICE_UNPAID_PER_ADDRESS": "invoice_unpaid_per_address",
+    "INVOICE_UNPAID_TOTAL": "invoice_unpaid_total",
 }
 _STR_FIELDS = {
     "DATABASE_URL": "database_url",
@@ -178,9 +203,9 @@ def settings_from_env(
         raw = environ.get(ENV_PREFIX + suffix)
         if raw is not None and raw != "":
             try:
-                values[name] = int(raw)
-            except ValueError:
-                raise SettingsError(f"{ENV_PREFIX}{suffix} must be a whole number, not {raw!r}")
+                values[name] = numbers.whole(raw, label=suffix)
+            except numbers.NumberRefused:
+                raise SettingsError(f"{ENV_PREFIX}{suffix} must be a whole number, not {raw!r}") from None
     for suffix, name in _FLOAT_FIELDS.items():
         raw = environ.get(ENV_PREFIX + suffix)
         if raw:
@@ -223,6 +248,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 def finalize(settings: Settings) -> Settings:
     """Fill embedded defaults (database file, generated secret) or refuse in production."""
+    if settings.password_hash_workers < 1:
+        raise SettingsError(f"{ENV_PREFIX}PASSWORD_HASH_WORKERS must be at least 1")
     if settings.mode == "production":
         if settings.fault_injection:
             raise SettingsError(f"{ENV_PREFIX}FAULT_INJECTION is for crash tests and refused in production mode")

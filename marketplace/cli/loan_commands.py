@@ -5,8 +5,11 @@ import argparse
 from datetime import date
 from typing import Any
 
+from pyln.client import LightningRpc, RpcError
+
 from marketplace.cli.common import current_database, fail, load_settings, settings_options
 from marketplace.db import migrate
+from marketplace.devnode_child import DevNodeChild
 from marketplace.domain.errors import Refusal
 
 
@@ -45,9 +48,38 @@ def age_command(args: argparse.Namespace) -> int:
 
 
 def demo_command(args: argparse.Namespace) -> int:
+    """Fill the marketplace; on the embedded default, with the dev node started here as `run` does."""
     from marketplace.demo import run_demo
 
     settings = load_settings(args)
     if settings is None:
         return 2
-    return run_demo(settings, force=args.force)
+    child: DevNodeChild | None = None
+    if settings.is_embedded and not settings.cln_rpc and not _answers(settings.cln_rpc_path):
+        # Nobody runs the dev node (`microlend run` would): start it for the demo, and stop it after.
+        # Its data stays in the data dir, so the app started later finds the same node, channels and payments.
+        child = DevNodeChild(settings.devnode_dir)
+        try:
+            child.start()
+        except RuntimeError as exc:
+            return fail(str(exc))
+        print(f"dev node: started in {settings.devnode_dir} for the demo (stopped when it ends)", flush=True)
+    elif not _answers(settings.cln_rpc_path):
+        return fail(f"the Lightning node cannot be reached at {settings.cln_rpc_path}. Start it (or, for the "
+                    "embedded dev node, unset MICROLEND_CLN_RPC and run `microlend demo` or `microlend run`).")
+    try:
+        return run_demo(settings, force=args.force)
+    finally:
+        if child is not None:
+            child.stop()
+
+
+def _answers(socket_path: str) -> bool:
+    """Whether a Lightning node (the dev node or CLN) answers on this socket (an error is an answer too)."""
+    try:
+        LightningRpc(socket_path).getinfo()
+    except RpcError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return True

@@ -42,13 +42,14 @@ COLUMNS = [invoices.c[name] for name in InvoiceRow.__dataclass_fields__]
 
 
 def record_new(conn: Connection, purpose: str, user_id: int, amount_msat: int, description: str,
-               loan_id: int | None = None) -> InvoiceRow:
+               loan_id: int | None = None, *, address: str | None = None) -> InvoiceRow:
     """The invoice is written down before the node is asked, so a lost answer can be looked up by label."""
     label = f"microlend:{purpose}:{uuid.uuid4().hex}"
     result = conn.execute(
         insert(invoices).values(
             label=label, purpose=purpose, user_id=user_id, amount_msat=amount_msat,
             description=description, status="creating", created_at=datetime.now(timezone.utc), loan_id=loan_id,
+            address=None if address is None else address[:64],
         )
     )
     assert result.inserted_primary_key is not None

@@ -65,6 +65,16 @@ signin_failures = Table(
     Index("ix_signin_failures_address_at", "address", "at"),
 )
 
+# Every sign-up that got as far as hashing a password, by network address: the sign-up rate limit.
+signup_attempts = Table(
+    "signup_attempts",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("address", String(64), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_signup_attempts_address_at", "address", "at"),
+)
+
 accounts = Table(
     "accounts",
     metadata,
@@ -141,10 +151,13 @@ invoices = Table(
     Column("paid_at", BigInteger, nullable=True),
     Column("credit_entry_id", BigInteger, ForeignKey("journal_entries.id"), nullable=True),
     Column("loan_id", BigId, ForeignKey("loans.id"), nullable=True, index=True),
+    # The network address the request for it came from (none for the CLI and the demo): the per-address cap.
+    Column("address", String(64), nullable=True),
     CheckConstraint("status IN ('creating', 'unpaid', 'paid', 'expired', 'failed')", name="status"),
     CheckConstraint("purpose IN ('deposit', 'repayment')", name="purpose"),
     CheckConstraint("amount_msat > 0", name="amount_positive"),
     Index("ix_invoices_status_expires", "status", "expires_at"),
+    Index("ix_invoices_address_status", "address", "status"),
 )
 
 # Where the payment listener stands: both cursors move in the same transaction

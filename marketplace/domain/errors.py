@@ -83,6 +83,14 @@ class SignInThrottled(TooManyAttempts):
         self.retry_after_s = retry_after_s
 
 
+class SignUpThrottled(TooManyAttempts):
+    """Too many sign-ups from one network address; `retry_after_s` feeds the Retry-After header."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class LightningUnavailable(Refusal):
     """The node cannot be reached; nothing was changed."""
 

@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import re
 
+from marketplace.domain import numbers
+
 _SAT_MSAT = re.compile(r"^([0-9]{1,15})(?:\.([0-9]{1,3}))?$")
 
 MSAT_PER_SAT = 1000
 MSAT_PER_BTC = 100_000_000_000
+# 21 million bitcoin in sat: no amount anyone types can be larger.
+SAT_MAX = 21_000_000 * 100_000_000
 
 
 def sat_to_msat(amount_sat: int) -> int:
@@ -34,13 +38,16 @@ def plain_sat(amount_msat: int, signed: bool = False) -> str:
 
 
 def parse_sat(text: str) -> int:
-    """A whole, positive number of sat typed by a person; msat result. Raises ValueError."""
-    cleaned = text.strip().replace(",", "").replace("_", "")
-    if not cleaned.isdigit():
-        raise ValueError("Enter a whole number of sat, like 50000.")
-    amount_sat = int(cleaned)
-    if amount_sat <= 0:
-        raise ValueError("The amount must be more than 0 sat.")
+    """A whole, positive number of sat typed by a person ('50000', '50,000'); msat result.
+
+    Read by the one set of number rules (`marketplace.domain.numbers`): ASCII
+    digits only. Raises NumberRefused (an InvalidInput) with the reason.
+    """
+    amount_sat = numbers.whole(
+        text, label="amount", minimum=1, maximum=SAT_MAX, grouping=True,
+        not_number="Enter a whole number of sat, like 50000.",
+        too_small="The amount must be more than 0 sat.",
+        too_big=f"The amount can be at most {SAT_MAX:,} sat (all the bitcoin there will ever be).")
     return sat_to_msat(amount_sat)
 
 

@@ -5,21 +5,25 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, delete, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from marketplace.db.engine import Database
 from marketplace.db.ledger import open_user_accounts, user_balances
-from marketplace.db.tables import users
+from marketplace.db.tables import signup_attempts, users
 from marketplace.domain.emails import normalize_email
-from marketplace.domain.errors import EmailTaken
+from marketplace.domain.errors import EmailTaken, SignUpThrottled
 from marketplace.domain.journal import AccountKind
 from marketplace.domain.passwords import check_new_password
 from marketplace.domain.users import Role, normalize_display_name, parse_role
-from marketplace.services.auth import SignedIn, SessionUser, open_session, password_hasher, utc_now
+from marketplace.domain.throttling import describe_wait, retry_after
+from marketplace.services.auth import ADDRESS_LENGTH_MAX, SignedIn, SessionUser, as_utc, open_session, utc_now
+from marketplace.services.password_pool import password_pool
 from marketplace.settings import Settings
 
 _TAKEN = "An account with this email already exists; sign in instead."
+# Any constant: the PostgreSQL advisory lock that orders sign-up counts.
+_SIGNUP_LOCK_KEY = 0x6D6C5F7369676F  # "ml_sigo"
 
 
 @dataclass(frozen=True)
@@ -37,13 +41,19 @@ class Balances:
     pending_msat: int  # held for withdrawals in flight
 
 
-def prepare_user(settings: Settings, email: str, password: str, role: Role | str, display_name: str) -> NewUser:
-    """Validate and hash, outside any transaction (hashing is slow by design)."""
+def _checked(email: str, password: str, role: Role | str, display_name: str) -> tuple[str, Role, str]:
+    """The cheap checks, before any hashing: normalized email, role and display name."""
     normalized = normalize_email(email)
     check_new_password(password)
     checked_role = role if isinstance(role, Role) else parse_role(role)
-    name = normalize_display_name(display_name, normalized)
-    return NewUser(normalized, password_hasher(settings).hash(password), checked_role, name)
+    return normalized, checked_role, normalize_display_name(display_name, normalized)
+
+
+def prepare_user(settings: Settings, email: str, password: str, role: Role | str, display_name: str) -> NewUser:
+    """Validate and hash (through the bounded pool), outside any transaction (hashing is slow by design)."""
+    normalized, checked_role, name = _checked(email, password, role, display_name)
+    with password_pool(settings).ticket() as ticket:
+        return NewUser(normalized, ticket.hash(password), checked_role, name)
 
 
 def create_user(
@@ -59,8 +69,17 @@ def sign_up(
     database: Database, settings: Settings, email: str, password: str, role: Role | str,
     display_name: str, address: str, previous_token: str | None = None,
 ) -> SignedIn:
-    """Create the user and sign them in (a new session), all in one transaction."""
-    new = prepare_user(settings, email, password, role, display_name)
+    """Create the user and sign them in (a new session), all in one transaction.
+
+    Refused before any hashing: a form that does not check out (InvalidInput),
+    a busy pool (HashingBusy), an address with too many sign-ups lately
+    (SignUpThrottled; the attempt is counted first, so a burst cannot slip past).
+    """
+    normalized, checked_role, name = _checked(email, password, role, display_name)
+    address = address[:ADDRESS_LENGTH_MAX]
+    with password_pool(settings).ticket() as ticket:
+        database.run(lambda conn: _count_signup(conn, settings, address, utc_now()))
+        new = NewUser(normalized, ticket.hash(password), checked_role, name)
     now = utc_now()
     token = secrets.token_urlsafe(32)
 
@@ -71,6 +90,26 @@ def sign_up(
 
     user = database.run(work)
     return SignedIn(user, token, now + timedelta(seconds=settings.session_lifetime_s))
+
+
+def _count_signup(conn: Connection, settings: Settings, address: str, now: datetime) -> None:
+    """Refuse when `address` started `signup_per_address` sign-ups in the window; else count this one."""
+    if conn.dialect.name == "postgresql":
+        # As for sign-in: READ COMMITTED would let a burst all count N-1 and all pass.
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SIGNUP_LOCK_KEY})
+    window = timedelta(seconds=settings.signup_window_s)
+    times = [as_utc(at) for at in conn.execute(
+        select(signup_attempts.c.at).where(signup_attempts.c.address == address, signup_attempts.c.at > now - window)
+    ).scalars()]
+    wait = retry_after(times, settings.signup_per_address, window, now)
+    if wait is not None:
+        raise SignUpThrottled(
+            f"Too many accounts were made from your network address lately. Try again {describe_wait(wait)}.",
+            retry_after_s=int(-(-wait.total_seconds() // 1)))
+    # Old attempts of this address are no use any more; the table stays as small as the window.
+    conn.execute(delete(signup_attempts).where(signup_attempts.c.address == address,
+                                               signup_attempts.c.at <= now - window))
+    conn.execute(insert(signup_attempts).values(address=address, at=now))
 
 
 def count_users(database: Database) -> int:

@@ -10,19 +10,19 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
 
-from argon2 import PasswordHasher, Type
+from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, delete, insert, select, text, update
+from sqlalchemy import Connection, delete, func, insert, select, text, update
 
 from marketplace.db.engine import Database
 from marketplace.db.tables import sessions, signin_failures, users
 from marketplace.domain.emails import EMAIL_LENGTH_MAX, canonical_email
 from marketplace.domain.errors import InvalidCredentials, SignInThrottled
 from marketplace.domain.passwords import PASSWORD_LENGTH_MAX
-from marketplace.domain.throttling import describe_wait, retry_after
+from marketplace.domain.throttling import SignInPolicy, describe_wait, signin_wait
 from marketplace.domain.users import Role
+from marketplace.services.password_pool import password_pool
 from marketplace.settings import Settings
 
 ADDRESS_LENGTH_MAX = 64  # the sessions.address / signin_failures.address column width
@@ -53,18 +53,19 @@ class SignedIn:
 
 
 def password_hasher(settings: Settings) -> PasswordHasher:
-    return _hasher(settings.argon2_time_cost, settings.argon2_memory_kib)
+    """The argon2id hasher of these settings; hash and verify through `password_pool(settings)` tickets."""
+    return password_pool(settings).hasher
 
 
-@lru_cache(maxsize=8)
-def _hasher(time_cost: int, memory_kib: int) -> PasswordHasher:
-    return PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, type=Type.ID)
 
 
-@lru_cache(maxsize=8)
-def _decoy_hash(time_cost: int, memory_kib: int) -> str:
-    # Verified against when the email is unknown, so both answers take as long.
-    return _hasher(time_cost, memory_kib).hash(secrets.token_urlsafe(16))
+def signin_policy(settings: Settings) -> SignInPolicy:
+    window = timedelta(seconds=settings.signin_window_s)
+    return SignInPolicy(
+        window=window, free_failures=settings.signin_free_failures,
+        delay=timedelta(seconds=settings.signin_delay_s), delay_max=window,
+        address_limit=settings.signin_failures_per_address, account_alarm=settings.signin_failures_per_account,
+    )
 
 
 def token_hash(token: str) -> str:
@@ -84,22 +85,26 @@ def authenticate(
     database: Database, settings: Settings, email: str, password: str, address: str,
     *, now: datetime | None = None,
 ) -> SessionUser:
-    """The user whose password this is, or a refusal (InvalidCredentials, SignInThrottled).
+    """The user whose password this is, or a refusal (InvalidCredentials, SignInThrottled, HashingBusy).
 
-    The limit is checked, and this attempt counted as a failure, before the
+    The limits (`signin_policy`: a growing delay per account and address, a cap
+    per address) are checked, and this attempt counted as a failure, before the
     password is looked at; a correct password then takes its mark back. Counting
-    first means parallel guesses cannot slip past the limit together.
+    first means parallel guesses cannot slip past the limit together. An address
+    that has not been failing is never refused, whatever others do to the account.
     """
     now = now or utc_now()
     email = _storable(canonical_email(email))[:EMAIL_LENGTH_MAX]
     address = _storable(address)[:ADDRESS_LENGTH_MAX]
-    attempt_id, found = database.run(lambda conn: _count_attempt(conn, settings, email, address, now))
-    hasher = password_hasher(settings)
-    stored = found.password_hash if found is not None else _decoy_hash(
-        settings.argon2_time_cost, settings.argon2_memory_kib)
-    if len(password) > PASSWORD_LENGTH_MAX or not _verify(hasher, stored, password) or found is None:
-        raise InvalidCredentials(_WRONG)
-    new_hash = hasher.hash(password) if _needs_rehash(hasher, stored) else None
+    pool = password_pool(settings)
+    # The ticket first: a flood is refused (HashingBusy) before anything is counted or written.
+    with pool.ticket() as ticket:
+        attempt_id, found = database.run(lambda conn: _count_attempt(conn, settings, email, address, now))
+        stored = found.password_hash if found is not None else ticket.decoy()
+        right = len(password) <= PASSWORD_LENGTH_MAX and ticket.run(lambda: _verify(pool.hasher, stored, password))
+        if not right or found is None:
+            raise InvalidCredentials(_WRONG)
+        new_hash = ticket.hash(password) if _needs_rehash(pool.hasher, stored) else None
     user = found.user
     database.run(lambda conn: _clear_attempt(conn, attempt_id, user.id, new_hash))
     return user
@@ -178,22 +183,23 @@ def _count_attempt(
         # READ COMMITTED would let two attempts both count N-1 and both pass;
         # SQLite's BEGIN IMMEDIATE already serializes this transaction.
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _THROTTLE_LOCK_KEY})
-    window = timedelta(seconds=settings.signin_window_s)
-    since = now - window
-    limits = (
-        (signin_failures.c.email == email, settings.signin_failures_per_account, "this account"),
-        (signin_failures.c.address == address, settings.signin_failures_per_address, "your network address"),
-    )
-    for condition, limit, whom in limits:
-        times = [as_utc(at) for at in conn.execute(
-            select(signin_failures.c.at).where(condition, signin_failures.c.at > since)
-        ).scalars()]
-        wait = retry_after(times, limit, window, now)
-        if wait is not None:
-            raise SignInThrottled(
-                f"Too many failed sign-ins for {whom}. Try again {describe_wait(wait)}.",
-                retry_after_s=int(-(-wait.total_seconds() // 1)),
-            )
+    policy = signin_policy(settings)
+    since = now - policy.window
+    recent = signin_failures.c.at > since
+    from_address = [(as_utc(row.at), row.email) for row in conn.execute(
+        select(signin_failures.c.at, signin_failures.c.email).where(signin_failures.c.address == address, recent))]
+    on_account = int(conn.execute(
+        select(func.count()).select_from(signin_failures).where(signin_failures.c.email == email, recent)
+    ).scalar_one())
+    throttled = signin_wait([at for at, e in from_address if e == email], [at for at, _ in from_address],
+                            on_account, policy, now)
+    if throttled is not None:
+        whom = "from your network address" if throttled.by == "address" else \
+            "of this account from your network address"
+        raise SignInThrottled(
+            f"Too many failed sign-ins {whom}. Try again {describe_wait(throttled.wait)}.",
+            retry_after_s=int(-(-throttled.wait.total_seconds() // 1)),
+        )
     result = conn.execute(insert(signin_failures).values(email=email, address=address, at=now))
     pk = result.inserted_primary_key
     assert pk is not None

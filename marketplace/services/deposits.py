@@ -12,25 +12,29 @@ from marketplace.db.engine import Database
 from marketplace.db.invoices import InvoiceRow
 from marketplace.domain.errors import LightningUnavailable, NotFound
 from marketplace.domain.payments import check_amount
-from marketplace.services.invoice_limits import check_invoice_rate
+from marketplace.services.invoice_limits import check_invoice_rate, check_open_invoices
 from marketplace.services.lightning_calls import in_transaction, reading
 from marketplace.settings import Settings
 
 
 async def issue_invoice(
     database: Database, port: LightningPort, settings: Settings, purpose: str, user_id: int,
-    amount_msat: int, description: str, loan_id: int | None = None,
+    amount_msat: int, description: str, loan_id: int | None = None, *, address: str | None = None,
 ) -> InvoiceRow:
     """Write the invoice down, ask the node for it, store the node's answer.
 
     If the node's answer is lost, the label is looked up rather than a second
     invoice made; a node that is down leaves a 'failed' row and no money moved.
+    `address` is the network address the request came from (None from the CLI):
+    it counts toward the marketplace-wide cap of open invoices per address.
     """
     def record(conn: Connection) -> InvoiceRow:
-        # Same transaction as the insert: two requests at once cannot both slip past the limit.
-        check_invoice_rate(conn, user_id, datetime.now(timezone.utc), settings.invoice_limit_count,
-                           settings.invoice_limit_window_s)
-        return invoices.record_new(conn, purpose, user_id, amount_msat, description, loan_id)
+        # Same transaction as the insert: two requests at once cannot both slip past the limits.
+        now = datetime.now(timezone.utc)
+        check_invoice_rate(conn, user_id, now, settings.invoice_limit_count, settings.invoice_limit_window_s)
+        check_open_invoices(conn, address, now, settings.invoice_unpaid_per_address, settings.invoice_unpaid_total,
+                            settings.invoice_expiry_s)
+        return invoices.record_new(conn, purpose, user_id, amount_msat, description, loan_id, address=address)
 
     row = await in_transaction(database, record)
     try:
@@ -53,10 +57,12 @@ async def issue_invoice(
 
 
 async def create_deposit_invoice(
-    database: Database, port: LightningPort, settings: Settings, user_id: int, amount_msat: int
+    database: Database, port: LightningPort, settings: Settings, user_id: int, amount_msat: int,
+    *, address: str | None = None,
 ) -> InvoiceRow:
     check_amount(amount_msat, settings.deposit_min_sat, settings.deposit_max_sat, "deposit")
-    return await issue_invoice(database, port, settings, "deposit", user_id, amount_msat, "Microlend deposit")
+    return await issue_invoice(database, port, settings, "deposit", user_id, amount_msat, "Microlend deposit",
+                               address=address)
 
 
 async def deposit_status(database: Database, user_id: int, invoice_id: int) -> InvoiceRow:

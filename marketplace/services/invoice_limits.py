@@ -1,17 +1,21 @@
-"""Rate limit on invoice creation: at most INVOICES_PER_WINDOW invoices per user in WINDOW_S seconds.
+"""Limits on invoice creation, counted from the `invoices` table inside the transaction that records one.
 
-Counted from the `invoices` table itself (every invoice asked for leaves a
-row, failed ones too), inside the transaction that records the new one. The
-user's row is locked first so that, on PostgreSQL, two requests of the same
-user cannot both pass the count; SQLite's writing transactions are
-serialised already.
+- Per user: at most INVOICES_PER_WINDOW invoices asked for in WINDOW_S seconds
+  (every invoice asked for leaves a row, failed ones too).
+- Marketplace-wide: invoices still open (not paid, not expired) from one
+  network address, whatever accounts it uses, and in all. Fresh accounts
+  cannot multiply the per-user limit, and a flood cannot fill the node.
+
+The user's row is locked first (and, for the marketplace-wide caps, an
+advisory lock taken) so that, on PostgreSQL, two requests cannot both pass a
+count; SQLite's writing transactions are serialised already.
 """
 from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, text
 
 from marketplace.db.tables import invoices, users
 from marketplace.domain.errors import TooManyAttempts
@@ -50,3 +54,49 @@ def check_invoice_rate(conn: Connection, user_id: int, now: datetime,
         f"You asked for {limit} invoices in the last {window_s // 60} minutes, the most allowed. "
         f"Pay or let one of them expire, and try again in {minutes} minute{'s' if minutes != 1 else ''}.",
         wait_s)
+
+
+# Any constant: the PostgreSQL advisory lock that orders the marketplace-wide counts.
+_UNPAID_LOCK_KEY = 0x6D6C5F696E76  # "ml_inv"
+
+
+class TooManyOpenInvoices(TooManyAttempts):
+    """429: too many invoices are waiting to be paid (from this address, or in all)."""
+
+    code = "too_many_open_invoices"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+def check_open_invoices(conn: Connection, address: str | None, now: datetime, per_address: int, total: int,
+                        creating_expiry_s: int) -> None:
+    """Raise TooManyOpenInvoices when `address` (if known) or the whole marketplace has too many open invoices.
+
+    Open: 'unpaid' and not yet expired, or still 'creating' (the node not yet
+    answered) and younger than an invoice's lifetime.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _UNPAID_LOCK_KEY})
+    now_s = int(now.timestamp())
+    c = invoices.c
+    open_ = or_(and_(c.status == "unpaid", or_(c.expires_at.is_(None), c.expires_at > now_s)),
+                and_(c.status == "creating", c.created_at > now - timedelta(seconds=creating_expiry_s)))
+    checks: list[tuple[ColumnElement[bool] | None, int, str]] = []
+    if address is not None:
+        checks.append((c.address == address, per_address,
+                       f"There are already {per_address} unpaid invoices from your network address, the most "
+                       "allowed at once. Pay one, or let one expire, and try again"))
+    checks.append((None, total, "The marketplace has as many unpaid invoices as it takes at once right now. "
+                                "Try again"))
+    for condition, limit, sentence in checks:
+        query = select(func.count(), func.min(c.expires_at)).where(open_)
+        if condition is not None:
+            query = query.where(condition)
+        count, first_expiry = conn.execute(query).one()
+        if int(count) >= limit:
+            wait_s = max(1, (int(first_expiry) - now_s) if first_expiry is not None else 60)
+            minutes = max(1, math.ceil(wait_s / 60))
+            raise TooManyOpenInvoices(
+                f"{sentence} in {minutes} minute{'s' if minutes != 1 else ''}.", wait_s)

@@ -66,7 +66,7 @@ def mailer_from_settings(settings: Settings) -> Mailer:
         return OutboxMailer()
     port_text = extra.get("SMTP_PORT", "") or extra.get("smtp_port", "") or "587"
     return SmtpMailer(
-        host=host, port=int(port_text) if port_text.isdigit() else 587,
+        host=host, port=int(port_text) if port_text.isascii() and port_text.isdigit() else 587,
         sender=extra.get("SMTP_FROM", "") or extra.get("smtp_from", "") or "microlend@localhost",
         username=extra.get("SMTP_USER", "") or extra.get("smtp_user", ""),
         password=extra.get("SMTP_PASSWORD", "") or extra.get("smtp_password", ""),

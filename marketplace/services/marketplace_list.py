@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, Connection, Float, cast, func, select
 
 from marketplace.db.loans import LOAN_COLUMNS, LoanRow, loan_from
 from marketplace.db.tables import loans as loans_table
+from marketplace.domain import numbers
 from marketplace.domain.errors import InvalidInput
 from marketplace.domain.loans.schedules import Frequency
 from marketplace.domain.loans.terms import PURPOSES
@@ -111,26 +112,14 @@ def _bps_text(bps: int) -> str:
 
 
 def _percent_bps(raw: str, label: str) -> int:
-    try:
-        value = Decimal(raw.replace(",", "."))
-    except InvalidOperation:
-        raise InvalidInput(f"The {label} must be a number of percent, like 12 or 12.5.") from None
-    if not value.is_finite() or value < 0 or value > RATE_MAX_PERCENT:
-        raise InvalidInput(f"The {label} must be between 0 and {RATE_MAX_PERCENT} %.")
-    bps = value * 100
-    if bps != bps.to_integral_value():
-        raise InvalidInput(f"The {label} takes at most two decimals.")
-    return int(bps)
+    value = numbers.decimal(raw, label=label, places=2, maximum=RATE_MAX_PERCENT,
+                            not_number=f"The {label} must be a number of percent, like 12 or 12.5.",
+                            out_of_range=f"The {label} must be between 0 and {RATE_MAX_PERCENT} %.")
+    return numbers.scaled(value, 2, label=label)
 
 
 def _whole(raw: str, label: str, low: int, high: int) -> int:
-    cleaned = raw.replace(",", "").replace("_", "")
-    if not cleaned.isdigit():
-        raise InvalidInput(f"The {label} must be a whole number.")
-    value = int(cleaned)
-    if value < low or value > high:
-        raise InvalidInput(f"The {label} must be between {low:,} and {high:,}.")
-    return value
+    return numbers.whole(raw, label=label, minimum=low, maximum=high, grouping=True)
 
 
 def parse_market(items: Iterable[tuple[str, str]]) -> MarketSpec:

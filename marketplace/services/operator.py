@@ -27,7 +27,8 @@ from marketplace.db import loans as loan_rows
 from marketplace.db import outgoing
 from marketplace.db.tables import loans, outgoing_payments
 from marketplace.domain.errors import InvalidInput, LightningUnavailable, NotFound, Refusal
-from marketplace.domain.money import format_msat
+from marketplace.domain import numbers
+from marketplace.domain.money import SAT_MAX, format_msat
 
 DUE_WINDOW_DAYS = 7
 PEER_ID_LENGTH = 66
@@ -142,20 +143,18 @@ def parse_address(raw: str) -> tuple[str | None, int | None]:
             raise InvalidInput("The port is missing after the colon; Lightning's usual port is 9735.")
     if not port_text:
         return host, 9735
-    if not port_text.isdigit() or len(port_text) > 5 or not 1 <= int(port_text) <= 65535:
-        raise InvalidInput("The port must be a whole number from 1 to 65535; Lightning's usual port is 9735.")
-    return host, int(port_text)
+    said = "The port must be a whole number from 1 to 65535; Lightning's usual port is 9735."
+    return host, numbers.whole(port_text, label="port", minimum=1, maximum=65535,
+                               not_number=said, too_small=said, too_big=said)
 
 
 def parse_channel_sat(raw: str) -> int:
-    cleaned = raw.strip().replace(",", "").replace("_", "")
-    if not cleaned:
+    if not raw.strip():
         raise InvalidInput("Enter the channel's size in sat.")
-    if cleaned.startswith("-") and cleaned[1:].isdigit():
-        raise InvalidInput("The channel's size must be more than 0 sat.")
-    if not cleaned.isdigit() or len(cleaned) > 18:
-        raise InvalidInput("Enter the channel's size as a whole number of sat, like 1000000.")
-    amount = int(cleaned)
+    amount = numbers.whole(raw, label="channel size", maximum=SAT_MAX, grouping=True,
+                           not_number="Enter the channel's size as a whole number of sat, like 1000000.",
+                           too_small="The channel's size must be more than 0 sat.",
+                           too_big=f"A channel can be at most {CHANNEL_MAX_SAT:,} sat.")
     if amount < CHANNEL_MIN_SAT:
         raise InvalidInput(f"A channel must be at least {CHANNEL_MIN_SAT:,} sat.")
     if amount > CHANNEL_MAX_SAT:

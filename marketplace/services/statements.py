@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, func, select
 
 from marketplace.db.tables import accounts, journal_entries, journal_lines
+from marketplace.domain import numbers
 from marketplace.domain.errors import InvalidInput
 from marketplace.domain.journal import AccountKind, NormalSide, natural_delta
 from marketplace.domain.money import plain_sat
@@ -93,10 +94,9 @@ def parse_page(raw: str | None) -> int:
     """The page number from the query string ('' or absent: 1); anything else is an InvalidInput."""
     if raw is None or not raw.strip():
         return 1
-    cleaned = raw.strip()
-    if not cleaned.isdigit() or len(cleaned) > 6 or not 1 <= int(cleaned) <= PAGE_MAX:
-        raise InvalidInput(f"The page number must be a whole number from 1 to {PAGE_MAX:,}.")
-    return int(cleaned)
+    said = f"The page number must be a whole number from 1 to {PAGE_MAX:,}."
+    return numbers.whole(raw, label="page number", minimum=1, maximum=PAGE_MAX,
+                         not_number=said, too_small=said, too_big=said)
 
 
 def _query(user_id: int) -> Select[Any]:

@@ -1,8 +1,12 @@
 """CSRF: a token bound to a cookie the attacker's site can neither read nor set.
 
-Signed in, the token is an HMAC of the session token's hash; before sign-in,
-an HMAC of a random `ml_csrf` cookie. The middleware checks every
-state-changing request before any handler runs, so no route can forget to.
+Signed in, the token is an HMAC of the session token's hash, and only that
+token is accepted: a token minted before sign-in (an HMAC of the random
+anonymous `ml_csrf` cookie) is worth nothing once a session exists, and the
+anonymous cookie is dropped at sign-in and sign-out. Over https both cookies
+carry the `__Host-` prefix, so a sibling subdomain cannot plant one. The
+middleware checks every state-changing request before any handler runs, so no
+route can forget to.
 """
 from __future__ import annotations
 
@@ -19,8 +23,9 @@ from marketplace.domain.errors import BodyTooLarge, Forbidden, Refusal
 from marketplace.services.auth import SessionUser, token_hash
 from marketplace.web.errors import refusal_response
 from marketplace.web.forms import parse_form
+from marketplace.web.params import declared_length
 from marketplace.web.security import is_secure
-from marketplace.web.sessions import SESSION_COOKIE, session_token
+from marketplace.web.sessions import cookie_name, current_user, session_token
 from marketplace.web.state import settings_of
 
 ANON_COOKIE = "ml_csrf"
@@ -50,21 +55,22 @@ def anon_csrf_token(secret_key: str, cookie_value: str) -> str:
 
 
 def _anon_cookie(conn: HTTPConnection) -> str | None:
-    value = conn.cookies.get(ANON_COOKIE)
+    value = conn.cookies.get(cookie_name(conn, ANON_COOKIE))
     return value if value and len(value) <= _COOKIE_LENGTH_MAX else None
 
 
-def accepted_tokens(conn: HTTPConnection) -> list[str]:
-    """Every token this browser's cookies vouch for (session-bound and/or anonymous)."""
+async def accepted_token(conn: HTTPConnection) -> str | None:
+    """The one token this browser's cookies vouch for: the session's when signed in, else the anonymous one.
+
+    Never both: an anonymous token taken before sign-in (or planted with its
+    cookie) must not work for a signed-in user.
+    """
     secret = settings_of(conn).secret_key
-    tokens = []
     session = session_token(conn)
-    if session is not None:
-        tokens.append(session_csrf_token(secret, session))
+    if session is not None and await current_user(conn) is not None:
+        return session_csrf_token(secret, session)
     anon = _anon_cookie(conn)
-    if anon is not None:
-        tokens.append(anon_csrf_token(secret, anon))
-    return tokens
+    return None if anon is None else anon_csrf_token(secret, anon)
 
 
 def mask(token: str) -> str:
@@ -89,11 +95,10 @@ def unmask(submitted: str) -> str:
     return bytes(a ^ b for a, b in zip(data[half:], data[:half])).hex()
 
 
-def token_is_valid(conn: HTTPConnection, submitted: str) -> bool:
+async def token_is_valid(conn: HTTPConnection, submitted: str) -> bool:
     given = unmask(submitted[:256]).encode()
-    # Check them all, so timing does not tell which cookie matched.
-    matches = [hmac.compare_digest(given, expected.encode()) for expected in accepted_tokens(conn)]
-    return bool(given) and any(matches)
+    expected = await accepted_token(conn)
+    return bool(given) and expected is not None and hmac.compare_digest(given, expected.encode())
 
 
 def csrf_token_for(conn: HTTPConnection, user: SessionUser | None) -> tuple[str, str | None]:
@@ -113,8 +118,15 @@ def csrf_token_for(conn: HTTPConnection, user: SessionUser | None) -> tuple[str,
 
 
 def set_anon_cookie(response: Response, conn: HTTPConnection, value: str) -> None:
-    # A browser-session cookie: forms outlive a sign-in but not a closed browser.
-    response.set_cookie(ANON_COOKIE, value, path="/", secure=is_secure(conn), httponly=True, samesite="lax")
+    # A browser-session cookie: it lives until sign-in (or a closed browser).
+    response.set_cookie(cookie_name(conn, ANON_COOKIE), value, path="/", secure=is_secure(conn), httponly=True,
+                        samesite="lax")
+
+
+def clear_anon_cookie(response: Response, conn: HTTPConnection) -> None:
+    """At sign-in and sign-out: the anonymous token pair must not outlive the change of who is signed in."""
+    response.delete_cookie(cookie_name(conn, ANON_COOKIE), path="/", secure=is_secure(conn), httponly=True,
+                           samesite="lax")
 
 
 class CsrfMiddleware:
@@ -136,7 +148,7 @@ class CsrfMiddleware:
                 form: FormData = await parse_form(request)
                 value = form.get(FORM_FIELD)
                 submitted = value if isinstance(value, str) else ""
-            if not token_is_valid(request, submitted):
+            if not await token_is_valid(request, submitted):
                 raise CsrfRejected(EXPIRED)
         except Refusal as refusal:
             await refusal_response(Request(scope), refusal)(scope, receive, send)
@@ -155,12 +167,12 @@ def _api_without_session(scope: Scope) -> bool:
         return False
     conn = HTTPConnection(scope)
     scheme = conn.headers.get("authorization", "").strip().partition(" ")[0]
-    return scheme.lower() == "bearer" and not conn.cookies.get(SESSION_COOKIE)
+    return scheme.lower() == "bearer" and session_token(conn) is None
 
 
 async def _read_body(scope: Scope, receive: Receive) -> bytes:
-    declared = Headers(scope=scope).get("content-length", "")
-    if declared.isdigit() and int(declared) > BODY_SIZE_MAX:
+    declared = declared_length(Headers(scope=scope))
+    if declared is not None and declared > BODY_SIZE_MAX:
         raise BodyTooLarge(_TOO_LARGE)
     chunks: list[bytes] = []
     size = 0

@@ -12,7 +12,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from marketplace.domain.errors import Refusal, SignInRequired
 from marketplace.web.security import apply_security_headers
-from marketplace.web.state import templates_of
+from marketplace.web.state import settings_of, templates_of
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +51,17 @@ def error_response(
         request, "error.html", context, status_code=status, headers=headers)
 
 
+def retry_after_headers(refusal: Refusal | None) -> dict[str, str]:
+    """A refusal that says when to come back (429: throttled, busy, too many open invoices): Retry-After."""
+    wait = getattr(refusal, "retry_after_s", None)
+    return {"Retry-After": str(wait)} if isinstance(wait, int) else {}
+
+
 def refusal_response(request: Request, refusal: Refusal) -> Response:
     if isinstance(refusal, SignInRequired) and not is_api(request):
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse("/signin?" + urlencode({"next": target}), status_code=303)
-    headers = {}
-    retry = getattr(refusal, "retry_after_s", None)
-    if retry is not None:
-        headers["Retry-After"] = str(retry)
-    return error_response(request, refusal.status, refusal.code, refusal.message, headers)
+    return error_response(request, refusal.status, refusal.code, refusal.message, retry_after_headers(refusal))
 
 
 async def handle_refusal(request: Request, exc: Exception) -> Response:
@@ -83,5 +85,5 @@ async def handle_server_error(request: Request, exc: Exception) -> Response:
     except Exception:  # the templates themselves may be what broke
         log.exception("the error page could not be rendered")
         response = HTMLResponse(f"<!doctype html><title>Error</title><p>{_SERVER_ERROR}</p>", status_code=500)
-    apply_security_headers(MutableHeaders(raw=response.raw_headers), request.url.path)
+    apply_security_headers(MutableHeaders(raw=response.raw_headers), request.url.path, settings_of(request).https)
     return response

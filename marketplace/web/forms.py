@@ -61,10 +61,7 @@ def safe_next(raw: str | None, default: str) -> str:
 
 def sat_amount(raw: str) -> int:
     """A typed whole-sat amount, in msat; refused (InvalidInput) with the reason otherwise."""
-    try:
-        return parse_sat(raw)
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from exc
+    return parse_sat(raw)
 
 
 def optional_sat_amount(raw: str) -> int | None:

@@ -247,7 +247,8 @@ _ERROR_TEXT = {
     404: "No such object, or not the caller's own (code not_found)",
     409: "The state does not allow it (codes conflict, insufficient_funds, idempotency_conflict)",
     413: "The body is larger than 64 KiB (code too_large)",
-    429: "Too many invoices asked for in a short time; see Retry-After (code too_many_invoices)",
+    429: ("Too many invoices asked for in a short time by this account (code too_many_invoices), or too many "
+          "still unpaid from this network address or in all (code too_many_open_invoices); see Retry-After"),
     422: ("A field or parameter is wrong, or the query names a parameter the operation does not take (codes "
           "invalid_body, invalid_parameter, invalid_input, invoice_refused)"),
     503: "The Lightning node cannot be reached; nothing was changed (code lightning_unavailable)",

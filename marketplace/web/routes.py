@@ -18,6 +18,7 @@ from marketplace.web.views.operator import operator_routes
 def build_routes() -> list[BaseRoute]:
     return [
         Route("/", pages.home, methods=["GET"], name="home"),
+        Route("/favicon.ico", pages.favicon, methods=["GET"], name="favicon"),
         Route("/signup", auth.signup_page, methods=["GET"], name="signup_page"),
         Route("/signup", auth.signup, methods=["POST"], name="signup"),
         Route("/signin", auth.signin_page, methods=["GET"], name="signin_page"),

@@ -15,13 +15,21 @@ from marketplace.web.security import is_secure
 from marketplace.web.state import database_of, settings_of
 
 SESSION_COOKIE = "ml_session"
+# Over https every cookie takes this prefix: the browser then accepts it only with Secure, Path=/ and no
+# Domain, so no sibling subdomain (or plain-http page) can plant or overwrite it.
+SECURE_PREFIX = "__Host-"
 # Longer than any real token (token_urlsafe(32) is 43 characters): not worth a database look-up.
 _TOKEN_LENGTH_MAX = 128
 _UNRESOLVED = object()
 
 
+def cookie_name(conn: HTTPConnection, name: str) -> str:
+    """`name`, or `__Host-name` when the app is served over https."""
+    return SECURE_PREFIX + name if is_secure(conn) else name
+
+
 def session_token(conn: HTTPConnection) -> str | None:
-    token = conn.cookies.get(SESSION_COOKIE)
+    token = conn.cookies.get(cookie_name(conn, SESSION_COOKIE))
     if not token or len(token) > _TOKEN_LENGTH_MAX:
         return None
     return token
@@ -67,10 +75,10 @@ def requires_role(*roles: Role) -> Callable[[Handler], Handler]:
 
 def set_session_cookie(response: Response, conn: HTTPConnection, token: str) -> None:
     response.set_cookie(
-        SESSION_COOKIE, token, max_age=settings_of(conn).session_lifetime_s, path="/",
+        cookie_name(conn, SESSION_COOKIE), token, max_age=settings_of(conn).session_lifetime_s, path="/",
         secure=is_secure(conn), httponly=True, samesite="lax",
     )
 
 
 def clear_session_cookie(response: Response, conn: HTTPConnection) -> None:
-    response.delete_cookie(SESSION_COOKIE, path="/", secure=is_secure(conn), httponly=True, samesite="lax")
+    response.delete_cookie(cookie_name(conn, SESSION_COOKIE), path="/", secure=is_secure(conn), httponly=True, samesite="lax")

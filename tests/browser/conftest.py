@@ -121,6 +121,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     port = _free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("MICROLEND_")}
     env["MICROLEND_DATA_DIR"] = str(data_dir)
+    env["MICROLEND_SIGNUP_PER_ADDRESS"] = "1000"  # every person in these tests signs up from 127.0.0.1
     log_path = root / "app.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(

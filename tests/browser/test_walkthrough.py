@@ -63,12 +63,19 @@ class NoReload:
         self.page.remove_listener("framenavigated", self._seen)
 
 
-# Every element's right edge, unless it sits inside a horizontal scroller (a wide table's .table-scroll).
+# Every element's right edge, unless a horizontal scroller (a wide table's .table-scroll) clips it. An
+# absolutely placed element is clipped only by scrollers at or above its containing block (the nearest
+# positioned ancestor): one inside a static scroller escapes it and widens the page.
 _STICKING_OUT = """() => {
   const width = document.documentElement.clientWidth;
+  const placed = (style) => ["absolute", "fixed"].includes(style.position);
   const inScroller = (element) => {
+    let escaping = placed(getComputedStyle(element));
     for (let up = element.parentElement; up && up !== document.body; up = up.parentElement) {
-      if (["auto", "scroll", "hidden"].includes(getComputedStyle(up).overflowX)) return true;
+      const style = getComputedStyle(up);
+      if (escaping && style.position === "static") continue;
+      if (["auto", "scroll", "hidden"].includes(style.overflowX)) return true;
+      escaping = placed(style);
     }
     return false;
   };

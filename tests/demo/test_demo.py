@@ -6,16 +6,30 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from pyln.client import LightningRpc
 from sqlalchemy import func, select
 
 from marketplace.db.engine import Database
 from marketplace.db.tables import loans, notes
-from tests.fixtures.devnode import DevNode
 
 
-def test_demo_makes_loans_in_every_state_and_the_ledger_verifies(tmp_path: Path, devnode: DevNode) -> None:
+def test_demo_on_a_node_that_is_not_there_says_what_to_run(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MICROLEND_")}
-    env.update({"MICROLEND_DATA_DIR": str(tmp_path / "data"), "MICROLEND_DEVNODE_DIR": str(devnode.data_dir)})
+    env.update({"MICROLEND_DATA_DIR": str(tmp_path / "data"), "MICROLEND_CLN_RPC": str(tmp_path / "nowhere")})
+    upgrade = subprocess.run([sys.executable, "-m", "marketplace.cli", "db", "upgrade"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert upgrade.returncode == 0, upgrade.stderr
+    demo = subprocess.run([sys.executable, "-m", "marketplace.cli", "demo"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert demo.returncode == 1
+    assert f"cannot be reached at {tmp_path / 'nowhere'}" in demo.stderr and "microlend run" in demo.stderr
+
+
+def test_demo_makes_loans_in_every_state_and_the_ledger_verifies(tmp_path: Path) -> None:
+    """`microlend demo` by itself, as the README's table offers: on the embedded default it starts the dev node."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MICROLEND_")}
+    env.update({"MICROLEND_DATA_DIR": str(tmp_path / "data")})
 
     def microlend(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "marketplace.cli", *args], cwd=tmp_path, env=env,
@@ -25,6 +39,10 @@ def test_demo_makes_loans_in_every_state_and_the_ledger_verifies(tmp_path: Path,
     demo = microlend("demo")
     assert demo.returncode == 0, demo.stderr
     assert "password for all: demo-password" in demo.stdout and "lender-1@demo.microlend.test" in demo.stdout
+    assert "dev node: started" in demo.stdout
+    socket = tmp_path / "data" / "devnode" / "marketplace" / "lightning-rpc"
+    with pytest.raises((OSError, ValueError)):
+        LightningRpc(str(socket)).getinfo()  # stopped again when the demo ended
     again = microlend("demo")
     assert again.returncode == 0 and "nothing added" in again.stdout
 

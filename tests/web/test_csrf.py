@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from marketplace.db.engine import Database
+from marketplace.db.tables import invoices
 from marketplace.services import accounts
 from marketplace.settings import Settings
 from marketplace.web.csrf import EXPIRED
-from tests.web.support import PASSWORD, TestClient, csrf_token, failure_count, row_counts, sign_in
+from tests.web.support import (
+    PASSWORD, TestClient, count, csrf_token, csrf_token_in, failure_count, row_counts, sign_in, sign_out)
 
 SIGNUP = {"email": "ada@example.com", "password": PASSWORD, "role": "lender"}
 
@@ -85,3 +87,54 @@ def test_csrf_refusal_under_api_is_json(client: TestClient) -> None:
     response = client.post("/api/v1/me/balances")
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "csrf_failed"
+
+
+# --- issue 10: a token pair taken before sign-in is dead after it --------------------------------------------
+
+
+def test_a_pre_sign_in_token_pair_does_not_work_for_a_signed_in_user(
+        client: TestClient, settings: Settings, database: Database) -> None:
+    """GET /signin gives cookie A and token tA; with the victim's session beside A, tA must not pass."""
+    accounts.create_user(database, settings, "victim@example.com", PASSWORD, "lender")
+    page = client.get("/signin")
+    anon_cookie, anon_token = page.cookies["ml_csrf"], csrf_token_in(page.text)
+    victim = sign_in(client, "victim@example.com").cookies["ml_session"]
+    client.cookies.clear()
+    client.cookies.set("ml_session", victim)
+    client.cookies.set("ml_csrf", anon_cookie)
+    before = count(database, invoices)
+    response = client.post("/deposit", data={"csrf_token": anon_token, "amount_sat": "1000"},
+                           follow_redirects=False)
+    assert response.status_code == 403 and EXPIRED in response.text
+    assert count(database, invoices) == before
+    as_header = client.post("/api/v1/deposits", json={"amount_sat": 1000}, headers={"X-CSRF-Token": anon_token})
+    assert as_header.status_code == 403 and as_header.json()["error"]["code"] == "csrf_failed"
+    # The session's own token still works.
+    assert client.post("/signout", data={"csrf_token": csrf_token(client, "/dashboard")},
+                       follow_redirects=False).status_code == 303
+
+
+def test_sign_in_and_sign_out_drop_the_anonymous_cookie(client: TestClient, settings: Settings,
+                                                         database: Database) -> None:
+    accounts.create_user(database, settings, "ada@example.com", PASSWORD, "lender")
+    first = client.get("/signin").cookies["ml_csrf"]
+    signed_in = sign_in(client, "ada@example.com")
+    assert any(c.startswith("ml_csrf=") and "max-age=0" in c.lower()
+               for c in signed_in.headers.get_list("set-cookie"))
+    assert "ml_csrf" not in client.cookies
+    signed_out = sign_out(client)
+    assert any(c.startswith("ml_csrf=") and "max-age=0" in c.lower()
+               for c in signed_out.headers.get_list("set-cookie"))
+    fresh = client.get("/signin").cookies["ml_csrf"]  # the next anonymous page mints a new pair
+    assert fresh != first
+
+
+def test_a_stale_session_cookie_leaves_the_anonymous_token_working(client: TestClient, settings: Settings,
+                                                                   database: Database) -> None:
+    """A revoked or expired session is no session: its browser is anonymous and its forms must still post."""
+    accounts.create_user(database, settings, "ada@example.com", PASSWORD, "lender")
+    client.cookies.set("ml_session", "a-session-that-does-not-exist")
+    token = csrf_token(client, "/signin")
+    response = client.post("/signin", data={"csrf_token": token, "email": "ada@example.com", "password": PASSWORD},
+                           follow_redirects=False)
+    assert response.status_code == 303

@@ -16,6 +16,7 @@ def _assert_security_headers(response: object) -> None:
     assert headers["content-security-policy"] == CONTENT_SECURITY_POLICY
     assert headers["x-content-type-options"] == "nosniff"
     assert headers["referrer-policy"] == "same-origin"
+    assert headers["x-frame-options"] == "DENY"  # beside frame-ancestors 'none', for older browsers
 
 
 def test_unknown_page_is_an_html_404(client: TestClient) -> None:
@@ -46,6 +47,26 @@ def test_security_headers_everywhere(client: TestClient) -> None:
         response = client.get(path)
         assert response.status_code == 200
         _assert_security_headers(response)
+
+
+def test_strict_transport_security_only_over_https(settings: Settings, database: Database) -> None:
+    with TestClient(create_app(settings, database=database)) as plain:
+        assert "strict-transport-security" not in plain.get("/").headers
+    with TestClient(create_app(settings.replace(https=True), database=database),
+                    raise_server_exceptions=False) as served:
+        for path in ("/", "/no/such/page", "/api/v1/me", "/static/site.css"):
+            assert served.get(path).headers["strict-transport-security"] == "max-age=31536000", path
+
+
+def test_the_favicon_is_a_small_svg(client: TestClient) -> None:
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("image/svg+xml")
+    assert response.content.startswith(b"<svg") and len(response.content) < 1024
+    assert "no-store" not in response.headers["cache-control"]
+    _assert_security_headers(response)
+    assert '<link rel="icon" href="/static/favicon.svg"' in client.get("/").text
+    assert client.get("/static/favicon.svg").content == response.content
 
 
 def test_static_css_is_served(client: TestClient) -> None:

@@ -222,7 +222,7 @@ def test_paging(clients: dict[str, TestClient], book: dict[str, int]) -> None:
     ("rate_max=101", "The highest rate must be between 0 and 100 %"),
     ("rate_min=-1", "The lowest rate must be between 0 and 100 %"),
     ("rate_min=12.345", "at most two decimals"),
-    ("rate_min=NaN", "The lowest rate must be between 0 and 100 %"),
+    ("rate_min=NaN", "The lowest rate must be a number of percent"),
     ("rate_min=30&rate_max=20", "The lowest rate is above the highest rate."),
     ("term_min=abc", "The fewest installments must be a whole number."),
     ("term_max=0", "The most installments must be between 1 and 10,000."),

@@ -340,7 +340,8 @@ def test_lists_portfolio_and_the_operator_report(clients: dict[str, TestClient],
     assert f'href="/loans/{open_id}"' in listing.text and f'href="/loans/{late_id}"' not in listing.text
     assert "20,000 sat" in listing.text and "18 %" in listing.text and f"grade {first_request_grade(20_000_000, 12, 'weekly')}" in listing.text
     assert clients["lea"].get("/loans?page=2").status_code == 200
-    assert clients["lea"].get("/loans?page=x").status_code == 200
+    refused = clients["lea"].get("/loans?page=x")
+    assert refused.status_code == 422 and "The page number must be a whole number from 1" in refused.text
 
     page = clients["bea"].get(f"/loans/{late_id}")
     assert page.status_code == 200

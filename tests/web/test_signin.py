@@ -53,14 +53,27 @@ def test_cookies_are_secure_when_https_is_configured(settings: Settings, databas
     with make_client(settings.replace(https=True), database) as client:
         page = client.get("/signin")
         assert "secure" in page.headers["set-cookie"].lower()
+        # Over https the cookies take the __Host- prefix: no subdomain can plant or overwrite them.
+        assert page.headers["set-cookie"].startswith("__Host-ml_csrf=")
+        assert page.headers["Strict-Transport-Security"] == "max-age=31536000"
         # httpx keeps Secure cookies off plain http://, as a browser would: send it by hand.
-        cookie = f"ml_csrf={page.cookies['ml_csrf']}"
+        cookie = f"__Host-ml_csrf={page.cookies['__Host-ml_csrf']}"
         token = csrf_token_in(page.text)
+        unprefixed = client.post("/signin", data={"csrf_token": token, "email": "ada@example.com",
+                                                  "password": PASSWORD},
+                                 headers={"Cookie": cookie.removeprefix("__Host-")}, follow_redirects=False)
+        assert unprefixed.status_code == 403  # a cookie without the prefix counts for nothing over https
         response = client.post("/signin", data={"csrf_token": token, "email": "ada@example.com",
                                                 "password": PASSWORD},
                                headers={"Cookie": cookie}, follow_redirects=False)
         assert response.status_code == 303
-        assert "secure" in response.headers["set-cookie"].lower()
+        cookies = response.headers.get_list("set-cookie")
+        session = next(c for c in cookies if c.startswith("__Host-ml_session="))
+        assert "secure" in session.lower() and "path=/" in session.lower() and "domain" not in session.lower()
+        dropped = next(c for c in cookies if c.startswith("__Host-ml_csrf="))
+        assert "max-age=0" in dropped.lower()  # the anonymous token pair ends at sign-in
+        signed_in = client.get("/dashboard", headers={"Cookie": session.split(";")[0]}, follow_redirects=False)
+        assert signed_in.status_code == 200
 
 
 def test_cookies_are_secure_on_an_https_request(settings: Settings, database: Database) -> None:

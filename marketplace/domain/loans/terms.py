@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
+from marketplace.domain import numbers
 from marketplace.domain.errors import InvalidInput
 from marketplace.domain.loans.schedules import Frequency, Method, Prepayment
 from marketplace.domain.money import parse_sat
@@ -26,17 +27,10 @@ class LoanTerms:
 
 def parse_rate_bps(text: str) -> int:
     """'18' or '18.5' (percent a year) -> basis points; at most two decimals."""
-    cleaned = text.strip().rstrip("%").strip()
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation:
-        raise InvalidInput("Enter the yearly interest rate as a number, like 18 or 18.5.") from None
-    if not value.is_finite() or value < 0:
-        raise InvalidInput("The interest rate must be zero or more.")
-    bps = value * 100
-    if bps != bps.to_integral_value() or bps > 1_000_000:
-        raise InvalidInput("Give the interest rate with at most two decimals, like 18.25.")
-    return int(bps)
+    value = numbers.decimal(text.strip().rstrip("%"), label="interest rate", places=2, maximum=Decimal(10_000),
+                            not_number="Enter the yearly interest rate as a number, like 18 or 18.5.",
+                            out_of_range="The interest rate must be from 0 to 10,000 %.")
+    return numbers.scaled(value, 2, label="interest rate")
 
 
 def parse_terms(form: Mapping[str, str]) -> LoanTerms:
@@ -44,9 +38,9 @@ def parse_terms(form: Mapping[str, str]) -> LoanTerms:
         amount_msat = parse_sat(form.get("amount_sat", ""))
     except ValueError as exc:
         raise InvalidInput(str(exc)) from exc
-    count_text = form.get("count", "").strip()
-    if not count_text.isdigit() or len(count_text) > 4:
-        raise InvalidInput("Enter the number of installments as a whole number.")
+    count = numbers.whole(form.get("count", ""), label="number of installments", maximum=9999,
+                          not_number="Enter the number of installments as a whole number.",
+                          too_small="Choose at least 1 installment.", too_big="Choose at most 9,999 installments.")
     try:
         frequency = Frequency(form.get("frequency", ""))
     except ValueError:
@@ -59,8 +53,7 @@ def parse_terms(form: Mapping[str, str]) -> LoanTerms:
         prepayment = Prepayment(form.get("prepayment", "") or Prepayment.REDUCE_TERM.value)
     except ValueError:
         raise InvalidInput("Choose what paying early does: shorten the loan or lower the installments.") from None
-    return LoanTerms(amount_msat, parse_rate_bps(form.get("rate", "")), int(count_text), frequency, method,
-                     prepayment)
+    return LoanTerms(amount_msat, parse_rate_bps(form.get("rate", "")), count, frequency, method, prepayment)
 
 
 def parse_story(purpose: str, story: str) -> tuple[str, str]:

@@ -30,10 +30,12 @@ from marketplace.db.outgoing import OutgoingRow
 from marketplace.db.tables import accounts, journal_entries, journal_lines
 from marketplace.domain.autoinvest import Rules
 from marketplace.domain.errors import BodyTooLarge, InvalidInput, NotFound, Refusal
+from marketplace.domain import numbers
+from marketplace.domain.numbers import TEXT_LENGTH_MAX, json_whole
 from marketplace.domain.journal import AccountKind, natural_delta
 from marketplace.domain.loans.limits import check_request
-from marketplace.domain.loans.schedules import Frequency, Method, Prepayment
-from marketplace.domain.loans.terms import LoanTerms, parse_rate_bps
+from marketplace.domain.loans.schedules import MAX_INSTALLMENTS, Frequency, Method, Prepayment
+from marketplace.domain.loans.terms import LoanTerms
 from marketplace.domain.money import MSAT_PER_SAT
 from marketplace.domain.users import Role
 from marketplace.services import analytics, autoinvest, deposits, loan_views, withdrawals
@@ -43,6 +45,8 @@ from marketplace.services.lightning_calls import reading
 from marketplace.web import openapi
 from marketplace.web.api_auth import api_user
 from marketplace.web.lightning import lightning_of
+from marketplace.web.params import declared_length, path_id, query_whole
+from marketplace.web.security import client_address
 from marketplace.web.state import database_of, settings_of
 from marketplace.web.views import api as api_v0
 from marketplace.web.views import autoinvest as autoinvest_views
@@ -52,6 +56,9 @@ ANYONE = (Role.LENDER, Role.BORROWER, Role.OPERATOR)
 _ACCOUNT_NAMES = {AccountKind.USER_AVAILABLE: "available", AccountKind.USER_RESERVED: "reserved",
                   AccountKind.USER_PENDING_OUT: "pending"}
 _MESSAGE_MAX = 300
+_TYPE_WORDS = {"integer": "a whole number (a JSON integer such as 50000, not 1.0, 1e3 or \"1\")",
+               "number": "a number", "string": "a string", "object": "a JSON object", "boolean": "true or false",
+               "array": "a list", "null": "null"}
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -79,8 +86,8 @@ _VALIDATORS = {name: Draft202012Validator(schema) for name, schema in (
 
 
 async def _raw_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > BODY_SIZE_MAX:
+    declared = declared_length(request.headers)
+    if declared is not None and declared > BODY_SIZE_MAX:
         raise BodyTooLarge(f"The body is too large (at most {BODY_SIZE_MAX // 1024} KiB).")
     chunks: list[bytes] = []
     size = 0
@@ -99,12 +106,23 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+def _json_int(text: str) -> int:
+    # Python refuses to read more than 4,300 digits at all; no number here needs more than a few.
+    if len(text) > TEXT_LENGTH_MAX:
+        raise BadJson(f"A number in the body is too long (at most {TEXT_LENGTH_MAX} digits).")
+    return int(text)
+
+
 def _describe(error: Any) -> str:
     where = ".".join(str(part) for part in error.absolute_path)
     if error.validator == "oneOf" and not where:
         return "Give exactly one of rate_percent or rate_bps."
     if error.validator == "not" and not where:
         return "Give amount_sat or amount_msat, not both."
+    if error.validator == "type" and isinstance(error.validator_value, str):
+        # Not the value's Python repr (Decimal('1.5')): what was expected, in words.
+        expected = _TYPE_WORDS.get(error.validator_value, error.validator_value)
+        return f"{where}: must be {expected}." if where else f"The body must be {expected}."
     text = str(error.message)
     if len(text) > _MESSAGE_MAX:
         text = text[:_MESSAGE_MAX] + "…"
@@ -119,7 +137,8 @@ async def read_body(request: Request, schema_name: str, *, optional: bool = Fals
             return {}
         raise BadJson("Send a JSON object as the request body.")
     try:
-        body = json.loads(raw, parse_constant=_no_constants)
+        # Fractions and exponents stay exact (Decimal): 1.0 and 1e3 are then no JSON integers, as on the forms.
+        body = json.loads(raw, parse_constant=_no_constants, parse_int=_json_int, parse_float=Decimal)
     except (ValueError, RecursionError):
         raise BadJson("The request body is not valid JSON.") from None
     validator = _VALIDATORS[schema_name]
@@ -135,31 +154,26 @@ async def read_body(request: Request, schema_name: str, *, optional: bool = Fals
 
 
 def _query_int(request: Request, name: str, minimum: int, maximum: int, default: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    text = raw.strip()
-    if not text.isdigit() or len(text) > 12 or not minimum <= int(text) <= maximum:
-        raise InvalidParameter(f"{name} must be a whole number from {minimum} to {maximum}.")
-    return int(text)
+    return query_whole(request, name, default=default, minimum=minimum, maximum=maximum,
+                       sentence=f"{name} must be a whole number from {minimum} to {maximum}.",
+                       refusal=InvalidParameter, blank_is_default=False)
 
 
 def _id_param(request: Request, name: str, what: str) -> int:
-    raw = str(request.path_params.get(name, ""))
-    if not raw.isdigit() or len(raw) > 18 or int(raw) == 0:
-        raise NotFound(f"There is no such {what}.")
-    return int(raw)
+    return path_id(request, name, what)
 
 
 def _sat(body: Mapping[str, Any], name: str = "amount_sat") -> int | None:
     value = body.get(name)
-    return None if value is None else int(value) * MSAT_PER_SAT
+    return None if value is None else json_whole(value, label=name, minimum=1, maximum=openapi.SAT_MAX) * MSAT_PER_SAT
 
 
 def _amount(body: Mapping[str, Any]) -> int | None:
     """amount_msat, or amount_sat in msat, or None (the schema refuses both at once)."""
     value = body.get("amount_msat")
-    return int(value) if value is not None else _sat(body)
+    if value is None:
+        return _sat(body)
+    return json_whole(value, label="amount_msat", minimum=1, maximum=openapi.SAT_MAX * MSAT_PER_SAT)
 
 
 # --- writing answers ----------------------------------------------------------------------------------------
@@ -317,12 +331,13 @@ async def get_loan(request: Request) -> Response:
 
 def _terms(body: Mapping[str, Any]) -> LoanTerms:
     if "rate_bps" in body:
-        rate_bps = int(body["rate_bps"])
+        rate_bps = json_whole(body["rate_bps"], label="rate_bps", maximum=openapi.RATE_BPS_MAX)
     else:
-        rate_bps = parse_rate_bps(str(Decimal(repr(body["rate_percent"]))))
+        rate_bps = numbers.scaled(Decimal(body["rate_percent"]), 2, label="rate_percent")
     amount = _sat(body)
     assert amount is not None
-    return LoanTerms(amount, rate_bps, int(body["count"]), Frequency(body["frequency"]),
+    count = json_whole(body["count"], label="count", minimum=1, maximum=MAX_INSTALLMENTS)
+    return LoanTerms(amount, rate_bps, count, Frequency(body["frequency"]),
                      Method(body.get("method", Method.ANNUITY.value)),
                      Prepayment(body.get("prepayment", Prepayment.REDUCE_TERM.value)))
 
@@ -434,7 +449,7 @@ async def create_deposit(request: Request) -> Response:
     assert amount is not None
     runtime = lightning_of(request)
     row = await deposits.create_deposit_invoice(database_of(request), runtime.port, settings_of(request), user.id,
-                                                amount)
+                                                amount, address=client_address(request))
     return _json(invoice_json(row), 201)
 
 
@@ -452,7 +467,7 @@ async def create_repayment(request: Request) -> Response:
     body = await read_body(request, "RepaymentRequest", optional=True)
     runtime = lightning_of(request)
     row = await loan_service.repayment_invoice(database_of(request), runtime.port, settings_of(request), user.id,
-                                               loan_id, _amount(body))
+                                               loan_id, _amount(body), address=client_address(request))
     return _json(invoice_json(row), 201)
 
 

@@ -9,10 +9,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from marketplace.domain.emails import EMAIL_LENGTH_MAX
-from marketplace.domain.errors import Refusal, SignInThrottled
+from marketplace.domain.errors import Refusal
 from marketplace.domain.passwords import PASSWORD_LENGTH_MAX
 from marketplace.domain.users import DISPLAY_NAME_LENGTH_MAX, SIGNUP_ROLES, parse_signup_role
 from marketplace.services import accounts, auth
+from marketplace.services.password_pool import password_pool
+from marketplace.web.csrf import clear_anon_cookie
+from marketplace.web.errors import retry_after_headers
 from marketplace.web.forms import parse_form, safe_next, text_field
 from marketplace.web.rendering import render
 from marketplace.web.security import client_address
@@ -36,8 +39,9 @@ async def signup(request: Request) -> Response:
         password = text_field(form, "password", length_max=PASSWORD_LENGTH_MAX, label="password")
         name = text_field(form, "display_name", length_max=_NAME_FIELD_MAX, label="display name")
         role = parse_signup_role(text_field(form, "role", length_max=16, label="role"))
-        signed_in = await run_in_threadpool(
-            accounts.sign_up, database_of(request), settings_of(request), email, password, role, name,
+        settings = settings_of(request)
+        signed_in = await password_pool(settings).run(
+            accounts.sign_up, database_of(request), settings, email, password, role, name,
             client_address(request), session_token(request),
         )
     except Refusal as refusal:
@@ -54,8 +58,9 @@ async def signin(request: Request) -> Response:
     try:
         email = text_field(form, "email", length_max=_EMAIL_FIELD_MAX, label="email")
         password = text_field(form, "password", length_max=PASSWORD_LENGTH_MAX, label="password")
-        signed_in = await run_in_threadpool(
-            auth.sign_in, database_of(request), settings_of(request), email, password,
+        settings = settings_of(request)
+        signed_in = await password_pool(settings).run(
+            auth.sign_in, database_of(request), settings, email, password,
             client_address(request), session_token(request),
         )
     except Refusal as refusal:
@@ -69,12 +74,14 @@ async def signout(request: Request) -> Response:
         await run_in_threadpool(auth.sign_out, database_of(request), token)
     response = RedirectResponse("/", status_code=303)
     clear_session_cookie(response, request)
+    clear_anon_cookie(response, request)
     return response
 
 
 def _signed_in(request: Request, token: str, target: str) -> Response:
     response = RedirectResponse(target, status_code=303)
     set_session_cookie(response, request, token)
+    clear_anon_cookie(response, request)
     return response
 
 
@@ -84,17 +91,15 @@ async def _signup_form(request: Request, values: dict[str, str], refusal: Refusa
         "role": values.get("role", "lender"), "roles": [r.value for r in SIGNUP_ROLES],
         "error": refusal.message if refusal else None,
     }
-    return await render(request, "signup.html", context, status=refusal.status if refusal else 200)
+    return await render(request, "signup.html", context, status=refusal.status if refusal else 200,
+                        headers=retry_after_headers(refusal))
 
 
 async def _signin_form(request: Request, values: dict[str, str], refusal: Refusal | None = None) -> Response:
-    headers = {}
-    if isinstance(refusal, SignInThrottled):
-        headers["Retry-After"] = str(refusal.retry_after_s)
     context = {"email": values.get("email", ""), "next": values.get("next", ""),
                "error": refusal.message if refusal else None}
     return await render(request, "signin.html", context, status=refusal.status if refusal else 200,
-                        headers=headers)
+                        headers=retry_after_headers(refusal))
 
 
 def _echo(form: FormData) -> dict[str, str]:

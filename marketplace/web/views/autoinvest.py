@@ -1,7 +1,7 @@
 """The lender's auto-invest rules: a page (/autoinvest) and the API (/api/v1/autoinvest), one service behind both."""
 from __future__ import annotations
 
-import re
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from marketplace.db import ledger
 from marketplace.db.tables import autoinvest_orders, loans
+from marketplace.domain import numbers
 from marketplace.domain.autoinvest import GRADES, Rules, rules_from
 from marketplace.domain.errors import InvalidInput, Refusal
 from marketplace.domain.journal import AccountKind
@@ -27,32 +28,46 @@ from marketplace.web.sessions import require_role
 from marketplace.web.state import database_of, settings_of
 from marketplace.web.views.loans import bps_percent
 
-_WHOLE = re.compile(r"^[0-9]{1,15}$")
-_PERCENT = re.compile(r"^[0-9]{1,6}(?:\.[0-9]{1,2})?$")
+# The page's fields and the API's JSON values, read by the one set of number rules (marketplace.domain.numbers).
+_WHOLE_MAX = 10**15 - 1
+_PERCENT_MAX = Decimal("999999.99")
+
+
+def _text(raw: object) -> str | None:
+    """The value as typed; None for what is no number at all (true/false, lists, objects)."""
+    if isinstance(raw, bool) or isinstance(raw, (list, dict)):
+        return None
+    return str(raw if raw is not None else "")
 
 
 def parse_sat_field(raw: object, label: str) -> int:
     """Whole sat (ASCII digits, thousands separators allowed) -> msat; a sentence otherwise."""
-    text = str(raw if raw is not None else "").strip().replace(",", "").replace("_", "")
-    if isinstance(raw, bool) or not _WHOLE.match(text):
-        raise InvalidInput(f"Give the {label} as a whole number of sat, like 50000.")
-    return int(text) * MSAT_PER_SAT
+    said = f"Give the {label} as a whole number of sat, like 50000."
+    text = _text(raw)
+    if text is None:
+        raise InvalidInput(said)
+    return numbers.whole(text, label=label, maximum=_WHOLE_MAX, grouping=True, not_number=said, too_small=said,
+                         too_big=said) * MSAT_PER_SAT
 
 
 def parse_percent_field(raw: object, label: str) -> int:
     """'2.5' (percent, at most two decimals) -> basis points."""
-    text = str(raw if raw is not None else "").strip().rstrip("%").strip()
-    if isinstance(raw, bool) or not _PERCENT.match(text):
-        raise InvalidInput(f"Give the {label} as a percentage with at most two decimals, like 2.5.")
-    whole, _, fraction = text.partition(".")
-    return int(whole) * 100 + int(fraction.ljust(2, "0") or "0")
+    said = f"Give the {label} as a percentage with at most two decimals, like 2.5."
+    text = _text(raw)
+    if text is None or "," in text:
+        raise InvalidInput(said)
+    value = numbers.decimal(text.strip().rstrip("%"), label=label, places=2, maximum=_PERCENT_MAX,
+                            not_number=said, out_of_range=said)
+    return numbers.scaled(value, 2, label=label)
 
 
 def parse_whole_field(raw: object, label: str) -> int:
-    text = str(raw if raw is not None else "").strip().replace(",", "")
-    if isinstance(raw, bool) or not _WHOLE.match(text):
-        raise InvalidInput(f"Give the {label} as a whole number.")
-    return int(text)
+    said = f"Give the {label} as a whole number."
+    text = _text(raw)
+    if text is None:
+        raise InvalidInput(said)
+    return numbers.whole(text, label=label, maximum=_WHOLE_MAX, grouping=True, not_number=said, too_small=said,
+                         too_big=said)
 
 
 def rules_from_fields(fields: dict[str, Any]) -> Rules:

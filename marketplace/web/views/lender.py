@@ -26,6 +26,7 @@ from marketplace.services import analytics, loan_views, statements
 from marketplace.services import marketplace_list as market
 from marketplace.services.lightning_calls import reading
 from marketplace.web.i18n import install_i18n
+from marketplace.web.params import query_whole
 from marketplace.web.rendering import render
 from marketplace.web.sessions import require_role
 from marketplace.web.state import database_of, settings_of, templates_of
@@ -63,7 +64,9 @@ async def market_page(request: Request) -> Response:
         "is_lender": user.role is Role.LENDER, "request_key": secrets.token_urlsafe(18),
     }
     try:
-        spec = market.parse_market(request.query_params.multi_items())
+        # Only the names the list knows, each read by name (the rest of the query string is ignored).
+        spec = market.parse_market((name, value) for name in market.KNOWN
+                                   for value in request.query_params.getlist(name))
     except InvalidInput as refusal:
         chosen = [g.upper() for g in request.query_params.getlist("grade")]
         echo = {name: request.query_params.get(name, "")[:market.VALUE_LENGTH_MAX] for name in market.KNOWN}
@@ -115,10 +118,7 @@ def by_state(portfolio: loan_views.Portfolio) -> tuple[StateTotal, ...]:
     return tuple(StateTotal(state, counts[state], sums[state]) for state in counts)
 
 
-def parse_notes_page(raw: str | None) -> int:
-    """The portfolio's notes page: a whole number from 1 (ASCII digits), else the first page."""
-    text = (raw or "1").strip()
-    return int(text) if text.isascii() and text.isdigit() and len(text) <= 6 and int(text) >= 1 else 1
+NOTES_PAGE_MAX = 999_999
 
 
 def analytics_charts(found: analytics.LenderAnalytics) -> dict[str, Markup]:
@@ -150,7 +150,8 @@ async def portfolio_page(request: Request) -> Response:
     _ensure_i18n(request)
     today = datetime.now(timezone.utc).date()
 
-    page = parse_notes_page(request.query_params.get("page"))
+    page = query_whole(request, "page", default=1, minimum=1, maximum=NOTES_PAGE_MAX,
+                       sentence=f"The page number must be a whole number from 1 to {NOTES_PAGE_MAX:,}.")
 
     def read(conn: Connection) -> tuple[loan_views.Portfolio, analytics.LenderAnalytics]:
         return loan_views.lender_portfolio(conn, user.id, page), analytics.lender_analytics(conn, user.id, today)

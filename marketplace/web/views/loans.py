@@ -32,14 +32,18 @@ from marketplace.services import loans as loan_service
 from marketplace.services.lightning_calls import reading
 from marketplace.settings import Settings
 from marketplace.web import charts
+from marketplace.web.errors import retry_after_headers
 from marketplace.web.forms import optional_sat_msat_amount, parse_form, sat_amount, text_field
 from marketplace.web.lightning import lightning_of
+from marketplace.web.params import path_id, query_whole
 from marketplace.web.qr import invoice_qr_svg
 from marketplace.web.rendering import render
+from marketplace.web.security import client_address
 from marketplace.web.sessions import require_role
 from marketplace.web.state import database_of, settings_of
 
 BOLT11_FIELD_MAX = 4096
+OPEN_PAGE_MAX = 999_999
 TERM_FIELDS = ("amount_sat", "rate", "count", "frequency", "method", "prepayment")
 REQUEST_FIELDS = (*TERM_FIELDS, "purpose", "story")
 _REQUEST_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -53,10 +57,7 @@ PREPAYMENT_WORDS = {
 
 
 def _id_param(request: Request, name: str, what: str) -> int:
-    raw = str(request.path_params.get(name, ""))
-    if not raw.isdigit() or len(raw) > 18:
-        raise NotFound(f"There is no such {what}.")
-    return int(raw)
+    return path_id(request, name, what)
 
 
 def allocation_steps(text: str) -> list[str]:
@@ -205,7 +206,8 @@ async def _loan_page(request: Request, user_id: int, loan_id: int, *, refusal: R
         "request_key": secrets.token_urlsafe(18), "demo_hint": runtime.demo_wallet is not None,
         "balances": await _balances(request, user_id),
     }
-    return await render(request, "loans/loan.html", context, status=refusal.status if refusal else 200)
+    return await render(request, "loans/loan.html", context, status=refusal.status if refusal else 200,
+                        headers=retry_after_headers(refusal))
 
 
 async def _balances(request: Request, user_id: int) -> accounts.Balances:
@@ -278,7 +280,7 @@ async def repay(request: Request) -> Response:
         amount_msat = optional_sat_msat_amount(raw)
         runtime = lightning_of(request)
         row = await loan_service.repayment_invoice(database_of(request), runtime.port, settings_of(request),
-                                                   user.id, loan_id, amount_msat)
+                                                   user.id, loan_id, amount_msat, address=client_address(request))
     except Refusal as refusal:
         return await _loan_page(request, user.id, loan_id, refusal=refusal, echo={"repay_amount_sat": raw})
     return RedirectResponse(f"/loans/{loan_id}/pay/{row.id}", status_code=303)
@@ -324,8 +326,8 @@ async def pay_status(request: Request) -> Response:
 
 async def open_requests(request: Request) -> Response:
     await require_role(request, *ANYONE)
-    raw = request.query_params.get("page", "1")
-    page = int(raw) if raw.isdigit() and len(raw) <= 6 else 1
+    page = query_whole(request, "page", default=1, minimum=1, maximum=OPEN_PAGE_MAX,
+                       sentence=f"The page number must be a whole number from 1 to {OPEN_PAGE_MAX:,}.")
     found = await reading(database_of(request), lambda c: loan_views.open_requests(c, page))
     return await render(request, "loans/list.html", {**_common(settings_of(request)), "found": found})
 

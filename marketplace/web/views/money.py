@@ -11,10 +11,13 @@ from marketplace.domain.errors import InvalidInput, NotFound, Refusal
 from marketplace.domain.users import Role
 from marketplace.services import accounts, deposits, withdrawals
 from marketplace.services.lightning_calls import reading
+from marketplace.web.errors import retry_after_headers
 from marketplace.web.forms import optional_sat_amount, parse_form, sat_amount, text_field
 from marketplace.web.lightning import lightning_of
+from marketplace.web.params import path_id
 from marketplace.web.qr import invoice_qr_svg
 from marketplace.web.rendering import render
+from marketplace.web.security import client_address
 from marketplace.web.sessions import require_role
 from marketplace.web.state import database_of, settings_of
 
@@ -22,10 +25,7 @@ BOLT11_FIELD_MAX = 4096
 
 
 def _invoice_id(request: Request) -> int:
-    raw = request.path_params.get("invoice_id", "")
-    if not str(raw).isdigit() or len(str(raw)) > 18:
-        raise NotFound("There is no such invoice.")
-    return int(raw)
+    return path_id(request, "invoice_id", "invoice")
 
 
 async def deposit_page(request: Request) -> Response:
@@ -37,7 +37,8 @@ async def _deposit_form(request: Request, echo: dict[str, str], refusal: Refusal
     settings = settings_of(request)
     context = {"echo": echo, "error": refusal.message if refusal else None,
                "min_sat": settings.deposit_min_sat, "max_sat": settings.deposit_max_sat}
-    return await render(request, "deposit.html", context, status=refusal.status if refusal else 200)
+    return await render(request, "deposit.html", context, status=refusal.status if refusal else 200,
+                        headers=retry_after_headers(refusal))
 
 
 async def create_deposit(request: Request) -> Response:
@@ -49,7 +50,7 @@ async def create_deposit(request: Request) -> Response:
         amount_msat = sat_amount(raw)
         runtime = lightning_of(request)
         row = await deposits.create_deposit_invoice(database_of(request), runtime.port, settings_of(request),
-                                                    user.id, amount_msat)
+                                                    user.id, amount_msat, address=client_address(request))
     except Refusal as refusal:
         return await _deposit_form(request, {"amount_sat": raw}, refusal)
     return RedirectResponse(f"/deposit/{row.id}", status_code=303)

@@ -15,6 +15,7 @@ from marketplace.domain.errors import NotFound
 from marketplace.domain.users import Role
 from marketplace.services.lightning_calls import in_transaction
 from marketplace.web.forms import parse_form
+from marketplace.web.params import path_id
 from marketplace.web.rendering import render
 from marketplace.web.sessions import require_role
 from marketplace.web.state import database_of
@@ -62,10 +63,7 @@ def _mark_read(conn: Connection, notice_id: int, user_id: int) -> bool:
 async def mark_read(request: Request) -> Response:
     user = await require_role(request, Role.LENDER, Role.BORROWER, Role.OPERATOR)
     await parse_form(request)
-    raw = str(request.path_params.get("notice_id", ""))
-    if not raw.isdigit() or len(raw) > 18:
-        raise NotFound("There is no such notice.")
-    notice_id = int(raw)
+    notice_id = path_id(request, "notice_id", "notice")
     if not await in_transaction(database_of(request), lambda c: _mark_read(c, notice_id, user.id)):
         raise NotFound("There is no such notice.")  # someone else's is simply not found
     if request.headers.get("hx-request"):

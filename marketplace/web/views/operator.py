@@ -27,11 +27,13 @@ from marketplace.services.loans import utc_today
 from marketplace.services.node_status import node_status
 from marketplace.web.forms import parse_form, text_field
 from marketplace.web.lightning import lightning_of
+from marketplace.web.params import query_whole
 from marketplace.web.rendering import render
 from marketplace.web.sessions import require_role
 from marketplace.web.state import database_of
 
 OUTBOX_PAGE_SIZE = 50
+OUTBOX_PAGE_MAX = 100_000
 PROBLEMS_SHOWN = 50
 _DONE = {
     "connected": "Connected to the peer.",
@@ -142,8 +144,8 @@ def outbox_page(conn: Connection, page: int, size: int = OUTBOX_PAGE_SIZE) -> tu
 
 async def outbox_list(request: Request) -> Response:
     await require_role(request, Role.OPERATOR)
-    raw = request.query_params.get("page", "1")
-    page = int(raw) if raw.isdigit() and 0 < len(raw) <= 6 and int(raw) > 0 else 1
+    page = query_whole(request, "page", default=1, minimum=1, maximum=OUTBOX_PAGE_MAX,
+                       sentence=f"The page number must be a whole number from 1 to {OUTBOX_PAGE_MAX:,}.")
     database: Database = database_of(request)
     rows, total = await reading(database, lambda c: outbox_page(c, page))
     pages = max(1, -(-total // OUTBOX_PAGE_SIZE))

@@ -10,11 +10,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from marketplace.domain.errors import NotFound, Refusal
+from marketplace.domain.errors import Refusal
 from marketplace.domain.users import Role
 from marketplace.services import api_tokens
 from marketplace.services.api_tokens import CreatedToken
 from marketplace.web.forms import parse_form, text_field
+from marketplace.web.params import path_id
 from marketplace.web.rendering import render
 from marketplace.web.sessions import require_role
 from marketplace.web.state import database_of
@@ -50,10 +51,8 @@ async def create_token(request: Request) -> Response:
 
 async def revoke_token(request: Request) -> Response:
     user = await require_role(request, *ANYONE)
-    raw = str(request.path_params.get("token_id", ""))
-    if not raw.isdigit() or len(raw) > 18:
-        raise NotFound("There is no such token.")
-    await run_in_threadpool(api_tokens.revoke_token, database_of(request), user.id, int(raw))
+    token_id = path_id(request, "token_id", "token")
+    await run_in_threadpool(api_tokens.revoke_token, database_of(request), user.id, token_id)
     return RedirectResponse("/settings?done=revoked", status_code=303)
 
 

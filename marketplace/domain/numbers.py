@@ -1,0 +1,119 @@
+"""Every number a person or a program sends in, read by one set of rules.
+
+Pages (path, query string, forms) and the JSON API all come through here, so
+"50000" means the same everywhere and anything else is refused with a
+sentence, never a crash:
+
+- ASCII digits only. `str.isdigit()` is true for '²' (which `int()` then
+  refuses) and `int()` reads '١٠٠٠' and '１２' as numbers: a number typed in
+  another script is refused, not silently read.
+- Whole numbers may group their digits with ',' or '_' ('50,000') when the
+  caller allows it (amounts a person types); nothing else is dropped.
+- A minus sign, a fraction, an exponent, NaN or infinity are not whole
+  numbers. A negative whole number is reported as out of range.
+- Decimals (rates in percent) are digits with one '.' or ',' as the decimal
+  mark and at most `places` digits after it; no sign, no exponent.
+- Text longer than `TEXT_LENGTH_MAX` is refused before any conversion, so
+  10 KB of digits costs nothing (and never reaches `int()`'s own limit).
+"""
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from marketplace.domain.errors import InvalidInput
+
+TEXT_LENGTH_MAX = 40
+_WHOLE = re.compile(r"[0-9]+", re.ASCII)
+_GROUPED = re.compile(r"[0-9]+(?:[,_][0-9]+)*", re.ASCII)
+_DECIMAL = re.compile(r"(?=[.,]?[0-9])([0-9]*)(?:[.,]([0-9]*))?", re.ASCII)
+
+
+_COUNT_WORDS = {1: "one", 2: "two", 3: "three"}
+
+
+class NumberRefused(InvalidInput):
+    """A number that is not one, or out of range (422, code invalid_input as every other bad field)."""
+
+
+def _range_sentence(label: str, minimum: int, maximum: int | None) -> str:
+    if maximum is None:
+        return f"The {label} must be at least {minimum:,}."
+    return f"The {label} must be between {minimum:,} and {maximum:,}."
+
+
+def whole(
+    text: str, *, label: str, minimum: int = 0, maximum: int | None = None, grouping: bool = False,
+    not_number: str | None = None, too_small: str | None = None, too_big: str | None = None,
+) -> int:
+    """A whole number from text, within [minimum, maximum]; NumberRefused with a sentence otherwise.
+
+    The sentences default to "The {label} must be a whole number." and "The
+    {label} must be between {minimum} and {maximum}."; `not_number`,
+    `too_small` and `too_big` replace them.
+    """
+    cleaned = text.strip()
+    wrong_kind = not_number or f"The {label} must be a whole number."
+    below = too_small or _range_sentence(label, minimum, maximum)
+    above = too_big or _range_sentence(label, minimum, maximum)
+    if len(cleaned) > TEXT_LENGTH_MAX:
+        # All digits: a number, just far too big; anything else that long is not a number at all.
+        raise NumberRefused(above if _WHOLE.fullmatch(cleaned) else wrong_kind)
+    pattern = _GROUPED if grouping else _WHOLE
+    if cleaned.startswith("-") and pattern.fullmatch(cleaned[1:]):
+        raise NumberRefused(below)  # a number, below every minimum here (none allows negatives)
+    if not pattern.fullmatch(cleaned):
+        raise NumberRefused(wrong_kind)
+    value = int(cleaned.replace(",", "").replace("_", ""))
+    if value < minimum:
+        raise NumberRefused(below)
+    if maximum is not None and value > maximum:
+        raise NumberRefused(above)
+    return value
+
+
+def decimal(
+    text: str, *, label: str, places: int, maximum: Decimal,
+    not_number: str | None = None, out_of_range: str | None = None,
+) -> Decimal:
+    """A decimal from 0 to `maximum` ('18', '18.5', '18,5', '.5'); NumberRefused otherwise.
+
+    At most `places` digits after the decimal mark (trailing zeros aside).
+    """
+    cleaned = text.strip()
+    wrong_kind = not_number or f"The {label} must be a number, like 12 or 12.5."
+    outside = out_of_range or f"The {label} must be between 0 and {maximum}."
+    if len(cleaned) > TEXT_LENGTH_MAX:
+        raise NumberRefused(wrong_kind)
+    if cleaned.startswith("-") and _DECIMAL.fullmatch(cleaned[1:]) and cleaned[1:].strip("0.,"):
+        raise NumberRefused(outside)
+    found = _DECIMAL.fullmatch(cleaned)
+    if found is None:
+        raise NumberRefused(wrong_kind)
+    whole_part, fraction = found.group(1) or "0", found.group(2) or ""
+    value = Decimal(f"{whole_part}.{fraction or '0'}")
+    if value > maximum:
+        raise NumberRefused(outside)
+    if len(fraction.rstrip("0")) > places:
+        raise NumberRefused(f"Give the {label} with at most {_COUNT_WORDS.get(places, places)} decimals.")
+    return value
+
+
+def scaled(value: Decimal, places: int, *, label: str) -> int:
+    """A decimal already in range as a whole number of 1/10**places units (18.5 % -> 1850 bps)."""
+    if not value.is_finite():
+        raise NumberRefused(f"The {label} must be a number.")
+    units = value.scaleb(places)
+    if units != units.to_integral_value():
+        raise NumberRefused(f"Give the {label} with at most {_COUNT_WORDS.get(places, places)} decimals.")
+    return int(units)
+
+
+def json_whole(value: object, *, label: str, minimum: int = 0, maximum: int | None = None) -> int:
+    """A whole number from parsed JSON: an integer literal only (not 1.0, 1e3, "1", true)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise NumberRefused(f"{label} must be a whole number (a JSON integer such as 50000).")
+    if value < minimum or (maximum is not None and value > maximum):
+        raise NumberRefused(f"{label} must be from {minimum:,} to {maximum:,}." if maximum is not None
+                            else f"{label} must be at least {minimum:,}.")
+    return value
