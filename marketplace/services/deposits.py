@@ -19,12 +19,13 @@ from marketplace.settings import Settings
 
 async def issue_invoice(
     database: Database, port: LightningPort, settings: Settings, purpose: str, user_id: int,
-    amount_msat: int, description: str, loan_id: int | None = None,
+    amount_msat: int, description: str, loan_id: int | None = None, *, deschashonly: bool = False,
 ) -> InvoiceRow:
     """Write the invoice down, ask the node for it, store the node's answer.
 
     If the node's answer is lost, the label is looked up rather than a second
     invoice made; a node that is down leaves a 'failed' row and no money moved.
+    `deschashonly`: the BOLT11 carries SHA-256 of `description` instead of it (LNURL-pay's metadata).
     """
     def record(conn: Connection) -> InvoiceRow:
         # Same transaction as the insert: two requests at once cannot both slip past the limit.
@@ -34,7 +35,8 @@ async def issue_invoice(
 
     row = await in_transaction(database, record)
     try:
-        created = await port.create_invoice(amount_msat, row.label, description, settings.invoice_expiry_s)
+        created = await port.create_invoice(amount_msat, row.label, description, settings.invoice_expiry_s,
+                                            deschashonly=deschashonly)
     except DuplicateLabel:
         found = await port.lookup_invoice(row.label)
         if found is None or found.bolt11 is None:

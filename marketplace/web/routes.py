@@ -7,8 +7,10 @@ from starlette.staticfiles import StaticFiles
 from marketplace.web.state import STATIC_DIR
 from marketplace.web.views import api, auth, money, pages
 from marketplace.web.views.autoinvest import autoinvest_routes
+from marketplace.web.views.card import card_routes
 from marketplace.web.views.lender import lender_routes
 from marketplace.web.views.api_v1 import api_routes
+from marketplace.web.views.lnurl import lnurl_routes
 from marketplace.web.views.loans import loan_routes
 from marketplace.web.views.settings import settings_routes
 from marketplace.web.views.notices import notice_routes
@@ -37,6 +39,7 @@ def build_routes() -> list[BaseRoute]:
         *lender_routes(),  # before loan_routes: /loans/market must win over /loans/{loan_id}
         *operator_routes(),  # /operator and its forms, /operator/outbox
         *notice_routes(),
+        *lnurl_routes(), *card_routes(),  # /.well-known/lnurlp/{name}, /lnurlp/{name}/callback, /loans/{id}/card
         *loan_routes(),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
