@@ -1,6 +1,7 @@
 """An active loan made through the real services and paid out through the dev node, for the reach tests."""
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -57,3 +58,13 @@ def active_loan(database: Database, settings: Settings, devnode: DevNode, tag: s
                      target.bolt11)
     assert paid.status == "succeeded", paid.error
     return ActiveLoan(loan_id, borrower, email, lender_ids)
+
+
+_CARD_ADDRESS = re.compile(r'class="repay-card-address">(.*?)</p>', re.S)
+
+
+def address_on_card(html: str) -> str:
+    """The Lightning Address as the card prints it (its two halves are spans, so it breaks only at the @)."""
+    found = _CARD_ADDRESS.search(html)
+    assert found is not None, "the card shows no Lightning Address"
+    return re.sub(r"<[^>]+>", "", found.group(1)).strip()

@@ -23,7 +23,7 @@ from marketplace.domain.money import format_msat
 from marketplace.services.loans import utc_today
 from marketplace.settings import Settings
 from tests.fixtures.devnode import DevNode
-from tests.lightning_app.reach_support import BORROWER_NAME, STORY, active_loan
+from tests.lightning_app.reach_support import BORROWER_NAME, STORY, active_loan, address_on_card
 from tests.lightning_app.test_deposit_withdraw import wait_for
 from tests.web.support import TestClient, sign_in
 
@@ -63,7 +63,7 @@ def test_a_wallet_pays_a_loan_from_its_lightning_address_alone(
     assert sign_in(app_client, loan.borrower_email).status_code == 303
     card = app_client.get(f"/loans/{loan.loan_id}/card")
     assert card.status_code == 200, card.text
-    found, coded = ADDRESS.search(card.text), LNURL.search(card.text)
+    found, coded = ADDRESS.fullmatch(address_on_card(card.text)), LNURL.search(card.text)
     assert found is not None and coded is not None
     address, handle = found.group(0), found.group(1)
     app_client.cookies.clear()
@@ -138,7 +138,7 @@ def test_lud06_refusals_limits_and_a_repaid_loan(
     client = limited_client
     loan = active_loan(database, node_settings, devnode_session, "lnrules")
     assert sign_in(client, loan.borrower_email).status_code == 303
-    found = ADDRESS.search(client.get(f"/loans/{loan.loan_id}/card").text)
+    found = ADDRESS.fullmatch(address_on_card(client.get(f"/loans/{loan.loan_id}/card").text))
     assert found is not None
     handle = found.group(1)
     client.cookies.clear()
