@@ -15,6 +15,7 @@ from marketplace.web.views.loans import loan_routes
 from marketplace.web.views.settings import settings_routes
 from marketplace.web.views.notices import notice_routes
 from marketplace.web.views.operator import operator_routes
+from marketplace.web.views.privacy import privacy_routes
 
 
 def build_routes() -> list[BaseRoute]:
@@ -33,7 +34,7 @@ def build_routes() -> list[BaseRoute]:
         Route("/demo-wallet/pay/{invoice_id}", money.demo_wallet_pay, methods=["POST"], name="demo_wallet_pay"),
         Route("/withdraw", money.withdraw_page, methods=["GET"], name="withdraw_page"),
         Route("/withdraw", money.withdraw, methods=["POST"], name="withdraw"),
-        *api_routes(), *settings_routes(),  # first: /api/v1/me/balances here also takes a bearer token
+        *api_routes(), *settings_routes(), *privacy_routes(),  # first: /api/v1/me/balances here also takes a bearer token
         Route("/api/v1/me/balances", api.my_balances, methods=["GET"], name="api_my_balances"),
         *autoinvest_routes(),
         *lender_routes(),  # before loan_routes: /loans/market must win over /loans/{loan_id}

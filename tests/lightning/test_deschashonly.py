@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 import bolt11
 import pytest
@@ -14,14 +15,14 @@ from tests.lightning.helpers import label, run
 from tests.lightning.schema import TRANSCRIPT_DIR, json_shape, request_errors, response_errors
 
 
-def _transcript(name: str) -> dict[str, object]:
-    loaded: dict[str, object] = json.loads((TRANSCRIPT_DIR / name).read_text())
+def _transcript(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((TRANSCRIPT_DIR / name).read_text())
     return loaded
 
 
 def test_the_dev_node_commits_to_the_same_hash_as_core_lightning(devnode_session: DevNode) -> None:
     recorded = _transcript("invoice_deschashonly.json")
-    params = dict(recorded["params"])  # type: ignore[call-overload]
+    params = dict(recorded["params"])
     params["label"] = label("deschash")
     assert request_errors("invoice", params) == []
     reply = devnode_session.rpc("marketplace").call("invoice", params)
@@ -31,9 +32,9 @@ def test_the_dev_node_commits_to_the_same_hash_as_core_lightning(devnode_session
     real_decode = _transcript("decode_bolt11_deschashonly.json")["response"]
     assert response_errors("decode", decoded) == []
     # The same description gives the same `h` as on the real node, and no `d`.
-    assert decoded["description_hash"] == real_decode["description_hash"]  # type: ignore[index]
+    assert decoded["description_hash"] == real_decode["description_hash"]
     assert decoded["description_hash"] == hashlib.sha256(params["description"].encode()).hexdigest()
-    assert "description" not in decoded and "description" not in real_decode  # type: ignore[operator]
+    assert "description" not in decoded and "description" not in real_decode
     assert bolt11.decode(reply["bolt11"]).description_hash == decoded["description_hash"]
     # listinvoices still shows the description itself, as on the real node.
     listed = devnode_session.rpc("marketplace").call("listinvoices", {"label": params["label"]})["invoices"][0]

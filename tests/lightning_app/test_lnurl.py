@@ -8,8 +8,9 @@ import re
 from collections.abc import Iterator
 
 import anyio
+import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from marketplace.app import create_app
 from marketplace.db import loans
@@ -35,25 +36,25 @@ def owed(database: Database, loan_id: int) -> tuple[int, int]:
     """(payoff today, next due amount) as the services see them."""
     today = utc_today()
 
-    def read(conn: object) -> tuple[int, int]:
-        loan = loans.get_loan(conn, loan_id)  # type: ignore[arg-type]
-        state = loans.loan_state(conn, loan)  # type: ignore[arg-type]
+    def read(conn: Connection) -> tuple[int, int]:
+        loan = loans.get_loan(conn, loan_id)
+        state = loans.loan_state(conn, loan)
         due = refresh(state, today).next_due(today)
         assert due is not None
         return state.payoff_msat(today), due[1]
 
-    return database.read(read)  # type: ignore[arg-type]
+    return database.read(read)
 
 
 def count_invoices(database: Database) -> int:
     return database.read(lambda c: int(c.execute(select(func.count()).select_from(invoices)).scalar_one()))
 
 
-def lud06_error(response: object, status: int, reason: str) -> None:
-    assert response.status_code == status, response.text  # type: ignore[attr-defined]
-    body = response.json()  # type: ignore[attr-defined]
+def lud06_error(response: httpx.Response, status: int, reason: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
     assert body["status"] == "ERROR" and reason in body["reason"], body
-    assert response.headers["access-control-allow-origin"] == "*"  # type: ignore[attr-defined]
+    assert response.headers["access-control-allow-origin"] == "*"
 
 
 def test_a_wallet_pays_a_loan_from_its_lightning_address_alone(
