@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import date
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -11,6 +12,8 @@ from hypothesis import strategies as st
 
 from marketplace.domain import lnurl
 from marketplace.domain.errors import NotFound
+from marketplace.services.lnurl import Site, pay_code
+from marketplace.settings import SettingsError, settings_from_env
 
 # LUD-01's own example.
 LUD01_URL = "https://service.com/api?q=3fc3645b439ce8e7f2553a69e5267081d96dcd340693afabe04be7b0ccd178df"
@@ -79,3 +82,18 @@ def test_a_malformed_amount_is_refused(raw: str | None) -> None:
 
 def test_amounts_are_whole_msat() -> None:
     assert lnurl.parse_amount("0") == 0 and lnurl.parse_amount("150000") == 150_000
+
+
+def test_the_public_url_is_a_plain_address_and_names_the_host(tmp_path: Path) -> None:
+    env = {"MICROLEND_DATA_DIR": str(tmp_path)}
+    settings = settings_from_env({**env, "MICROLEND_PUBLIC_URL": "https://microlend.example/"})
+    site = Site.of(settings.public_url)
+    assert site.base_url == "https://microlend.example" and site.host == "microlend.example"
+    assert pay_code(site, 7, "loan-abcdefghij").address == "loan-abcdefghij@microlend.example"
+    assert lnurl.decode_lnurl(pay_code(site, 7, "loan-abcdefghij").lnurl) == \
+        "https://microlend.example/.well-known/lnurlp/loan-abcdefghij"
+    assert Site.of("http://127.0.0.1:8000").host == "127.0.0.1:8000"
+    for bad in ("microlend.example", "ftp://microlend.example", "https://microlend.example/pay",
+                "https://user@microlend.example", "https://micro lend.example"):
+        with pytest.raises(SettingsError, match="MICROLEND_PUBLIC_URL"):
+            settings_from_env({**env, "MICROLEND_PUBLIC_URL": bad})
