@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from datetime import date, datetime, timezone
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, case, func, select
 
 from marketplace.db import ledger, loans
-from marketplace.db.loans import LOAN_COLUMNS, LoanRow, NoteRow, loan_from
+from marketplace.db.loans import LOAN_COLUMNS, NOTE_COLUMNS, LoanRow, NoteRow, loan_from
 from marketplace.db.outgoing import OutgoingRow
 from marketplace.db.tables import loans as loans_table
+from marketplace.db.tables import notes as notes_table
 from marketplace.db.tables import outgoing_payments, repayments
 from marketplace.domain.journal import AccountKind
 from marketplace.domain.loans.allocation import InstallmentState, LoanState, refresh
@@ -276,7 +278,7 @@ class PortfolioNote:
 
 @dataclass(frozen=True)
 class Portfolio:
-    notes: tuple[PortfolioNote, ...]
+    notes: tuple[PortfolioNote, ...]  # one page of them, newest first
     available_msat: int
     reserved_msat: int
     pledged_msat: int
@@ -284,31 +286,51 @@ class Portfolio:
     interest_earned_msat: int
     received_msat: int
     losses_msat: int
-    by_state: tuple[tuple[str, int], ...]  # (note status, count)
+    by_state: tuple[tuple[str, int, int], ...]  # (note status, count, amount lent)
+    lent_msat: int  # principal of every note paid out to a borrower (active, repaid or written off)
+    notes_total: int = 0
+    page: int = 1
+    size: int = PAGE_SIZE
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.notes_total // self.size))
 
 
-def lender_portfolio(conn: Connection, lender_id: int) -> Portfolio:
-    notes = [n for n in loans.notes_of_lender(conn, lender_id) if n.status != "released"]
-    loan_rows: dict[int, LoanRow] = {}
-    if notes:
-        ids = sorted({n.loan_id for n in notes})
-        loan_rows = {loan.id: loan for loan in (loan_from(r) for r in conn.execute(
-            select(*LOAN_COLUMNS).where(loans_table.c.id.in_(ids))))}
+def lender_portfolio(conn: Connection, lender_id: int, page: int = 1, size: int | None = PAGE_SIZE) -> Portfolio:
+    """A lender's totals (in SQL, whatever the number of notes) and one page of their notes (`size` None: all)."""
+    live = (notes_table.c.lender_id == lender_id, notes_table.c.status != "released")
+    totals = conn.execute(select(
+        func.coalesce(func.sum(case((notes_table.c.status == "pledged", notes_table.c.amount_msat), else_=0)), 0),
+        func.coalesce(func.sum(case((notes_table.c.status == "active", notes_table.c.principal_outstanding_msat),
+                                    else_=0)), 0),
+        func.coalesce(func.sum(notes_table.c.income_msat), 0), func.coalesce(func.sum(notes_table.c.received_msat), 0),
+        func.coalesce(func.sum(notes_table.c.loss_msat), 0),
+        func.coalesce(func.sum(case((notes_table.c.status.in_(("active", "repaid", "written_off")),
+                                     notes_table.c.amount_msat), else_=0)), 0),
+    ).where(*live)).one()
+    states = tuple((str(status), int(n), int(amount or 0)) for status, n, amount in conn.execute(
+        select(notes_table.c.status, func.count(), func.sum(notes_table.c.amount_msat)).where(*live)
+        .group_by(notes_table.c.status).order_by(notes_table.c.status)))
+    total = sum(n for _, n, _ in states)
+    page = max(page, 1)
+    query = (select(*NOTE_COLUMNS, *[c.label(f"of_loan_{c.name}") for c in LOAN_COLUMNS])
+             .select_from(notes_table.join(loans_table, loans_table.c.id == notes_table.c.loan_id))
+             .where(*live).order_by(notes_table.c.id.desc()))
+    if size is not None:
+        query = query.limit(size).offset((page - 1) * size)
+    listed = []
+    for r in conn.execute(query):
+        note = NoteRow(**{name: getattr(r, name) for name in NoteRow.__dataclass_fields__})
+        loan = loan_from(SimpleNamespace(**{name: getattr(r, f"of_loan_{name}") for name in LoanRow.__dataclass_fields__}))
+        listed.append(PortfolioNote(note, loan))
     balances = ledger.user_balances(conn, lender_id)
-    counts: dict[str, int] = {}
-    for note in notes:
-        counts[note.status] = counts.get(note.status, 0) + 1
     return Portfolio(
-        notes=tuple(PortfolioNote(n, loan_rows[n.loan_id]) for n in notes),
-        available_msat=balances[AccountKind.USER_AVAILABLE],
-        reserved_msat=balances[AccountKind.USER_RESERVED],
-        pledged_msat=sum(n.amount_msat for n in notes if n.status == "pledged"),
-        principal_outstanding_msat=sum(n.principal_outstanding_msat for n in notes if n.status == "active"),
-        interest_earned_msat=sum(n.income_msat for n in notes),
-        received_msat=sum(n.received_msat for n in notes),
-        losses_msat=sum(n.loss_msat for n in notes),
-        by_state=tuple(sorted(counts.items())),
-    )
+        notes=tuple(listed), available_msat=balances[AccountKind.USER_AVAILABLE],
+        reserved_msat=balances[AccountKind.USER_RESERVED], pledged_msat=int(totals[0]),
+        principal_outstanding_msat=int(totals[1]), interest_earned_msat=int(totals[2]), received_msat=int(totals[3]),
+        losses_msat=int(totals[4]), by_state=states, lent_msat=int(totals[5]), notes_total=total, page=page,
+        size=size or max(total, 1))
 
 
 @dataclass(frozen=True)

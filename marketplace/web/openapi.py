@@ -196,6 +196,18 @@ SCHEMAS: dict[str, Schema] = {
     "NoteWithdrawn": _object({"note": _ref("Note")}),
     "PortfolioNote": _object({"note": _ref("Note"), "loan": _ref("LoanSummary")}),
     "Portfolio": _object({
+        "analytics": _object({
+            "realised_xirr": {**_nullable({"type": "number"}),
+                              "description": "yearly XIRR of the lending cash flows; null until defined"},
+            "expected_annual_return": {"type": "number", "description": "loss-adjusted, of current holdings"},
+            "exposure_msat": MSAT, "expected_loss_msat": MSAT, "var95_msat": MSAT, "es95_msat": MSAT,
+            "var99_msat": MSAT, "es99_msat": MSAT, "prob_any_loss_ppm": INT, "hhi_ppm": INT,
+            "effective_loans": {"type": "number"}, "largest_share_ppm": INT,
+            "by_grade": {"type": "object", "additionalProperties": MSAT},
+            "by_purpose": {"type": "object", "additionalProperties": MSAT},
+            "by_term": {"type": "object", "additionalProperties": MSAT},
+            "spread": {"type": "array", "items": _object({"notes": INT, "prob_losing_ppm": INT})},
+        }),
         "totals": _object({
             "available_msat": MSAT, "reserved_msat": MSAT, "pledged_msat": MSAT,
             "principal_outstanding_msat": MSAT, "income_msat": MSAT, "received_msat": MSAT, "losses_msat": MSAT,

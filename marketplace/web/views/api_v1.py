@@ -36,7 +36,7 @@ from marketplace.domain.loans.schedules import Frequency, Method, Prepayment
 from marketplace.domain.loans.terms import LoanTerms, parse_rate_bps
 from marketplace.domain.money import MSAT_PER_SAT
 from marketplace.domain.users import Role
-from marketplace.services import autoinvest, deposits, loan_views, withdrawals
+from marketplace.services import analytics, autoinvest, deposits, loan_views, withdrawals
 from marketplace.services import loans as loan_service
 from marketplace.services.grading import expected_loss_msat
 from marketplace.services.lightning_calls import reading
@@ -369,15 +369,28 @@ async def withdraw_note(request: Request) -> Response:
 
 async def portfolio(request: Request) -> Response:
     user = await api_user(request, Role.LENDER)
-    found = await reading(database_of(request), lambda c: loan_views.lender_portfolio(c, user.id))
+    today = loan_service.utc_today()
+    found, figures = await reading(database_of(request), lambda c: (
+        loan_views.lender_portfolio(c, user.id, size=None), analytics.lender_analytics(c, user.id, today)))
+    r = figures.risk
     return _json({
+        "analytics": {
+            "realised_xirr": figures.returns.realised_xirr, "expected_annual_return": figures.returns.expected_annual,
+            "exposure_msat": r.exposure_msat, "expected_loss_msat": r.expected_loss_msat,
+            "var95_msat": r.var95_msat, "es95_msat": r.es95_msat, "var99_msat": r.var99_msat,
+            "es99_msat": r.es99_msat, "prob_any_loss_ppm": r.prob_any_loss_ppm, "hhi_ppm": r.hhi_ppm,
+            "effective_loans": r.effective_loans, "largest_share_ppm": r.largest_share_ppm,
+            "by_grade": dict(r.by_grade), "by_purpose": dict(r.by_purpose), "by_term": dict(r.by_term),
+            "spread": [{"notes": n, "prob_losing_ppm": p} for n, p in zip(figures.spread.counts,
+                                                                           figures.spread.prob_losing_ppm)],
+        },
         "totals": {
             "available_msat": found.available_msat, "reserved_msat": found.reserved_msat,
             "pledged_msat": found.pledged_msat, "principal_outstanding_msat": found.principal_outstanding_msat,
             "income_msat": found.interest_earned_msat, "received_msat": found.received_msat,
             "losses_msat": found.losses_msat, "net_return_msat": found.interest_earned_msat - found.losses_msat,
         },
-        "by_state": dict(found.by_state),
+        "by_state": {status: count for status, count, _ in found.by_state},
         "notes": [{"note": note_json(item.note), "loan": loan_summary(item.loan)} for item in found.notes],
     })
 

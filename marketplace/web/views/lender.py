@@ -98,8 +98,7 @@ class Returns:
 
 
 def returns_of(portfolio: loan_views.Portfolio) -> Returns:
-    lent = sum(item.note.amount_msat for item in portfolio.notes if item.note.status in ("active", "repaid",
-                                                                                          "written_off"))
+    lent = portfolio.lent_msat
     net = portfolio.interest_earned_msat - portfolio.losses_msat
     if lent <= 0:
         return Returns(lent, net, None)
@@ -110,10 +109,16 @@ def returns_of(portfolio: loan_views.Portfolio) -> Returns:
 def by_state(portfolio: loan_views.Portfolio) -> tuple[StateTotal, ...]:
     counts = {state: 0 for state in NOTE_STATES}
     sums = {state: 0 for state in NOTE_STATES}
-    for item in portfolio.notes:
-        counts[item.note.status] = counts.get(item.note.status, 0) + 1
-        sums[item.note.status] = sums.get(item.note.status, 0) + item.note.amount_msat
+    for status, count, amount in portfolio.by_state:
+        counts[status] = count
+        sums[status] = amount
     return tuple(StateTotal(state, counts[state], sums[state]) for state in counts)
+
+
+def parse_notes_page(raw: str | None) -> int:
+    """The portfolio's notes page: a whole number from 1 (ASCII digits), else the first page."""
+    text = (raw or "1").strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 6 and int(text) >= 1 else 1
 
 
 def analytics_charts(found: analytics.LenderAnalytics) -> dict[str, Markup]:
@@ -145,8 +150,10 @@ async def portfolio_page(request: Request) -> Response:
     _ensure_i18n(request)
     today = datetime.now(timezone.utc).date()
 
+    page = parse_notes_page(request.query_params.get("page"))
+
     def read(conn: Connection) -> tuple[loan_views.Portfolio, analytics.LenderAnalytics]:
-        return loan_views.lender_portfolio(conn, user.id), analytics.lender_analytics(conn, user.id, today)
+        return loan_views.lender_portfolio(conn, user.id, page), analytics.lender_analytics(conn, user.id, today)
 
     portfolio, found = await reading(database_of(request), read)
     return await render(request, "lender/portfolio.html", {
