@@ -120,17 +120,12 @@ class ClnAdapter:
     # -- receiving ------------------------------------------------------
 
     async def create_invoice(
-        self, amount_msat: int, label: str, description: str, expiry_s: int
+        self, amount_msat: int, label: str, description: str, expiry_s: int, *, deschashonly: bool = False
     ) -> CreatedInvoice:
-        reply = await self.call(
-            "invoice",
-            {
-                "amount_msat": amount_msat,
-                "label": label,
-                "description": description,
-                "expiry": expiry_s,
-            },
-        )
+        params: Json = {"amount_msat": amount_msat, "label": label, "description": description, "expiry": expiry_s}
+        if deschashonly:  # only sent when asked, as older callers (and transcripts) never sent it
+            params["deschashonly"] = True
+        reply = await self.call("invoice", params)
         return cln_parse.created_invoice(label, reply)
 
     async def wait_any_paid(

@@ -233,6 +233,7 @@ def decoded(reply: Any) -> DecodedPayment:
         expiry=3600 if body.get("expiry") is None else _int(body, "expiry", what),
         description=_opt_str(body, "description", what),
         valid=body.get("valid") is True,
+        description_hash=None if body.get("description_hash") is None else _hex32(body, "description_hash", what),
     )
 
 

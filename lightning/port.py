@@ -105,6 +105,8 @@ class DecodedPayment:
     expiry: int
     description: str | None
     valid: bool
+    # Hex SHA-256 the invoice commits to instead of a description (`h` field), if it has one.
+    description_hash: str | None = None
 
     @property
     def expires_at(self) -> int:
@@ -180,8 +182,10 @@ class LightningPort(Protocol):
     """Everything Microlend asks of a Lightning node."""
 
     async def create_invoice(
-        self, amount_msat: int, label: str, description: str, expiry_s: int
-    ) -> CreatedInvoice: ...
+        self, amount_msat: int, label: str, description: str, expiry_s: int, *, deschashonly: bool = False
+    ) -> CreatedInvoice:
+        """`deschashonly`: the BOLT11 commits to SHA-256 of `description` (`h`) instead of carrying it (LNURL-pay)."""
+        ...
 
     async def wait_any_paid(
         self, after_pay_index: int, timeout_s: int | None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,9 @@ class Settings:
     port: int = 8000
     # Served behind https: session cookies get the Secure flag.
     https: bool = False
+    # Where people reach the marketplace (https://microlend.example): Lightning Addresses and LNURL pay codes
+    # are built on it. Empty: the address each request came to.
+    public_url: str = ""
     cln_rpc: str = ""
     # Embedded default: the dev node the app starts as a child process.
     devnode_dir: Path = Path("data/devnode")
@@ -189,6 +193,7 @@ _STR_FIELDS = {
     "CLN_RPC": "cln_rpc",
     "DEMO_WALLET_NODE": "demo_wallet_node",
     "FAULT_INJECTION": "fault_injection",
+    "PUBLIC_URL": "public_url",
 }
 _FLOAT_FIELDS = {"LEADER_POLL_S": "leader_poll_s"}
 _PATH_FIELDS = {"DATA_DIR": "data_dir", "DEVNODE_DIR": "devnode_dir"}
@@ -250,6 +255,9 @@ def finalize(settings: Settings) -> Settings:
     """Fill embedded defaults (database file, generated secret) or refuse in production."""
     if settings.password_hash_workers < 1:
         raise SettingsError(f"{ENV_PREFIX}PASSWORD_HASH_WORKERS must be at least 1")
+    if settings.public_url and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?", settings.public_url):
+        raise SettingsError(f"{ENV_PREFIX}PUBLIC_URL must be a plain https://host (or http://host:port) address "
+                            f"with no path, not {settings.public_url!r}")
     if settings.mode == "production":
         if settings.fault_injection:
             raise SettingsError(f"{ENV_PREFIX}FAULT_INJECTION is for crash tests and refused in production mode")

@@ -7,6 +7,7 @@ the payer's sendpay. Nothing is recorded when no route exists, as on CLN.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import time
@@ -247,7 +248,8 @@ PAY_PARAMS: p.Spec = (
      "exemptfee", "localinvreqid", "exclude", "maxfee", "description", "partial_msat"],
     {"bolt11"},
     {"bolt11": p.string, "amount_msat": p.msat, "maxfee": p.msat, "exemptfee": p.msat,
-     "retry_for": p.u64, "maxdelay": p.u64, "label": p.string, "partial_msat": p.msat},
+     "retry_for": p.u64, "maxdelay": p.u64, "label": p.string, "partial_msat": p.msat,
+     "description": p.string},
 )
 
 
@@ -264,7 +266,25 @@ def _pay_reply(sendpay: Json) -> Json:
     }
 
 
+def _check_description(invoice: dict[str, Any], description: str | None) -> None:
+    """CLN's `pay` (BOLT 11): an invoice committing only to a description hash is paid only with a
+    description that hashes to it (LNURL-pay wallets send the metadata); otherwise a description is ignored."""
+    decoded = issuer.decode_reply(invoice["bolt11"])
+    committed = decoded.get("description_hash")
+    if committed is None:
+        return
+    if description is None:
+        if decoded.get("description") is None:
+            raise RpcFailure(INVALID_PARAMS,
+                             "bolt11 uses description_hash, but you did not provide description parameter")
+        return
+    if hashlib.sha256(description.encode()).hexdigest() != committed:
+        raise RpcFailure(INVALID_PARAMS, "Invalid bolt11: h: does not match description")
+
+
 def pay(net: Network, node: HostedNode, args: Json) -> Json:
+    invoice = _find_invoice(net, args["bolt11"], "bolt11")
+    _check_description(invoice, args.get("description"))
     # Like CLN, paying an invoice already paid answers success again.
     sendpay, _ = _pay_common(net, node, args, args["bolt11"], "bolt11", is_xpay=False)
     return _pay_reply(sendpay)

@@ -39,6 +39,8 @@ users = Table(
     Column("role", String(16), nullable=False),
     Column("display_name", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Set when the person asked for erasure: email, name and stories are gone, signing in is impossible.
+    Column("erased_at", DateTime(timezone=True), nullable=True),
     CheckConstraint("role IN ('lender', 'borrower', 'operator')", name="role"),
 )
 
@@ -253,6 +255,15 @@ loans = Table(
     CheckConstraint("delinquency IN ('current', 'grace', 'late', 'defaulted')", name="delinquency"),
     CheckConstraint("amount_msat > 0 AND funded_msat >= 0 AND funded_msat <= amount_msat", name="funding"),
     Index("ix_loans_status", "status"),
+)
+
+# A loan's static pay code (LNURL-pay, Lightning Address): an unguessable handle, made once, never changed.
+pay_handles = Table(
+    "pay_handles",
+    metadata,
+    Column("loan_id", BigId, ForeignKey("loans.id"), primary_key=True),
+    Column("handle", String(32), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 notes = Table(

@@ -20,6 +20,7 @@ from marketplace.settings import Settings
 async def issue_invoice(
     database: Database, port: LightningPort, settings: Settings, purpose: str, user_id: int,
     amount_msat: int, description: str, loan_id: int | None = None, *, address: str | None = None,
+    deschashonly: bool = False,
 ) -> InvoiceRow:
     """Write the invoice down, ask the node for it, store the node's answer.
 
@@ -27,6 +28,7 @@ async def issue_invoice(
     invoice made; a node that is down leaves a 'failed' row and no money moved.
     `address` is the network address the request came from (None from the CLI):
     it counts toward the marketplace-wide cap of open invoices per address.
+    `deschashonly`: the BOLT11 carries SHA-256 of `description` instead of it (LNURL-pay's metadata).
     """
     def record(conn: Connection) -> InvoiceRow:
         # Same transaction as the insert: two requests at once cannot both slip past the limits.
@@ -38,7 +40,8 @@ async def issue_invoice(
 
     row = await in_transaction(database, record)
     try:
-        created = await port.create_invoice(amount_msat, row.label, description, settings.invoice_expiry_s)
+        created = await port.create_invoice(amount_msat, row.label, description, settings.invoice_expiry_s,
+                                            deschashonly=deschashonly)
     except DuplicateLabel:
         found = await port.lookup_invoice(row.label)
         if found is None or found.bolt11 is None:

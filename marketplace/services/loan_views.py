@@ -188,8 +188,12 @@ def loan_view(conn: Connection, loan_id: int, viewer_id: int, as_of: date,
         due, payoff, principal_left, dpd = None, 0, 0, 0
     history = tuple(_repayment_line(dict(r._mapping)) for r in conn.execute(
         select(repayments).where(repayments.c.loan_id == loan_id).order_by(repayments.c.id.desc())))
+    # Only the borrower sees their own name: everyone else a pseudonym (a display name defaults to the
+    # email's first part, and lenders never need to know who borrowed).
+    shown = names.get(loan.borrower_id, "a borrower") if viewer_id == loan.borrower_id else \
+        f"borrower #{loan.borrower_id}"
     return LoanView(
-        loan=loan, borrower_name=names.get(loan.borrower_id, "a borrower"), schedule=schedule, lines=lines,
+        loan=loan, borrower_name=shown, schedule=schedule, lines=lines,
         scheduled=state is not None, funded_pct=percent_step(loan.funded_msat, loan.amount_msat), funders=funders,
         my_notes=mine, repayments=history, next_due=due, payoff_msat=payoff,
         principal_outstanding_msat=principal_left, interest_accrued_msat=accrued, days_past_due=dpd,

@@ -268,8 +268,13 @@ async def disburse(database: Database, port: LightningPort, facts: NodeFacts, se
 
 async def repayment_invoice(database: Database, port: LightningPort, settings: Settings, borrower_id: int,
                             loan_id: int, amount_msat: int | None, today: date | None = None,
-                            *, address: str | None = None) -> InvoiceRow:
-    """An invoice for the next due amount, or any other amount up to the payoff (partial or early)."""
+                            *, address: str | None = None, description: str | None = None,
+                            deschashonly: bool = False) -> InvoiceRow:
+    """An invoice for the next due amount, or any other amount up to the payoff (partial or early).
+
+    `address`: where the request came from (the open-invoice caps per address).
+    `description`/`deschashonly`: what the invoice commits to instead of the usual line (LNURL-pay's metadata).
+    """
     as_of = today or utc_today()
 
     def read(conn: Connection) -> tuple[LoanRow, LoanState | None]:
@@ -291,7 +296,8 @@ async def repayment_invoice(database: Database, port: LightningPort, settings: S
     if amount_msat > most:
         raise InvalidInput(f"Paying the whole loan off today costs {format_msat(most)}; ask for at most that.")
     return await issue_invoice(database, port, settings, "repayment", borrower_id, amount_msat,
-                               f"Microlend loan {loan_id} repayment", loan_id=loan_id, address=address)
+                               description or f"Microlend loan {loan_id} repayment", loan_id=loan_id,
+                               address=address, deschashonly=deschashonly)
 
 
 @dataclass(frozen=True)

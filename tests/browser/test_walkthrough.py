@@ -115,6 +115,28 @@ def fits_phone(browsing: Browsing, context: Any, path: str, artifacts: Path, nam
         browsing.contexts.remove(phone.context)
 
 
+def card_fits_and_prints(browsing: Browsing, context: Any, loan_id: int, artifacts: Path) -> None:
+    """The repayment card on a 360-px phone, and as printed: only the card, nothing wider than the page."""
+    path = f"/loans/{loan_id}/card"
+    fits_phone(browsing, context, path, artifacts, "card")
+    page = browsing.context(phone=True, storage_state=context.storage_state()).new_page()
+    try:
+        page.goto(path)
+        page.emulate_media(media="print")
+        expect(page.locator(".repay-card")).to_be_visible()
+        expect(page.locator(".repay-card-qr svg")).to_be_visible()
+        expect(page.locator(".site-header")).to_be_hidden()
+        expect(page.locator(".no-print")).to_be_hidden()
+        shot(page, artifacts, "card-print")
+        assert_fits_phone(page, f"{path} printed (card-print.png)")
+        # Black on white whatever the screen colours were.
+        colour = page.evaluate("() => getComputedStyle(document.querySelector('.repay-card')).color")
+        assert colour == "rgb(0, 0, 0)", colour
+    finally:
+        page.context.close()
+        browsing.contexts.remove(page.context)
+
+
 def fill_request_terms(page: Any) -> None:
     page.get_by_label("Amount (sat)").press_sequentially(str(LOAN_SAT))
     page.get_by_label("Yearly interest rate (%)").press_sequentially("24")
@@ -308,6 +330,7 @@ def test_borrower_is_funded_by_two_notes_receives_the_loan_and_repays(
     expect(borrower.locator(".next-due .amount")).to_be_visible()
     shot(borrower, artifacts, "b4-loan-active")
     fits_phone(browsing, borrower.context, f"/loans/{loan_id}", artifacts, "loan")
+    card_fits_and_prints(browsing, borrower.context, loan_id, artifacts)
 
     # Installment 1: the borrower copies the invoice into their own wallet app and pays there;
     # the pay page, left open, shows the confirmation by itself.

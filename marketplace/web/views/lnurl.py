@@ -1,0 +1,74 @@
+"""LNURL-pay for wallets: the Lightning Address's payRequest and its callback (LUD-06, LUD-16).
+
+No session and no CSRF (GET only, nothing but an invoice is made): the
+handle in the path is the authority. Every refusal is LUD-06's error form,
+`{"status": "ERROR", "reason": ...}`, with a 4xx (a node that is down: 503).
+"""
+from __future__ import annotations
+
+import re
+
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from marketplace.domain.errors import InvalidInput, Refusal
+from marketplace.services import lnurl as lnurl_service
+from marketplace.services.lnurl import Site
+from marketplace.web.security import client_address
+from marketplace.web.lightning import lightning_of
+from marketplace.web.state import database_of, settings_of
+
+# Browser wallets fetch these from other origins (LUD-01 asks for it).
+_CORS = {"Access-Control-Allow-Origin": "*"}
+_HOST = re.compile(r"^[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$")
+
+
+def site_of(conn: HTTPConnection) -> Site:
+    """The configured public address, else the one this request came to (https when the app says so)."""
+    settings = settings_of(conn)
+    if settings.public_url:
+        return Site.of(settings.public_url)
+    host = conn.url.netloc
+    if not _HOST.fullmatch(host):
+        raise InvalidInput("This request names no host a Lightning Address can be made for.")
+    scheme = "https" if settings.https else conn.url.scheme
+    return Site.of(f"{scheme}://{host}")
+
+
+def lud06_error(refusal: Refusal) -> Response:
+    headers = dict(_CORS)
+    retry = getattr(refusal, "retry_after_s", None)
+    if retry is not None:
+        headers["Retry-After"] = str(retry)
+    status = refusal.status if 400 <= refusal.status < 600 else 400
+    return JSONResponse({"status": "ERROR", "reason": refusal.message}, status_code=status, headers=headers)
+
+
+async def pay_request(request: Request) -> Response:
+    try:
+        answer = await lnurl_service.pay_request(database_of(request), site_of(request),
+                                                 str(request.path_params["name"]))
+    except Refusal as refusal:
+        return lud06_error(refusal)
+    return JSONResponse(answer.as_json(), headers=_CORS)
+
+
+async def callback(request: Request) -> Response:
+    amounts = request.query_params.getlist("amount")
+    try:
+        if len(amounts) > 1:
+            raise InvalidInput("Send one amount, not several.")
+        row = await lnurl_service.pay_invoice(
+            database_of(request), lightning_of(request).port, settings_of(request), site_of(request),
+            str(request.path_params["name"]), amounts[0] if amounts else None, address=client_address(request))
+    except Refusal as refusal:
+        return lud06_error(refusal)
+    return JSONResponse({"pr": row.bolt11, "routes": []}, headers=_CORS)
+
+
+def lnurl_routes() -> list[BaseRoute]:
+    return [
+        Route("/.well-known/lnurlp/{name}", pay_request, methods=["GET"], name="lnurlp_pay_request"),
+        Route("/lnurlp/{name}/callback", callback, methods=["GET"], name="lnurlp_callback"),
+    ]
