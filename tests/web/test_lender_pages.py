@@ -133,6 +133,7 @@ def test_the_market_lists_only_open_requests_newest_first(clients: dict[str, Tes
     assert 'hx-get="/loans/market"' in page.text and 'hx-target="#results"' in page.text
     assert 'hx-push-url="true"' in page.text and 'method="get" action="/loans/market"' in page.text
     assert 'id="results"' in page.text and "5 matching requests" in page.text
+    assert page.text.count("expected loss") == 5 and "default " in page.text  # grade, PD and EL on every row
     assert "style=" not in page.text and "<script" not in page.text.split("</head>")[1]
     # A lender gets a "fund a note" form on every row, with the CSRF field and a per-row request key.
     assert page.text.count('name="amount_sat"') == 5

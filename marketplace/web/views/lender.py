@@ -23,6 +23,7 @@ from marketplace.domain.loans.terms import PURPOSES
 from marketplace.domain.users import Role
 from marketplace.domain.money import MSAT_PER_SAT
 from marketplace.services import analytics, loan_views, statements
+from marketplace.services.grading import expected_loss_msat
 from marketplace.services import marketplace_list as market
 from marketplace.services.lightning_calls import reading
 from marketplace.web.i18n import install_i18n
@@ -59,7 +60,8 @@ async def market_page(request: Request) -> Response:
     settings = settings_of(request)
     fragment = _is_fragment(request)
     context: dict[str, Any] = {
-        "pct": bps_percent, "frequency_words": FREQUENCY_WORDS, "purposes": PURPOSES, "grades": market.GRADES,
+        "pct": bps_percent, "ppm": ppm_percent, "expected_loss": expected_loss_msat,
+        "frequency_words": FREQUENCY_WORDS, "purposes": PURPOSES, "grades": market.GRADES,
         "frequencies": market.FREQUENCIES, "note_min_sat": settings.note_min_sat,
         "is_lender": user.role is Role.LENDER, "request_key": secrets.token_urlsafe(18),
     }
