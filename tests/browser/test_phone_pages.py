@@ -26,6 +26,9 @@ from tests.browser.test_walkthrough import (
 NOT_PAGES = {
     "/favicon.ico": "an image",
     "/statement.csv": "a download",
+    "/settings/export": "a download (the borrower's data as JSON)",
+    "/.well-known/lnurlp/{name}": "JSON for wallets (LUD-06/LUD-16)",
+    "/lnurlp/{name}/callback": "JSON for wallets (LUD-06 callback)",
     "/deposit/{invoice_id}/status": "a fragment polled inside /deposit/{invoice_id}",
     "/loans/preview": "a fragment inside /loans/new",
     "/loans/{loan_id}/pay/{invoice_id}/status": "a fragment polled inside the pay page",
