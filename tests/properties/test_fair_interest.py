@@ -259,3 +259,23 @@ def test_reduce_installment_keeps_the_end_date_and_lowers_the_installments() -> 
                                              date(2026, 1, 1))), first.due_msat + 20_000_000,
                               first.due_date).state
     assert len([i for i in shortened.installments if not i.is_paid]) < 5
+
+
+@EXAMPLES
+@given(st.data(), contracts())
+def test_a_part_payment_lowers_next_due_by_exactly_what_was_paid(data: st.DataObject, contract: Contract) -> None:
+    """Paying part of what is next due leaves exactly the rest due, on the same date, however small the parts."""
+    state = start(contract)
+    on = contract.start_date
+    for _ in range(data.draw(st.integers(1, 30))):
+        on += timedelta(days=data.draw(st.integers(0, 3)))
+        due = state.next_due(on)
+        if due is None:
+            break
+        if due[0] <= on or due[1] < 2:  # overdue, or too little to split: settle it and move on
+            state = apply_payment(state, due[1], on).state
+            continue
+        part = data.draw(st.integers(1, due[1] - 1))
+        state = apply_payment(state, part, on).state
+        after = state.next_due(on)
+        assert after == (due[0], due[1] - part), (due, part, after)

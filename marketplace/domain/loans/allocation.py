@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from typing import NamedTuple
 
 from marketplace.domain.errors import InvalidInput
@@ -87,13 +88,34 @@ class Balance:
     accrued_on: date
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LoanState:
     contract: Contract
     balance: Balance
-    installments: tuple[InstallmentState, ...]
+    # The installments as recorded; see `installments` for them as they stand.
+    recorded: tuple[InstallmentState, ...]
     # The annuity installment now (moves only when a prepayment lowers it); None: the contract's.
     level_msat: int | None = None
+    # Set by a part-payment of the installment being paid (apply_payment): the installments after it
+    # are left as they were and projected from this date only when read. A run of small payments
+    # then projects the rest of the loan once, not once per payment; the result is the same
+    # (reproject recomputes every open installment from the balance, not from its old amounts).
+    project_from: date | None = None
+
+    @cached_property
+    def installments(self) -> tuple[InstallmentState, ...]:
+        if self.project_from is None:
+            return self.recorded
+        return reproject(self.contract, self.balance, self.recorded, self.project_from,
+                         level_msat=self.level_msat).installments
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LoanState):
+            return NotImplemented
+        return ((self.contract, self.balance, self.installments, self.level_msat)
+                == (other.contract, other.balance, other.installments, other.level_msat))
+
+    __hash__ = None  # type: ignore[assignment]
 
     def interest_to(self, as_of: date) -> int:
         """Interest owed on `as_of`: accrued before, plus accrued since (never negative time)."""
@@ -104,7 +126,8 @@ class LoanState:
 
     @property
     def late_fees_unpaid_msat(self) -> int:
-        return sum(i.late_fee_unpaid_msat for i in self.installments)
+        # Late fees sit on installments already due, never on those waiting to be projected.
+        return sum(i.late_fee_unpaid_msat for i in self.recorded)
 
     def payoff_msat(self, as_of: date) -> int:
         """What paying the whole loan off on `as_of` costs."""
@@ -198,7 +221,11 @@ def apply_payment(state: LoanState, received_msat: int, on: date) -> Payment:
     principal_left = state.balance.principal_msat
     left = received_msat
     late_fee = interest = principal = 0
-    rows = list(state.installments)
+    rows = list(state.recorded)
+    if state.project_from is not None:
+        first_open = next((inst for inst in rows if not inst.is_paid), None)
+        if first_open is not None and first_open.due_date <= on:
+            rows = list(state.installments)  # rows waiting to be projected are due: project them first
     anything_due = False
     current: int | None = None
     for index, inst in enumerate(rows):
@@ -264,11 +291,33 @@ def apply_payment(state: LoanState, received_msat: int, on: date) -> Payment:
     principal += p
 
     balance = Balance(principal_left, interest_left, on)
-    after = reproject(state.contract, balance, rows, on, fixed_totals={
-        rows[current].number: state.installments[current].due_msat} if current is not None else {},
-                      level_msat=state.level_msat, new_level=p > 0)
+    if _rest_can_wait(rows, current, anything_due, p, principal_left):
+        # Only the installment being paid moved; its total is fixed, so the rest can wait (LoanState.project_from).
+        level = None if state.level_msat == state.contract.level_msat else state.level_msat
+        after = LoanState(state.contract, balance, tuple(rows), level, project_from=on)
+    else:
+        after = reproject(state.contract, balance, rows, on, fixed_totals={
+            rows[current].number: state.recorded[current].due_msat} if current is not None else {},
+                          level_msat=state.level_msat, new_level=p > 0)
     applied = received_msat - left
     return Payment(received_msat, applied, left, late_fee, interest, principal, after)
+
+
+def _rest_can_wait(rows: list[InstallmentState], current: int | None, anything_due: bool, prepaid: int,
+                   principal_left: int) -> bool:
+    """Whether only the installment being paid changed, in a way projecting the rest would not change.
+
+    That is: nothing was due or prepaid, it was part-paid (so its total is fixed), and the
+    projection keeps that total (it is not the last installment, and more principal is owed than
+    is left to pay on it, so it is not the one that takes whatever is left).
+    """
+    if current is None or anything_due or prepaid:
+        return False
+    inst = rows[current]
+    paid = inst.principal_paid_msat + inst.interest_paid_msat
+    if inst.settled_on is not None or paid == 0 or principal_left <= inst.due_msat - paid:
+        return False
+    return any(not later.is_paid for later in rows[current + 1:])
 
 
 def reproject(contract: Contract, balance: Balance, installments: Sequence[InstallmentState], as_of: date,

@@ -232,12 +232,13 @@ def project(contract: Contract, slots: Sequence[OpenInstallment], principal_msat
     last_index = len(slots) - 1
     result: list[tuple[int, int]] = []
     previous_number = -1
+    carried = 0
     for index, (number, _, principal_paid, interest_paid, fixed) in enumerate(slots):
         if index == 0:
             interest = first_interest_msat
         else:
             # Due dates fall on whole periods, so between two of them interest is whole periods' worth.
-            interest = balance * rate * (number - previous_number) // per_period
+            interest = carried + balance * rate * (number - previous_number) // per_period
         paid = principal_paid + interest_paid
         if balance == 0 and interest == 0 and paid == 0:
             return result, level  # nothing left to carry: the loan ends sooner
@@ -260,10 +261,16 @@ def project(contract: Contract, slots: Sequence[OpenInstallment], principal_msat
             # The last installment needed: everything that is left.
             result.append((principal_paid + balance, interest_paid + interest))
             return result, level
+        previous_number = number
+        if fixed is not None and target < interest:
+            # A part-paid installment keeps its total: the interest it cannot carry goes on the next one.
+            result.append((principal_paid, interest_paid + target))
+            carried = interest - target
+            continue
+        carried = 0
         principal = target - interest if target > interest else 0
         result.append((principal_paid + principal, interest_paid + interest))
         balance -= principal
-        previous_number = number
     raise AssertionError("unreachable: the last slot always closes the projection")
 
 
