@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -34,11 +36,12 @@ class Cursor:
     last_updated_index: int
 
 
-def row_from(r: object) -> InvoiceRow:
-    return InvoiceRow(**{name: getattr(r, name) for name in InvoiceRow.__dataclass_fields__})
-
-
 COLUMNS = [invoices.c[name] for name in InvoiceRow.__dataclass_fields__]
+
+
+def row_from(r: Sequence[Any]) -> InvoiceRow:
+    """A row selected as `COLUMNS` (same order as the fields)."""
+    return InvoiceRow(*r)
 
 
 def record_new(conn: Connection, purpose: str, user_id: int, amount_msat: int, description: str,
