@@ -233,9 +233,8 @@ def apply_payment(state: LoanState, received_msat: int, on: date) -> Payment:
         if principal_due - principal_paid + interest_due - interest_paid + fee_due - fee_paid == 0:
             continue
         if due_date > on:
-            if current is None:
-                current = index
-            continue
+            current = index  # the rest fall due later still (rows are in due-date order)
+            break
         anything_due = True
         # Overdue: late fee, interest, principal.
         fee = min(left, inst.late_fee_msat - inst.late_fee_paid_msat)
