@@ -53,7 +53,7 @@ from marketplace.services.accounts import create_user
 from marketplace.services.api_tokens import create_token
 from marketplace.settings import Settings
 from tests.crash.forked import ForkedApp, Launcher
-from tests.crash.support import REPO_ROOT, AppProcess, wait_for
+from tests.crash.support import REPO_ROOT, AppProcess
 
 # Every named point on a money path (marketplace/workers/faults.py `crash_at`).
 NAMED_POINTS = (
@@ -322,7 +322,8 @@ class Trials:
         if self._available(who) >= msat:
             return
         self._pay(self.deposit_invoice(who, DEPOSIT_SAT + msat // 1000))
-        wait_for(lambda: self._available(who) >= msat, 30, "a deposit credit", self.app)
+        if not _until(lambda: self._available(who) >= msat, 30):
+            raise AssertionError(f"a deposit was not credited in 30 s:\n{self.app.log()[-3000:]}")
 
     def request_loan(self) -> tuple[int, Person]:
         borrower = self._person("borrower")
