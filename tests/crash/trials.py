@@ -390,12 +390,19 @@ class Trials:
                     and _count(conn, autoinvest_queue, autoinvest_queue.c.run_id.is_(None)) == 0)
         return bool(self.database.read(read))
 
-    def uncredited(self) -> int:
-        """Invoices the node has paid that the database has not credited yet."""
+    def uncredited(self) -> set[str]:
+        """Invoices the node has paid that the database has not credited yet (one look at the node)."""
         paid = {i["payment_hash"] for i in LightningRpc(self.node.rpc_path("marketplace")).call(
             "listinvoices", {})["invoices"] if i["status"] == "paid"}
         ours = self.database.read(lambda c: {r.payment_hash: r.status for r in conn_rows(c)})
-        return sum(1 for h in paid if h in ours and ours[h] != "paid")
+        return {h for h in paid if h in ours and ours[h] != "paid"}
+
+    def credited(self, hashes: set[str]) -> bool:
+        """All of these invoices credited (a look at the database only: cheap enough to poll)."""
+        if not hashes:
+            return True
+        return bool(self.database.read(lambda c: _count(c, invoices, invoices.c.payment_hash.in_(sorted(hashes)),
+                                                        invoices.c.status == "paid") == len(hashes)))
 
     def _drive(self, point: str) -> Callable[[], None]:
         """The action that reaches `point`, prepared now (the app runs normally), run once the fault is armed."""
@@ -462,7 +469,8 @@ class Trials:
             self._pay(bolt11)
         began = self.start()
         # Not reached in time is left to the checker, which names what is missing.
-        _until(lambda: self.uncredited() == 0, 60)
+        waiting = self.uncredited()  # what the node was paid while the app was down (or dying)
+        _until(lambda: self.credited(waiting), 60)
         catch_up = time.monotonic() - began
         _until(self.settled, 60)
         ready = self.ready_s
