@@ -93,7 +93,7 @@ class ForkedApp:
     def alive(self) -> bool:
         return self._pid is not None and _exists(self._pid)
 
-    def wait_ready(self, timeout_s: float = 30) -> None:
+    def wait_ready(self, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not self.alive():
