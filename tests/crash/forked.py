@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 
@@ -126,7 +126,7 @@ class ForkedApp:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def _child(order: dict[str, Any], stdin: IO[str]) -> None:
+def _child(order: dict[str, Any]) -> None:
     os.setsid()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.environ.clear()
@@ -160,7 +160,7 @@ def serve_forever() -> None:
         order = json.loads(line)
         pid = os.fork()
         if pid == 0:
-            _child(order, sys.stdin)
+            _child(order)
         print(pid, flush=True)
 
 
