@@ -107,7 +107,8 @@ class Settings:
     invoice_unpaid_per_address: int = 50
     invoice_unpaid_total: int = 10_000
     # Crash tests only: the process kills itself (SIGKILL) at this named point
-    # (listener:before-commit, listener:after-commit, payment:after-hold, ...).
+    # (deposit:before-credit, repayment:mid-credit, withdrawal:after-hold, disbursement:after-pay,
+    # autoinvest:mid-run, ...: tests/crash/trials.py NAMED_POINTS), or at the one named in `file:<path>`.
     fault_injection: str = ""
     argon2_memory_kib: int = 65536
     extra: Mapping[str, str] = field(default_factory=dict)

@@ -62,12 +62,22 @@ def credit_rule(purpose: str) -> CreditRule:
     return credit_deposits
 
 
-def apply_updates(conn: Connection, updates: Sequence[InvoiceUpdate], *, advance_cursor: bool = True) -> CreditReport:
+def _no_fault(point: str) -> None:
+    pass
+
+
+def apply_updates(conn: Connection, updates: Sequence[InvoiceUpdate], *, advance_cursor: bool = True,
+                  fault: Callable[[str], None] = _no_fault) -> CreditReport:
     """Credit every paid invoice of ours in `updates` once, mark expiries, move the cursor.
 
     Invoices the marketplace never made (the operator's own, keysend
     receipts) are stepped over; an invoice already credited is skipped, so a
     repeated update changes nothing.
+
+    `fault` is the crash tests' hook (marketplace/workers/faults.py): it is
+    called with `{purpose}:before-credit` before a batch is credited and with
+    `{purpose}:mid-credit` once its journal entry is posted but before the rest
+    (a repayment's share-out to the notes) is written; both inside this transaction.
     """
     state = cursor(conn)
     hashes = [u.payment_hash for u in updates]
@@ -95,8 +105,10 @@ def apply_updates(conn: Connection, updates: Sequence[InvoiceUpdate], *, advance
 
     credited = 0
     for purpose, batch in to_credit.items():
+        fault(f"{purpose}:before-credit")
         plan = credit_rule(purpose)(conn, batch)
         posted = ledger.post(conn, plan.drafts)
+        fault(f"{purpose}:mid-credit")
         plan.finish(posted)
         entries = posted if plan.entry_of is None else [posted[i] for i in plan.entry_of]
         conn.execute(

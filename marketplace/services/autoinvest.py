@@ -45,6 +45,7 @@ from marketplace.domain.loans.calendar import Frequency
 from marketplace.domain.loans.terms import PURPOSES
 from marketplace.domain.money import format_msat
 from marketplace.settings import Settings
+from marketplace.workers.faults import crash_at
 from portfolio.allocation import Allocator, eligible_pairs
 from portfolio.pd import LGD_DEFAULT
 
@@ -193,6 +194,7 @@ def run_autoinvest(database: Database, settings: Settings, now: datetime | None 
     run_id = database.run(lambda c: _unfinished_run(c)) or database.run(lambda c: _plan(c, settings, now))
     if run_id is None:
         return RunReport(None, 0, 0, 0)
+    crash_at(settings.fault_injection, "autoinvest:after-plan")
     orders = database.read(lambda c: c.execute(
         select(autoinvest_orders.c.id, autoinvest_orders.c.lender_id, autoinvest_orders.c.loan_id,
                autoinvest_orders.c.amount_msat)
@@ -207,6 +209,8 @@ def run_autoinvest(database: Database, settings: Settings, now: datetime | None 
             database.run(lambda c: _mark(c, int(order.id), "refused", None, refusal.message))
             refused += 1
             continue
+        # The note is pledged (committed) but its order not yet marked bought: the resumed run must not buy twice.
+        crash_at(settings.fault_injection, "autoinvest:mid-run")
         database.run(lambda c: _mark(c, int(order.id), "bought", note_id, ""))
         bought += 1
     database.run(lambda c: _finish(c, run_id))

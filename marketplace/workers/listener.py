@@ -46,7 +46,7 @@ class PaymentListener:
 
     async def credit(self, updates: Sequence[InvoiceUpdate], *, advance_cursor: bool = True) -> CreditReport:
         def apply(conn: Connection) -> CreditReport:
-            applied = apply_updates(conn, updates, advance_cursor=advance_cursor)
+            applied = apply_updates(conn, updates, advance_cursor=advance_cursor, fault=self._maybe_crash)
             if applied.credited:
                 self._maybe_crash("listener:before-commit")
             return applied

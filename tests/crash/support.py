@@ -56,7 +56,7 @@ class AppProcess:
                 [sys.executable, "-m", "marketplace.cli", "serve", "--port", str(self.port), *self.args],
                 env=full, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
 
-    def wait_ready(self, timeout_s: float = 30) -> None:
+    def wait_ready(self, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             assert self.process is not None
@@ -73,7 +73,7 @@ class AppProcess:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def wait_exit(self, timeout_s: float = 20) -> int:
+    def wait_exit(self, timeout_s: float = 60) -> int:
         assert self.process is not None
         return self.process.wait(timeout=timeout_s)
 

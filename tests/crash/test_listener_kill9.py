@@ -64,7 +64,7 @@ def test_kill9_at_every_point_credits_exactly_once(tmp_path: Path, devnode: DevN
 
     # 2. Restarted normally: credited once.
     app.start()
-    wait_for(lambda: available() == AMOUNT_MSAT, 15, "the first credit", app)
+    wait_for(lambda: available() == AMOUNT_MSAT, 60, "the first credit", app)
     assert credits_for(database, first) == 1
 
     # 3. Paid while the app runs; it dies right after committing the credit.
@@ -81,11 +81,11 @@ def test_kill9_at_every_point_credits_exactly_once(tmp_path: Path, devnode: DevN
     time.sleep(0.02)
     app.kill9()
     app.start()
-    wait_for(lambda: available() == 3 * AMOUNT_MSAT, 15, "the third credit", app)
+    wait_for(lambda: available() == 3 * AMOUNT_MSAT, 60, "the third credit", app)
     app.kill9()
     app.start()
     # Credits found by the start-up sweep leave the cursor alone; the drain that follows moves it.
-    wait_for(lambda: database.read(invoices.cursor).last_pay_index == 3, 20, "the cursor catching up", app)
+    wait_for(lambda: database.read(invoices.cursor).last_pay_index == 3, 60, "the cursor catching up", app)
     app.kill9()
 
     assert available() == 3 * AMOUNT_MSAT

@@ -55,7 +55,7 @@ def _fund(database: Database, settings: Settings, devnode: DevNode, app: AppProc
     assert row.bolt11 is not None
     anyio.run(devnode.adapter("wallet").pay, row.bolt11, None, 10_000, 10)
     wait_for(lambda: database.read(lambda c: ledger.user_balances(c, user_id))[AccountKind.USER_AVAILABLE]
-             == DEPOSIT_MSAT, 20, "the deposit credit", app)
+             == DEPOSIT_MSAT, 60, "the deposit credit", app)
 
 
 def _wallet_paid(devnode: DevNode, payment_hash: str) -> int:
@@ -96,7 +96,7 @@ def test_withdrawal_killed_between_hold_and_node_is_paid_once_after_restart(
     assert devnode.rpc("marketplace").call("listpays", {"payment_hash": row.payment_hash})["pays"] == []
 
     app.start()
-    wait_for(lambda: _outgoing(database)[0].status == "succeeded", 30, "the withdrawal to be paid", app)
+    wait_for(lambda: _outgoing(database)[0].status == "succeeded", 60, "the withdrawal to be paid", app)
     assert "handing payment" in app.log()
     after = database.read(lambda c: ledger.user_balances(c, user_id))
     assert after[AccountKind.USER_PENDING_OUT] == 0
@@ -171,7 +171,7 @@ def test_disbursement_killed_between_hold_and_node_is_paid_once_after_restart(
     assert devnode.rpc("marketplace").call("listpays", {"payment_hash": row.payment_hash})["pays"] == []
 
     app.start()
-    wait_for(lambda: _outgoing(database)[0].status == "succeeded", 30, "the disbursement to be paid", app)
+    wait_for(lambda: _outgoing(database)[0].status == "succeeded", 60, "the disbursement to be paid", app)
     loan = api.get(f"/loans/{loan_id}", headers={"Authorization": f"Bearer {borrower_token}"}).json()["loan"]
     assert loan["status"] == "active"
     assert _wallet_paid(devnode, row.payment_hash) == 1
