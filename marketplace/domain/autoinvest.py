@@ -17,6 +17,7 @@ from marketplace.domain.errors import InvalidInput
 from marketplace.domain.loans.calendar import Frequency
 from marketplace.domain.loans.terms import PURPOSES
 from marketplace.domain.money import MSAT_PER_SAT, format_msat
+from marketplace.domain.messages import N_
 
 GRADES = ("A", "B", "C", "D", "E")
 BPS_PER_UNIT = 10_000
@@ -44,28 +45,28 @@ class Rules:
     def check(self, unit_msat: int) -> "Rules":
         """The rules, or InvalidInput naming the first limit that makes no sense."""
         if self.budget_msat < 0:
-            raise InvalidInput("The budget cannot be negative.")
+            raise InvalidInput(N_("The budget cannot be negative."))
         if self.note_msat < unit_msat or self.note_msat % unit_msat:
             raise InvalidInput(f"The note size must be a whole number of {format_msat(unit_msat)} notes, "
                                f"at least {format_msat(unit_msat)}.")
         if self.max_per_loan_msat < self.note_msat:
-            raise InvalidInput("The most per loan must be at least one note.")
+            raise InvalidInput(N_("The most per loan must be at least one note."))
         if self.max_per_borrower_msat < self.note_msat:
-            raise InvalidInput("The most per borrower must be at least one note.")
+            raise InvalidInput(N_("The most per borrower must be at least one note."))
         if not 1 <= self.max_per_loan_bps <= BPS_PER_UNIT:
-            raise InvalidInput("The most per loan, as a share of the portfolio, must be between 0.01 % and 100 %.")
+            raise InvalidInput(N_("The most per loan, as a share of the portfolio, must be between 0.01 %% and 100 %%."))
         if not self.grades:
-            raise InvalidInput("Choose at least one grade.")
+            raise InvalidInput(N_("Choose at least one grade."))
         if not self.frequencies:
-            raise InvalidInput("Choose at least one installment frequency.")
+            raise InvalidInput(N_("Choose at least one installment frequency."))
         if not self.purposes:
-            raise InvalidInput("Choose at least one purpose.")
+            raise InvalidInput(N_("Choose at least one purpose."))
         if not 1 <= self.max_term_days <= MAX_TERM_DAYS:
             raise InvalidInput(f"The longest term must be between 1 and {MAX_TERM_DAYS:,} days.")
         if not 0 <= self.min_rate_bps <= 100 * BPS_PER_UNIT:
-            raise InvalidInput("The lowest rate must be between 0 % and 10,000 %.")
+            raise InvalidInput(N_("The lowest rate must be between 0 %% and 10,000 %%."))
         if not 0 <= self.max_expected_loss_bps <= BPS_PER_UNIT:
-            raise InvalidInput("The expected-loss ceiling must be between 0 % and 100 %.")
+            raise InvalidInput(N_("The expected-loss ceiling must be between 0 %% and 100 %%."))
         return self
 
 

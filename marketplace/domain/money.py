@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 from marketplace.domain import numbers
+from marketplace.domain.messages import N_
 
 _SAT_MSAT = re.compile(r"^([0-9]{1,15})(?:\.([0-9]{1,3}))?$")
 
@@ -59,9 +60,9 @@ def parse_sat_msat(text: str) -> int:
     cleaned = text.strip().replace(",", "").replace("_", "")
     found = _SAT_MSAT.match(cleaned)
     if found is None:
-        raise ValueError("Enter an amount in sat, like 5000 or 5000.125 (at most three decimals).")
+        raise ValueError(N_("Enter an amount in sat, like 5000 or 5000.125 (at most three decimals)."))
     whole, fraction = found.group(1), (found.group(2) or "").ljust(3, "0")
     amount_msat = int(whole) * MSAT_PER_SAT + int(fraction)
     if amount_msat <= 0:
-        raise ValueError("The amount must be more than 0 sat.")
+        raise ValueError(N_("The amount must be more than 0 sat."))
     return amount_msat

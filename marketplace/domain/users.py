@@ -5,6 +5,7 @@ import unicodedata
 from enum import Enum
 
 from marketplace.domain.errors import InvalidInput
+from marketplace.domain.messages import N_
 
 DISPLAY_NAME_LENGTH_MAX = 64  # the users.display_name column width
 
@@ -23,7 +24,7 @@ def parse_signup_role(raw: str) -> Role:
     for role in SIGNUP_ROLES:
         if raw == role.value:
             return role
-    raise InvalidInput("Choose whether you want to lend or to borrow.")
+    raise InvalidInput(N_("Choose whether you want to lend or to borrow."))
 
 
 def parse_role(raw: str) -> Role:
@@ -43,5 +44,5 @@ def normalize_display_name(raw: str, email: str) -> str:
     # Control and format characters (bidi overrides, zero-width joiners...) let
     # one name impersonate another on screen.
     if any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"} for ch in name):
-        raise InvalidInput("The display name contains characters that cannot be shown.")
+        raise InvalidInput(N_("The display name contains characters that cannot be shown."))
     return name

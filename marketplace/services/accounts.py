@@ -16,12 +16,13 @@ from marketplace.domain.errors import EmailTaken, SignUpThrottled
 from marketplace.domain.journal import AccountKind
 from marketplace.domain.passwords import check_new_password
 from marketplace.domain.users import Role, normalize_display_name, parse_role
-from marketplace.domain.throttling import describe_wait, retry_after
+from marketplace.domain.throttling import retry_after, wait_message
 from marketplace.services.auth import ADDRESS_LENGTH_MAX, SignedIn, SessionUser, as_utc, open_session, utc_now
 from marketplace.services.password_pool import password_pool
 from marketplace.settings import Settings
+from marketplace.domain.messages import N_
 
-_TAKEN = "An account with this email already exists; sign in instead."
+_TAKEN = N_("An account with this email already exists; sign in instead.")
 # Any constant: the PostgreSQL advisory lock that orders sign-up counts.
 _SIGNUP_LOCK_KEY = 0x6D6C5F7369676F  # "ml_sigo"
 
@@ -104,7 +105,8 @@ def _count_signup(conn: Connection, settings: Settings, address: str, now: datet
     wait = retry_after(times, settings.signup_per_address, window, now)
     if wait is not None:
         raise SignUpThrottled(
-            f"Too many accounts were made from your network address lately. Try again {describe_wait(wait)}.",
+            N_("Too many accounts were made from your network address lately. Try again %(wait)s.",
+               wait=wait_message(wait)),
             retry_after_s=int(-(-wait.total_seconds() // 1)))
     # Old attempts of this address are no use any more; the table stays as small as the window.
     conn.execute(delete(signup_attempts).where(signup_attempts.c.address == address,

@@ -20,6 +20,7 @@ from marketplace.domain import numbers
 from marketplace.domain.errors import InvalidInput
 from marketplace.domain.journal import AccountKind, NormalSide, natural_delta
 from marketplace.domain.money import plain_sat
+from marketplace.domain.messages import N_
 
 PAGE_SIZE = 50
 PAGE_MAX = 100_000
@@ -94,8 +95,8 @@ def parse_page(raw: str | None) -> int:
     """The page number from the query string ('' or absent: 1); anything else is an InvalidInput."""
     if raw is None or not raw.strip():
         return 1
-    said = f"The page number must be a whole number from 1 to {PAGE_MAX:,}."
-    return numbers.whole(raw, label="page number", minimum=1, maximum=PAGE_MAX,
+    said = N_("The page number must be a whole number from 1 to %(most)s.", most=f"{PAGE_MAX:,}")
+    return numbers.whole(raw, label=N_("page number"), minimum=1, maximum=PAGE_MAX,
                          not_number=said, too_small=said, too_big=said)
 
 

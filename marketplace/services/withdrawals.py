@@ -26,7 +26,7 @@ from marketplace.db.engine import Database
 from marketplace.db.outgoing import OutgoingRow
 from marketplace.domain.errors import InvoiceRefused
 from marketplace.domain.payments import check_amount, fee_reserve_msat
-from marketplace.services.lightning_calls import NodeFacts, in_transaction, reading
+from marketplace.services.lightning_calls import NodeFacts, in_transaction, node_said, reading
 from marketplace.settings import Settings
 from marketplace.workers.faults import crash_at
 from marketplace.workers.payment_attempts import attempt
@@ -52,7 +52,7 @@ async def pay_out(
         payable = check_payable(request.bolt11, node_network=info.network, own_node_id=info.id,
                                 amount_msat=request.amount_msat)
     except InvalidInvoice as exc:
-        raise InvoiceRefused(exc.message) from exc
+        raise InvoiceRefused(node_said(exc)) from exc
     check_amount(payable.amount_msat, settings.withdrawal_min_sat, max_amount_sat, "withdrawal")
     reserve = fee_reserve_msat(payable.amount_msat, settings.fee_reserve_ppm, settings.fee_reserve_min_msat)
     payment_id = await in_transaction(database, lambda c: outgoing.hold(

@@ -16,6 +16,7 @@ from marketplace.services import api_tokens
 from marketplace.services.auth import SessionUser
 from marketplace.web.sessions import current_user
 from marketplace.web.state import database_of
+from marketplace.domain.messages import N_
 
 AUTHORIZATION = "authorization"
 
@@ -32,7 +33,7 @@ def bearer_token(conn: HTTPConnection) -> str | None:
         return None
     scheme, _, value = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
-        raise InvalidToken("Send the API token as `Authorization: Bearer <token>`.")
+        raise InvalidToken(N_("Send the API token as `Authorization: Bearer <token>`."))
     return value.strip()
 
 
@@ -57,12 +58,12 @@ async def _resolve(conn: HTTPConnection) -> SessionUser:
     if token is not None:
         user = await run_in_threadpool(api_tokens.authenticate, database_of(conn), token)
         if user is None:
-            raise InvalidToken("This API token is not valid: it is unknown or has been revoked.")
+            raise InvalidToken(N_("This API token is not valid: it is unknown or has been revoked."))
         conn.state.user = user  # handlers that ask `current_user` see the token's user
         conn.state.api_auth = "token"
     else:
         user = await current_user(conn)
         if user is None:
-            raise SignInRequired("Authenticate with `Authorization: Bearer <token>` (make a token at /settings).")
+            raise SignInRequired(N_("Authenticate with `Authorization: Bearer <token>` (make a token at /settings)."))
         conn.state.api_auth = "session"
     return user

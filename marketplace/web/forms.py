@@ -10,6 +10,7 @@ from starlette.requests import Request
 
 from marketplace.domain.errors import InvalidInput
 from marketplace.domain.money import parse_sat, parse_sat_msat
+from marketplace.domain.messages import N_
 
 # The CSRF middleware parses the body once and leaves the result here.
 PARSED_FORM_KEY = "microlend.form"
@@ -30,7 +31,7 @@ async def parse_form(request: Request) -> FormData:
         form = await request.form(max_files=0, max_fields=FORM_FIELDS_MAX, max_part_size=FORM_PART_SIZE_MAX)
     # python-multipart's own parse errors are ValueErrors; Starlette wraps its limits in HTTPException.
     except (HTTPException, MultiPartException, ValueError) as exc:
-        raise BadForm("The form could not be read; reload the page and try again.") from exc
+        raise BadForm(N_("The form could not be read; reload the page and try again.")) from exc
     request.scope[PARSED_FORM_KEY] = form
     return form
 

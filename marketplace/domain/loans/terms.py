@@ -9,6 +9,7 @@ from marketplace.domain import numbers
 from marketplace.domain.errors import InvalidInput
 from marketplace.domain.loans.schedules import Frequency, Method, Prepayment
 from marketplace.domain.money import parse_sat
+from marketplace.domain.messages import N_
 
 PURPOSES = ("business", "education", "health", "housing", "farming", "transport", "family", "other")
 PURPOSE_MAX = 40
@@ -44,27 +45,27 @@ def parse_terms(form: Mapping[str, str]) -> LoanTerms:
     try:
         frequency = Frequency(form.get("frequency", ""))
     except ValueError:
-        raise InvalidInput("Choose daily, weekly or monthly installments.") from None
+        raise InvalidInput(N_("Choose daily, weekly or monthly installments.")) from None
     try:
         method = Method(form.get("method", Method.ANNUITY.value) or Method.ANNUITY.value)
     except ValueError:
-        raise InvalidInput("Choose equal installments or equal principal.") from None
+        raise InvalidInput(N_("Choose equal installments or equal principal.")) from None
     try:
         prepayment = Prepayment(form.get("prepayment", "") or Prepayment.REDUCE_TERM.value)
     except ValueError:
-        raise InvalidInput("Choose what paying early does: shorten the loan or lower the installments.") from None
+        raise InvalidInput(N_("Choose what paying early does: shorten the loan or lower the installments.")) from None
     return LoanTerms(amount_msat, parse_rate_bps(form.get("rate", "")), count, frequency, method, prepayment)
 
 
 def parse_story(purpose: str, story: str) -> tuple[str, str]:
     purpose = purpose.strip().lower()
     if purpose not in PURPOSES:
-        raise InvalidInput("Choose what the loan is for.")
+        raise InvalidInput(N_("Choose what the loan is for."))
     story = story.strip()
     if len(story) < 20:
-        raise InvalidInput("Tell lenders in a few sentences what the loan is for (at least 20 characters).")
+        raise InvalidInput(N_("Tell lenders in a few sentences what the loan is for (at least 20 characters)."))
     if len(story) > STORY_MAX:
         raise InvalidInput(f"Keep the story under {STORY_MAX} characters.")
     if any(ord(ch) < 32 and ch not in "\n\r\t" for ch in story):
-        raise InvalidInput("The story contains characters that cannot be shown.")
+        raise InvalidInput(N_("The story contains characters that cannot be shown."))
     return purpose, story

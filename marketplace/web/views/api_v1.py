@@ -50,6 +50,7 @@ from marketplace.web.security import client_address
 from marketplace.web.state import database_of, settings_of
 from marketplace.web.views import api as api_v0
 from marketplace.web.views import autoinvest as autoinvest_views
+from marketplace.domain.messages import N_
 
 BODY_SIZE_MAX = 64 * 1024
 ANYONE = (Role.LENDER, Role.BORROWER, Role.OPERATOR)
@@ -98,7 +99,7 @@ async def _raw_body(request: Request) -> bytes:
                 raise BodyTooLarge(f"The body is too large (at most {BODY_SIZE_MAX // 1024} KiB).")
             chunks.append(chunk)
     except ClientDisconnect:
-        raise BadJson("The request body did not arrive.") from None
+        raise BadJson(N_("The request body did not arrive.")) from None
     return b"".join(chunks)
 
 
@@ -135,18 +136,18 @@ async def read_body(request: Request, schema_name: str, *, optional: bool = Fals
     if not raw.strip():
         if optional:
             return {}
-        raise BadJson("Send a JSON object as the request body.")
+        raise BadJson(N_("Send a JSON object as the request body."))
     try:
         # Fractions and exponents stay exact (Decimal): 1.0 and 1e3 are then no JSON integers, as on the forms.
         body = json.loads(raw, parse_constant=_no_constants, parse_int=_json_int, parse_float=Decimal)
     except (ValueError, RecursionError):
-        raise BadJson("The request body is not valid JSON.") from None
+        raise BadJson(N_("The request body is not valid JSON.")) from None
     validator = _VALIDATORS[schema_name]
     try:
         error = min(validator.iter_errors(body), key=lambda e: (len(e.absolute_path), str(e.message)),
                     default=None)
     except RecursionError:
-        raise InvalidBody("The request body is nested too deeply.") from None
+        raise InvalidBody(N_("The request body is nested too deeply.")) from None
     if error is not None:
         raise InvalidBody(_describe(error))
     assert isinstance(body, dict)
@@ -457,7 +458,7 @@ async def get_deposit(request: Request) -> Response:
     user = await api_user(request, Role.LENDER)
     row = await deposits.deposit_status(database_of(request), user.id, _id_param(request, "invoice_id", "invoice"))
     if row.purpose != "deposit":
-        raise NotFound("There is no such invoice.")
+        raise NotFound(N_("There is no such invoice."))
     return _json(invoice_json(row))
 
 
@@ -477,7 +478,7 @@ async def create_disbursement(request: Request) -> Response:
     body = await read_body(request, "DisbursementRequest")
     bolt11 = str(body["bolt11"]).strip()
     if not bolt11:
-        raise InvalidBody("bolt11: paste a Lightning invoice (BOLT11) for exactly the loan amount.")
+        raise InvalidBody(N_("bolt11: paste a Lightning invoice (BOLT11) for exactly the loan amount."))
     runtime = lightning_of(request)
     row = await loan_service.disburse(database_of(request), runtime.port, runtime.facts, settings_of(request),
                                       user.id, loan_id, bolt11)
@@ -489,7 +490,7 @@ async def get_repayment(request: Request) -> Response:
     loan_id = _id_param(request, "loan_id", "loan")
     row = await deposits.deposit_status(database_of(request), user.id, _id_param(request, "invoice_id", "invoice"))
     if row.purpose != "repayment" or row.loan_id != loan_id:
-        raise NotFound("There is no such invoice.")
+        raise NotFound(N_("There is no such invoice."))
     return _json(invoice_json(row))
 
 
@@ -498,7 +499,7 @@ async def create_withdrawal(request: Request) -> Response:
     body = await read_body(request, "WithdrawalRequest")
     bolt11 = str(body["bolt11"]).strip()
     if not bolt11:
-        raise InvalidBody("bolt11: paste the Lightning invoice (BOLT11) to pay.")
+        raise InvalidBody(N_("bolt11: paste the Lightning invoice (BOLT11) to pay."))
     runtime = lightning_of(request)
     row = await withdrawals.withdraw(database_of(request), runtime.port, runtime.facts, settings_of(request),
                                      user.id, bolt11, _sat(body))

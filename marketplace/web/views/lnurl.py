@@ -18,6 +18,7 @@ from marketplace.services.lnurl import Site
 from marketplace.web.security import client_address
 from marketplace.web.lightning import lightning_of
 from marketplace.web.state import database_of, settings_of
+from marketplace.domain.messages import N_
 
 # Browser wallets fetch these from other origins (LUD-01 asks for it).
 _CORS = {"Access-Control-Allow-Origin": "*"}
@@ -31,7 +32,7 @@ def site_of(conn: HTTPConnection) -> Site:
         return Site.of(settings.public_url)
     host = conn.url.netloc
     if not _HOST.fullmatch(host):
-        raise InvalidInput("This request names no host a Lightning Address can be made for.")
+        raise InvalidInput(N_("This request names no host a Lightning Address can be made for."))
     scheme = "https" if settings.https else conn.url.scheme
     return Site.of(f"{scheme}://{host}")
 
@@ -58,7 +59,7 @@ async def callback(request: Request) -> Response:
     amounts = request.query_params.getlist("amount")
     try:
         if len(amounts) > 1:
-            raise InvalidInput("Send one amount, not several.")
+            raise InvalidInput(N_("Send one amount, not several."))
         row = await lnurl_service.pay_invoice(
             database_of(request), lightning_of(request).port, settings_of(request), site_of(request),
             str(request.path_params["name"]), amounts[0] if amounts else None, address=client_address(request))

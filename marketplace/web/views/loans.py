@@ -41,6 +41,7 @@ from marketplace.web.rendering import render
 from marketplace.web.security import client_address
 from marketplace.web.sessions import require_role
 from marketplace.web.state import database_of, settings_of
+from marketplace.domain.messages import N_
 
 BOLT11_FIELD_MAX = 4096
 OPEN_PAGE_MAX = 999_999
@@ -244,7 +245,7 @@ async def withdraw_note(request: Request) -> Response:
     note_id = _id_param(request, "note_id", "note")
     note = await reading(database_of(request), lambda c: loan_rows.get_note(c, note_id))
     if note.lender_id != user.id:
-        raise NotFound("There is no such note.")
+        raise NotFound(N_("There is no such note."))
     try:
         await run_in_threadpool(lambda: loan_service.withdraw_pledge(database_of(request), user.id, note_id))
     except Refusal as refusal:
@@ -260,7 +261,7 @@ async def disburse(request: Request) -> Response:
     try:
         bolt11 = text_field(form, "bolt11", length_max=BOLT11_FIELD_MAX, label="invoice").strip()
         if not bolt11:
-            raise InvalidInput("Paste a Lightning invoice (BOLT11) for exactly the loan amount.")
+            raise InvalidInput(N_("Paste a Lightning invoice (BOLT11) for exactly the loan amount."))
         runtime = lightning_of(request)
         result = await loan_service.disburse(database_of(request), runtime.port, runtime.facts,
                                              settings_of(request), user.id, loan_id, bolt11)
@@ -295,7 +296,7 @@ async def _repayment_invoice(request: Request) -> tuple[int, Any]:
     loan_id = _id_param(request, "loan_id", "loan")
     row = await deposits.deposit_status(database_of(request), user.id, _id_param(request, "invoice_id", "invoice"))
     if row.purpose != "repayment" or row.loan_id != loan_id:
-        raise NotFound("There is no such invoice.")
+        raise NotFound(N_("There is no such invoice."))
     return loan_id, row
 
 
@@ -309,7 +310,7 @@ async def _status_context(request: Request, loan_id: int, row: Any) -> dict[str,
 async def pay_page(request: Request) -> Response:
     loan_id, row = await _repayment_invoice(request)
     if row.bolt11 is None:
-        raise NotFound("This invoice was never made by the Lightning node.")
+        raise NotFound(N_("This invoice was never made by the Lightning node."))
     context = {**await _status_context(request, loan_id, row), "qr_svg": invoice_qr_svg(row.bolt11),
                "demo_wallet": lightning_of(request).demo_wallet is not None}
     return await render(request, "loans/pay.html", context)

@@ -20,6 +20,7 @@ from marketplace.web.rendering import render
 from marketplace.web.security import client_address
 from marketplace.web.sessions import require_role
 from marketplace.web.state import database_of, settings_of
+from marketplace.domain.messages import N_
 
 BOLT11_FIELD_MAX = 4096
 
@@ -60,7 +61,7 @@ async def deposit_invoice(request: Request) -> Response:
     user = await require_role(request, Role.LENDER)
     row = await deposits.deposit_status(database_of(request), user.id, _invoice_id(request))
     if row.bolt11 is None:
-        raise NotFound("This invoice was never made by the Lightning node.")
+        raise NotFound(N_("This invoice was never made by the Lightning node."))
     runtime = lightning_of(request)
     return await render(request, "deposit_invoice.html", {
         "invoice": row, "qr_svg": invoice_qr_svg(row.bolt11), "demo_wallet": runtime.demo_wallet is not None,
@@ -81,7 +82,7 @@ async def demo_wallet_pay(request: Request) -> Response:
     user = await require_role(request, Role.LENDER, Role.BORROWER)
     runtime = lightning_of(request)
     if runtime.demo_wallet is None:
-        raise NotFound("There is no demo wallet here.")
+        raise NotFound(N_("There is no demo wallet here."))
     row = await deposits.deposit_status(database_of(request), user.id, _invoice_id(request))
     back = f"/deposit/{row.id}" if row.purpose == "deposit" else f"/loans/{row.loan_id}/pay/{row.id}"
     if row.status == "unpaid" and row.bolt11:
@@ -124,7 +125,7 @@ async def withdraw(request: Request) -> Response:
         raw_amount = text_field(form, "amount_sat", length_max=32, label="amount").strip()
         echo = {"bolt11": bolt11, "amount_sat": raw_amount}
         if not bolt11:
-            raise InvalidInput("Paste the Lightning invoice (BOLT11) to pay.")
+            raise InvalidInput(N_("Paste the Lightning invoice (BOLT11) to pay."))
         amount_msat = optional_sat_amount(raw_amount)
         runtime = lightning_of(request)
         result = await withdrawals.withdraw(database_of(request), runtime.port, runtime.facts,
