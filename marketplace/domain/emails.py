@@ -26,7 +26,7 @@ def normalize_email(raw: str) -> str:
     if not email:
         raise InvalidInput(N_("Enter your email address."))
     if len(email) > EMAIL_LENGTH_MAX:
-        raise InvalidInput(f"That email address is too long (at most {EMAIL_LENGTH_MAX} characters).")
+        raise InvalidInput(N_("That email address is too long (at most %(most)s characters).", most=EMAIL_LENGTH_MAX))
     local, at, domain = email.rpartition("@")
     if not at or not _is_local_part(local) or not _is_domain(domain):
         raise InvalidInput(N_("That does not look like an email address; use the form name@example.com."))

@@ -103,9 +103,8 @@ def check_entry(draft: EntryDraft) -> None:
         raise UnbalancedEntry(N_("A journal line cannot move zero msat."))
     total = sum(line.amount_msat for line in draft.lines)
     if total != 0:
-        raise UnbalancedEntry(
-            f"Debits and credits differ by {total} msat; an entry must balance exactly."
-        )
+        raise UnbalancedEntry(N_("Debits and credits differ by %(total)s msat; an entry must balance exactly.",
+                                 total=total))
     if not draft.kind:
         raise InvalidInput(N_("A journal entry needs a kind."))
 

@@ -134,7 +134,7 @@ def parse_amount(raw: str | None) -> int:
 def check_amount(amount_msat: int, payoff_msat: int) -> None:
     low, high = sendable(payoff_msat)
     if amount_msat < low:
-        raise LnurlRefusal(f"The smallest payment is {format_msat(low)} ({low} msat).")
+        raise LnurlRefusal(N_("The smallest payment is %(amount)s (%(msat)s msat).", amount=format_msat(low), msat=low))
     if amount_msat > high:
-        raise LnurlRefusal(f"Paying the whole loan off today costs {format_msat(high)} ({high} msat); "
-                           "send at most that.")
+        raise LnurlRefusal(N_("Paying the whole loan off today costs %(amount)s (%(msat)s msat); send at most that.",
+                              amount=format_msat(high), msat=high))

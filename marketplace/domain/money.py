@@ -45,10 +45,11 @@ def parse_sat(text: str) -> int:
     digits only. Raises NumberRefused (an InvalidInput) with the reason.
     """
     amount_sat = numbers.whole(
-        text, label="amount", minimum=1, maximum=SAT_MAX, grouping=True,
-        not_number="Enter a whole number of sat, like 50000.",
-        too_small="The amount must be more than 0 sat.",
-        too_big=f"The amount can be at most {SAT_MAX:,} sat (all the bitcoin there will ever be).")
+        text, label=N_("amount"), minimum=1, maximum=SAT_MAX, grouping=True,
+        not_number=N_("Enter a whole number of sat, like 50000."),
+        too_small=N_("The amount must be more than 0 sat."),
+        too_big=N_("The amount can be at most %(most)s sat (all the bitcoin there will ever be).",
+                   most=format(SAT_MAX, ",")))
     return sat_to_msat(amount_sat)
 
 

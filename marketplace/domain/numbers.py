@@ -45,9 +45,9 @@ Said = str | Message
 
 def _range_sentence(label: Label, minimum: int, maximum: int | None) -> Message:
     if maximum is None:
-        return N_("The %(label)s must be at least %(minimum)s.", label=label, minimum=f"{minimum:,}")
-    return N_("The %(label)s must be between %(minimum)s and %(maximum)s.", label=label, minimum=f"{minimum:,}",
-              maximum=f"{maximum:,}")
+        return N_("The %(label)s must be at least %(minimum)s.", label=label, minimum=format(minimum, ","))
+    return N_("The %(label)s must be between %(minimum)s and %(maximum)s.", label=label, minimum=format(minimum, ","),
+              maximum=format(maximum, ","))
 
 
 def _decimals(label: Label, places: int) -> Message:
@@ -128,6 +128,6 @@ def json_whole(value: object, *, label: str, minimum: int = 0, maximum: int | No
         raise NumberRefused(N_("%(label)s must be a whole number (a JSON integer such as 50000).", label=label))
     if value < minimum or (maximum is not None and value > maximum):
         raise NumberRefused(N_("%(label)s must be from %(minimum)s to %(maximum)s.", label=label,
-                               minimum=f"{minimum:,}", maximum=f"{maximum:,}") if maximum is not None
-                            else N_("%(label)s must be at least %(minimum)s.", label=label, minimum=f"{minimum:,}"))
+                               minimum=format(minimum, ","), maximum=format(maximum, ",")) if maximum is not None
+                            else N_("%(label)s must be at least %(minimum)s.", label=label, minimum=format(minimum, ",")))
     return value

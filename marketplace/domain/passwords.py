@@ -12,9 +12,9 @@ PASSWORD_LENGTH_MAX = 1024
 
 def check_new_password(password: str) -> None:
     if len(password) < PASSWORD_LENGTH_MIN:
-        raise InvalidInput(f"Choose a password of at least {PASSWORD_LENGTH_MIN} characters.")
+        raise InvalidInput(N_("Choose a password of at least %(least)s characters.", least=PASSWORD_LENGTH_MIN))
     if len(password) > PASSWORD_LENGTH_MAX:
-        raise InvalidInput(f"Choose a password of at most {PASSWORD_LENGTH_MAX} characters.")
+        raise InvalidInput(N_("Choose a password of at most %(most)s characters.", most=PASSWORD_LENGTH_MAX))
     if "\x00" in password:
         raise InvalidInput(N_("A password cannot contain a NUL character."))
     try:

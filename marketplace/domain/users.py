@@ -31,7 +31,7 @@ def parse_role(raw: str) -> Role:
     try:
         return Role(raw)
     except ValueError:
-        raise InvalidInput(f"The role must be one of {', '.join(r.value for r in Role)}.") from None
+        raise InvalidInput(N_("The role must be one of %(roles)s.", roles=", ".join(r.value for r in Role))) from None
 
 
 def normalize_display_name(raw: str, email: str) -> str:
@@ -40,7 +40,7 @@ def normalize_display_name(raw: str, email: str) -> str:
     if not name:
         name = email.partition("@")[0][:DISPLAY_NAME_LENGTH_MAX]
     if len(name) > DISPLAY_NAME_LENGTH_MAX:
-        raise InvalidInput(f"The display name is too long (at most {DISPLAY_NAME_LENGTH_MAX} characters).")
+        raise InvalidInput(N_("The display name is too long (at most %(most)s characters).", most=DISPLAY_NAME_LENGTH_MAX))
     # Control and format characters (bidi overrides, zero-width joiners...) let
     # one name impersonate another on screen.
     if any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"} for ch in name):

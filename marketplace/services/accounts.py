@@ -5,14 +5,15 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, delete, func, insert, select, text
+from sqlalchemy import Connection, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from marketplace.db.engine import Database
 from marketplace.db.ledger import open_user_accounts, user_balances
 from marketplace.db.tables import signup_attempts, users
 from marketplace.domain.emails import normalize_email
-from marketplace.domain.errors import EmailTaken, SignUpThrottled
+from marketplace.domain import languages
+from marketplace.domain.errors import EmailTaken, InvalidInput, SignUpThrottled
 from marketplace.domain.journal import AccountKind
 from marketplace.domain.passwords import check_new_password
 from marketplace.domain.users import Role, normalize_display_name, parse_role
@@ -144,3 +145,12 @@ def _insert_user(conn: Connection, new: NewUser, now: datetime) -> int:
     user_id = int(pk[0])
     open_user_accounts(conn, user_id)
     return user_id
+
+
+def set_language(database: Database, user_id: int, raw: str) -> str | None:
+    """Store the language a person chose for the pages ('' : follow the browser); the stored value."""
+    language = languages.supported(raw)
+    if raw.strip() and language is None:
+        raise InvalidInput(N_("Choose one of the languages offered."))
+    database.run(lambda conn: conn.execute(update(users).where(users.c.id == user_id).values(language=language)))
+    return language

@@ -65,7 +65,7 @@ async def create_deposit_invoice(
     database: Database, port: LightningPort, settings: Settings, user_id: int, amount_msat: int,
     *, address: str | None = None,
 ) -> InvoiceRow:
-    check_amount(amount_msat, settings.deposit_min_sat, settings.deposit_max_sat, "deposit")
+    check_amount(amount_msat, settings.deposit_min_sat, settings.deposit_max_sat, N_("deposit"))
     return await issue_invoice(database, port, settings, "deposit", user_id, amount_msat, "Microlend deposit",
                                address=address)
 

@@ -294,7 +294,7 @@ async def repayment_invoice(database: Database, port: LightningPort, settings: S
     if amount_msat is None:
         due = state.next_due(as_of)
         amount_msat = most if due is None else due[1]
-    check_amount(amount_msat, 0, settings.loan_max_sat * 2, "repayment")
+    check_amount(amount_msat, 0, settings.loan_max_sat * 2, N_("repayment"))
     if amount_msat > most:
         raise InvalidInput(N_("Paying the whole loan off today costs %(payoff)s; ask for at most that.",
                               payoff=format_msat(most)))

@@ -157,13 +157,13 @@ def parse_address(raw: str) -> tuple[str | None, int | None]:
 def parse_channel_sat(raw: str) -> int:
     if not raw.strip():
         raise InvalidInput(N_("Enter the channel's size in sat."))
-    too_big = N_("A channel can be at most %(most)s sat.", most=f"{CHANNEL_MAX_SAT:,}")
+    too_big = N_("A channel can be at most %(most)s sat.", most=format(CHANNEL_MAX_SAT, ","))
     amount = numbers.whole(raw, label=N_("channel size"), maximum=SAT_MAX, grouping=True,
                            not_number=N_("Enter the channel's size as a whole number of sat, like 1000000."),
                            too_small=N_("The channel's size must be more than 0 sat."),
                            too_big=too_big)
     if amount < CHANNEL_MIN_SAT:
-        raise InvalidInput(N_("A channel must be at least %(least)s sat.", least=f"{CHANNEL_MIN_SAT:,}"))
+        raise InvalidInput(N_("A channel must be at least %(least)s sat.", least=format(CHANNEL_MIN_SAT, ",")))
     if amount > CHANNEL_MAX_SAT:
         raise InvalidInput(too_big)
     return amount

@@ -95,7 +95,7 @@ def parse_page(raw: str | None) -> int:
     """The page number from the query string ('' or absent: 1); anything else is an InvalidInput."""
     if raw is None or not raw.strip():
         return 1
-    said = N_("The page number must be a whole number from 1 to %(most)s.", most=f"{PAGE_MAX:,}")
+    said = N_("The page number must be a whole number from 1 to %(most)s.", most=format(PAGE_MAX, ","))
     return numbers.whole(raw, label=N_("page number"), minimum=1, maximum=PAGE_MAX,
                          not_number=said, too_small=said, too_big=said)
 

@@ -32,6 +32,7 @@ from marketplace.workers.faults import crash_at
 from marketplace.workers.payment_attempts import attempt
 from marketplace.workers.payment_locks import payment_locks
 from marketplace.workers.reconciler import reconcile_outgoing
+from marketplace.domain.messages import N_
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ async def pay_out(
                                 amount_msat=request.amount_msat)
     except InvalidInvoice as exc:
         raise InvoiceRefused(node_said(exc)) from exc
-    check_amount(payable.amount_msat, settings.withdrawal_min_sat, max_amount_sat, "withdrawal")
+    check_amount(payable.amount_msat, settings.withdrawal_min_sat, max_amount_sat, N_("withdrawal"))
     reserve = fee_reserve_msat(payable.amount_msat, settings.fee_reserve_ppm, settings.fee_reserve_min_msat)
     payment_id = await in_transaction(database, lambda c: outgoing.hold(
         c, request.purpose, request.user_id, payable.invoice.payment_hash, payable.invoice.bolt11,

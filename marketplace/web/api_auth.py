@@ -48,7 +48,7 @@ async def api_user(conn: HTTPConnection, *roles: Role) -> SessionUser:
         conn.state.api_user = user
     if roles and user.role not in roles:
         wanted = " or ".join(role.value for role in roles)
-        raise Forbidden(f"Only a {wanted} account can do this.")
+        raise Forbidden(N_("Only a %(roles)s account can do this.", roles=wanted))
     return user
 
 

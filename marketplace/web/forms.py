@@ -10,7 +10,7 @@ from starlette.requests import Request
 
 from marketplace.domain.errors import InvalidInput
 from marketplace.domain.money import parse_sat, parse_sat_msat
-from marketplace.domain.messages import N_
+from marketplace.domain.messages import Message, N_
 
 # The CSRF middleware parses the body once and leaves the result here.
 PARSED_FORM_KEY = "microlend.form"
@@ -36,15 +36,16 @@ async def parse_form(request: Request) -> FormData:
     return form
 
 
-def text_field(form: FormData, name: str, *, length_max: int, label: str) -> str:
+def text_field(form: FormData, name: str, *, length_max: int, label: str | Message) -> str:
     """A text field's value ('' when absent); refused when it is a file or too long."""
     value = form.get(name)
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise BadForm(f"The {label} must be text.")
+        raise BadForm(N_("The %(label)s must be text.", label=label))
     if len(value) > length_max:
-        raise InvalidInput(f"The {label} is too long (at most {length_max} characters).")
+        raise InvalidInput(N_("The %(label)s is too long (at most %(most)s characters).", label=label,
+                              most=length_max))
     return value
 
 
@@ -77,4 +78,5 @@ def optional_sat_msat_amount(raw: str) -> int | None:
     try:
         return parse_sat_msat(raw)
     except ValueError as exc:
-        raise InvalidInput(str(exc)) from exc
+        said = exc.args[0] if exc.args and isinstance(exc.args[0], Message) else str(exc)
+        raise InvalidInput(said) from exc

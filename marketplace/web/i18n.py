@@ -123,16 +123,17 @@ class LanguageMiddleware:
             _current.reset(token)
 
 
-def language_cookie(conn: HTTPConnection, language: str) -> str:
-    """A Set-Cookie value remembering `language` for a year (not secret: readable, Lax)."""
+def language_cookie(conn: HTTPConnection, language: str | None) -> str:
+    """A Set-Cookie value remembering `language` for a year (None: forgetting it); not secret, Lax."""
     secure = "; Secure" if is_secure(conn) else ""
-    return (f"{cookie_name(conn, LANGUAGE_COOKIE)}={language}; Path=/; Max-Age={LANGUAGE_COOKIE_MAX_AGE_S}; "
+    max_age = LANGUAGE_COOKIE_MAX_AGE_S if language else 0
+    return (f"{cookie_name(conn, LANGUAGE_COOKIE)}={language or ''}; Path=/; Max-Age={max_age}; "
             f"SameSite=Lax{secure}")
 
 
 async def _stored_language(conn: HTTPConnection) -> str | None:
     """A signed-in person's saved choice (the session look-up is kept for the handler to reuse)."""
-    if session_token(conn) is None:
+    if session_token(conn) is None or conn.url.path.startswith("/static/"):
         return None
     user = await current_user(conn)
     return None if user is None else user.language

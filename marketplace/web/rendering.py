@@ -11,9 +11,10 @@ from starlette.templating import Jinja2Templates
 
 from marketplace.domain.money import format_msat
 from marketplace.web.csrf import csrf_token_for, set_anon_cookie
-from marketplace.web.i18n import install_i18n
+from marketplace.web.i18n import install_i18n, say
 from marketplace.web.sessions import current_user
 from marketplace.web.state import TEMPLATES_DIR, templates_of
+from marketplace.domain.messages import Message
 
 
 def build_templates() -> Jinja2Templates:
@@ -22,6 +23,8 @@ def build_templates() -> Jinja2Templates:
         autoescape=True,
         # A typo in a template fails loudly in tests instead of rendering blank.
         undefined=jinja2.StrictUndefined,
+        # A marked sentence handed to a template (a notice, a warning) prints in the reader's language.
+        finalize=lambda value: say(value) if isinstance(value, Message) else value,
     )
     env.filters["msat"] = format_msat
     install_i18n(env)

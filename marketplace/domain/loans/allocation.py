@@ -202,10 +202,11 @@ def validate(state: LoanState) -> None:
         amounts = (inst.principal_msat, inst.interest_msat, inst.late_fee_msat, inst.principal_paid_msat,
                    inst.interest_paid_msat, inst.late_fee_paid_msat)
         if min(amounts) < 0:
-            raise InvalidInput(f"Installment {inst.number} has a negative amount.")
+            raise InvalidInput(N_("Installment %(number)s has a negative amount.", number=inst.number))
         if (inst.principal_paid_msat > inst.principal_msat or inst.interest_paid_msat > inst.interest_msat
                 or inst.late_fee_paid_msat > inst.late_fee_msat):
-            raise InvalidInput(f"Installment {inst.number} is recorded as paid beyond what it owes.")
+            raise InvalidInput(N_("Installment %(number)s is recorded as paid beyond what it owes.",
+                                  number=inst.number))
         previous = inst
     if sum(i.principal_unpaid_msat for i in state.installments) != b.principal_msat:
         raise InvalidInput(N_("The installments do not carry exactly the principal still owed."))

@@ -142,7 +142,7 @@ def assess_late_fees(
             result.append(inst)
         else:
             if inst.late_fee_msat > 0:
-                raise InvalidInput(f"Installment {inst.number} already has a late fee.")
+                raise InvalidInput(N_("Installment %(number)s already has a late fee.", number=inst.number))
             result.append(inst._replace(late_fee_msat=fee))
     return result
 

@@ -107,19 +107,28 @@ def check_request(
     if amount_msat % MSAT_PER_SAT:
         raise InvalidInput(N_("Ask for a whole number of sat."))
     if amount_msat < limits.min_amount_sat * MSAT_PER_SAT:
-        raise InvalidInput(f"The smallest loan is {format_msat(limits.min_amount_sat * MSAT_PER_SAT)}.")
+        raise InvalidInput(N_("The smallest loan is %(amount)s.",
+                              amount=format_msat(limits.min_amount_sat * MSAT_PER_SAT)))
     limit_msat = borrower_max_msat(record, limits)
     if amount_msat > limit_msat:
         if limit_msat >= limits.max_amount_sat * MSAT_PER_SAT:
-            raise InvalidInput(f"The largest loan is {format_msat(limit_msat)}.")
-        raise InvalidInput(f"Your current limit is {format_msat(limit_msat)}; repaying loans on time raises it.")
+            raise InvalidInput(N_("The largest loan is %(amount)s.", amount=format_msat(limit_msat)))
+        raise InvalidInput(N_("Your current limit is %(amount)s; repaying loans on time raises it.",
+                              amount=format_msat(limit_msat)))
     if annual_rate_bps < 0:
         raise InvalidInput(N_("The interest rate cannot be negative."))
     if annual_rate_bps > limits.max_rate_bps:
-        raise InvalidInput(f"The highest interest rate allowed is {_percent(limits.max_rate_bps)} a year.")
+        raise InvalidInput(N_("The highest interest rate allowed is %(rate)s a year.",
+                              rate=_percent(limits.max_rate_bps)))
     most = max_count_for(frequency, limits)
     if not limits.min_count <= count <= most:
-        raise InvalidInput(f"Choose between {limits.min_count} and {most} {frequency.value} installments.")
+        said = {Frequency.DAILY: N_("Choose between %(least)s and %(most)s daily installments.", least=limits.min_count,
+                                    most=most),
+                Frequency.WEEKLY: N_("Choose between %(least)s and %(most)s weekly installments.",
+                                     least=limits.min_count, most=most),
+                Frequency.MONTHLY: N_("Choose between %(least)s and %(most)s monthly installments.",
+                                      least=limits.min_count, most=most)}
+        raise InvalidInput(said[frequency])
 
 
 def check_note(amount_msat: int, remaining_msat: int, available_msat: int, limits: LendingLimits) -> None:
@@ -130,12 +139,12 @@ def check_note(amount_msat: int, remaining_msat: int, available_msat: int, limit
     if amount_msat <= 0:
         raise InvalidInput(N_("A note must be more than 0 sat."))
     if amount_msat > remaining_msat:
-        raise InvalidInput(f"Only {format_msat(remaining_msat)} remain to fund this request; lend at most that.")
+        raise InvalidInput(N_("Only %(amount)s remain to fund this request; lend at most that.",
+                              amount=format_msat(remaining_msat)))
     # The last sliver of a request may be smaller than a note: whoever fills
     # it exactly may lend it, or the request could never be fully funded.
     if amount_msat < min_note_msat and amount_msat != remaining_msat:
-        raise InvalidInput(f"The smallest note is {format_msat(min_note_msat)}.")
+        raise InvalidInput(N_("The smallest note is %(amount)s.", amount=format_msat(min_note_msat)))
     if amount_msat > available_msat:
-        raise InvalidInput(
-            f"You have {format_msat(max(available_msat, 0))} available; lend at most that."
-        )
+        raise InvalidInput(N_("You have %(amount)s available; lend at most that.",
+                              amount=format_msat(max(available_msat, 0))))

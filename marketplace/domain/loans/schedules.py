@@ -115,7 +115,7 @@ def _validate(principal_msat: int, annual_rate_bps: int, count: int) -> None:
     if count < 1:
         raise InvalidInput(N_("A loan needs at least one installment."))
     if count > MAX_INSTALLMENTS:
-        raise InvalidInput(f"A loan can have at most {MAX_INSTALLMENTS:,} installments.")
+        raise InvalidInput(N_("A loan can have at most %(most)s installments.", most=format(MAX_INSTALLMENTS, ",")))
     if principal_msat <= 0:
         raise InvalidInput(N_("The loan amount must be more than 0 sat."))
     if annual_rate_bps < 0:

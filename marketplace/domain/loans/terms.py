@@ -28,20 +28,24 @@ class LoanTerms:
 
 def parse_rate_bps(text: str) -> int:
     """'18' or '18.5' (percent a year) -> basis points; at most two decimals."""
-    value = numbers.decimal(text.strip().rstrip("%"), label="interest rate", places=2, maximum=Decimal(10_000),
-                            not_number="Enter the yearly interest rate as a number, like 18 or 18.5.",
-                            out_of_range="The interest rate must be from 0 to 10,000 %.")
-    return numbers.scaled(value, 2, label="interest rate")
+    label = N_("interest rate")
+    value = numbers.decimal(text.strip().rstrip("%"), label=label, places=2, maximum=Decimal(10_000),
+                            not_number=N_("Enter the yearly interest rate as a number, like 18 or 18.5."),
+                            out_of_range=N_("The interest rate must be from 0 to 10,000 %%."))
+    return numbers.scaled(value, 2, label=label)
 
 
 def parse_terms(form: Mapping[str, str]) -> LoanTerms:
     try:
         amount_msat = parse_sat(form.get("amount_sat", ""))
+    except InvalidInput:
+        raise
     except ValueError as exc:
         raise InvalidInput(str(exc)) from exc
-    count = numbers.whole(form.get("count", ""), label="number of installments", maximum=9999,
-                          not_number="Enter the number of installments as a whole number.",
-                          too_small="Choose at least 1 installment.", too_big="Choose at most 9,999 installments.")
+    count = numbers.whole(form.get("count", ""), label=N_("number of installments"), maximum=9999,
+                          not_number=N_("Enter the number of installments as a whole number."),
+                          too_small=N_("Choose at least 1 installment."),
+                          too_big=N_("Choose at most 9,999 installments."))
     try:
         frequency = Frequency(form.get("frequency", ""))
     except ValueError:
@@ -65,7 +69,7 @@ def parse_story(purpose: str, story: str) -> tuple[str, str]:
     if len(story) < 20:
         raise InvalidInput(N_("Tell lenders in a few sentences what the loan is for (at least 20 characters)."))
     if len(story) > STORY_MAX:
-        raise InvalidInput(f"Keep the story under {STORY_MAX} characters.")
+        raise InvalidInput(N_("Keep the story under %(most)s characters.", most=STORY_MAX))
     if any(ord(ch) < 32 and ch not in "\n\r\t" for ch in story):
         raise InvalidInput(N_("The story contains characters that cannot be shown."))
     return purpose, story

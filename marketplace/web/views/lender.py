@@ -26,13 +26,14 @@ from marketplace.services import analytics, loan_views, statements
 from marketplace.services.grading import expected_loss_msat
 from marketplace.services import marketplace_list as market
 from marketplace.services.lightning_calls import reading
-from marketplace.web.i18n import install_i18n
+from marketplace.web.i18n import install_i18n, say
 from marketplace.web.params import query_whole
 from marketplace.web.rendering import render
 from marketplace.web.sessions import require_role
 from marketplace.web.state import database_of, settings_of, templates_of
 from marketplace.web import charts
 from marketplace.web.views.loans import ANYONE, FREQUENCY_WORDS, bps_percent, ppm_percent
+from marketplace.domain.messages import N_
 
 CSV_FILENAME = "microlend-statement.csv"
 NOTE_STATES = ("pledged", "active", "repaid", "written_off")
@@ -72,7 +73,7 @@ async def market_page(request: Request) -> Response:
     except InvalidInput as refusal:
         chosen = [g.upper() for g in request.query_params.getlist("grade")]
         echo = {name: request.query_params.get(name, "")[:market.VALUE_LENGTH_MAX] for name in market.KNOWN}
-        context.update({"error": refusal.message, "found": None, "spec": market.MarketSpec(), "echo": echo,
+        context.update({"error": say(refusal), "found": None, "spec": market.MarketSpec(), "echo": echo,
                         "chosen": chosen})
         # htmx swaps only 2xx answers: the fragment carries the message with a 200; the page says 422.
         if fragment:
@@ -153,7 +154,8 @@ async def portfolio_page(request: Request) -> Response:
     today = datetime.now(timezone.utc).date()
 
     page = query_whole(request, "page", default=1, minimum=1, maximum=NOTES_PAGE_MAX,
-                       sentence=f"The page number must be a whole number from 1 to {NOTES_PAGE_MAX:,}.")
+                       sentence=N_("The page number must be a whole number from 1 to %(most)s.",
+                                   most=format(NOTES_PAGE_MAX, ",")))
 
     def read(conn: Connection) -> tuple[loan_views.Portfolio, analytics.LenderAnalytics]:
         return loan_views.lender_portfolio(conn, user.id, page), analytics.lender_analytics(conn, user.id, today)

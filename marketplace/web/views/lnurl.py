@@ -19,6 +19,7 @@ from marketplace.web.security import client_address
 from marketplace.web.lightning import lightning_of
 from marketplace.web.state import database_of, settings_of
 from marketplace.domain.messages import N_
+from marketplace.web.i18n import say
 
 # Browser wallets fetch these from other origins (LUD-01 asks for it).
 _CORS = {"Access-Control-Allow-Origin": "*"}
@@ -43,7 +44,7 @@ def lud06_error(refusal: Refusal) -> Response:
     if retry is not None:
         headers["Retry-After"] = str(retry)
     status = refusal.status if 400 <= refusal.status < 600 else 400
-    return JSONResponse({"status": "ERROR", "reason": refusal.message}, status_code=status, headers=headers)
+    return JSONResponse({"status": "ERROR", "reason": say(refusal)}, status_code=status, headers=headers)
 
 
 async def pay_request(request: Request) -> Response:

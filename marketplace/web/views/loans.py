@@ -41,7 +41,8 @@ from marketplace.web.rendering import render
 from marketplace.web.security import client_address
 from marketplace.web.sessions import require_role
 from marketplace.web.state import database_of, settings_of
-from marketplace.domain.messages import N_
+from marketplace.domain.messages import Message, N_
+from marketplace.web.i18n import say
 
 BOLT11_FIELD_MAX = 4096
 OPEN_PAGE_MAX = 999_999
@@ -135,7 +136,7 @@ async def _preview_context(request: Request, borrower_id: int, echo: Mapping[str
         guidance = await reading(database_of(request), lambda c: loan_service.price_guidance_for(
             c, settings, borrower_id, terms))
     except Refusal as refusal:
-        return {"preview": None, "preview_error": refusal.message}
+        return {"preview": None, "preview_error": say(refusal)}
     return {"preview": shown, "preview_error": None, "guidance": guidance}
 
 
@@ -154,7 +155,7 @@ async def _request_form(request: Request, borrower_id: int, echo: dict[str, str]
         c, settings, borrower_id, loan_service.utc_today()))
     context = {
         **_common(settings), **await _preview_context(request, borrower_id, echo),
-        "echo": echo, "error": refusal.message if refusal else None, "purposes": PURPOSES,
+        "echo": echo, "error": say(refusal) if refusal else None, "purposes": PURPOSES,
         "story_max": STORY_MAX, "summary": summary, "limits": limits,
         "max_counts": {f.value: max_count_for(f, limits) for f in Frequency},
     }
@@ -196,13 +197,13 @@ async def create_request(request: Request) -> Response:
 
 async def _loan_page(request: Request, user_id: int, loan_id: int, *, refusal: Refusal | None = None,
                      echo: Mapping[str, str] | None = None, disbursed: OutgoingRow | None = None,
-                     notice: str | None = None) -> Response:
+                     notice: Message | None = None) -> Response:
     settings = settings_of(request)
     today = loan_service.utc_today()
     view = await reading(database_of(request), lambda c: loan_views.loan_view(c, loan_id, user_id, today))
     runtime = lightning_of(request)
     context = {
-        **_common(settings), "view": view, "loan": view.loan, "error": refusal.message if refusal else None,
+        **_common(settings), "view": view, "loan": view.loan, "error": say(refusal) if refusal else None,
         "echo": dict(echo or {}), "disbursed": disbursed, "notice": notice, "today": today,
         "request_key": secrets.token_urlsafe(18), "demo_hint": runtime.demo_wallet is not None,
         "balances": await _balances(request, user_id),
@@ -217,8 +218,9 @@ async def _balances(request: Request, user_id: int) -> accounts.Balances:
 
 async def loan_page(request: Request) -> Response:
     user = await require_role(request, *ANYONE)
-    notice = {"funded": "Your note is pledged. Thank you.", "withdrawn": "Your pledge was withdrawn; the money is "
-              "back in your available balance.", "requested": "Your request is open for funding."}.get(
+    notice = {"funded": N_("Your note is pledged. Thank you."),
+              "withdrawn": N_("Your pledge was withdrawn; the money is back in your available balance."),
+              "requested": N_("Your request is open for funding.")}.get(
         request.query_params.get("done", ""))
     return await _loan_page(request, user.id, _id_param(request, "loan_id", "loan"), notice=notice)
 
@@ -229,8 +231,8 @@ async def fund(request: Request) -> Response:
     form = await parse_form(request)
     raw = ""
     try:
-        raw = text_field(form, "amount_sat", length_max=32, label="amount").strip()
-        key = text_field(form, "request_key", length_max=64, label="form key").strip()
+        raw = text_field(form, "amount_sat", length_max=32, label=N_("amount")).strip()
+        key = text_field(form, "request_key", length_max=64, label=N_("form key")).strip()
         amount_msat = sat_amount(raw)
         request_key = key if _REQUEST_KEY.match(key) else None
         await run_in_threadpool(lambda: loan_service.pledge(database_of(request), settings_of(request), user.id, loan_id,
@@ -259,7 +261,7 @@ async def disburse(request: Request) -> Response:
     form = await parse_form(request)
     bolt11 = ""
     try:
-        bolt11 = text_field(form, "bolt11", length_max=BOLT11_FIELD_MAX, label="invoice").strip()
+        bolt11 = text_field(form, "bolt11", length_max=BOLT11_FIELD_MAX, label=N_("invoice")).strip()
         if not bolt11:
             raise InvalidInput(N_("Paste a Lightning invoice (BOLT11) for exactly the loan amount."))
         runtime = lightning_of(request)
@@ -277,7 +279,7 @@ async def repay(request: Request) -> Response:
     form = await parse_form(request)
     raw = ""
     try:
-        raw = text_field(form, "amount_sat", length_max=32, label="amount").strip()
+        raw = text_field(form, "amount_sat", length_max=32, label=N_("amount")).strip()
         amount_msat = optional_sat_msat_amount(raw)
         runtime = lightning_of(request)
         row = await loan_service.repayment_invoice(database_of(request), runtime.port, settings_of(request),
@@ -328,7 +330,8 @@ async def pay_status(request: Request) -> Response:
 async def open_requests(request: Request) -> Response:
     await require_role(request, *ANYONE)
     page = query_whole(request, "page", default=1, minimum=1, maximum=OPEN_PAGE_MAX,
-                       sentence=f"The page number must be a whole number from 1 to {OPEN_PAGE_MAX:,}.")
+                       sentence=N_("The page number must be a whole number from 1 to %(most)s.",
+                                   most=format(OPEN_PAGE_MAX, ",")))
     found = await reading(database_of(request), lambda c: loan_views.open_requests(c, page))
     return await render(request, "loans/list.html", {**_common(settings_of(request)), "found": found})
 
