@@ -34,7 +34,7 @@ ENGLISH: Catalog = _gettext.NullTranslations()
 @dataclass(frozen=True)
 class Message:
     msgid: str
-    params: Mapping[str, object] = field(default=_EMPTY)
+    params: Mapping[str, object] = field(default_factory=lambda: _EMPTY)
     plural: str | None = None
     n: int = 1
     # A text without values (a node's own error, a sentence marked elsewhere): translated when the

@@ -32,19 +32,20 @@ BALANCE_WORDS = {
     AccountKind.USER_PENDING_OUT.value: "pending",
 }
 
+# Marked for the catalog: pages show them in the reader's language (marketplace/web/words.py), the CSV in English.
 KIND_WORDS = {
-    "deposit": "Deposit",
-    "withdrawal_hold": "Withdrawal started (held)",
-    "withdrawal_settle": "Withdrawal paid",
-    "withdrawal_release": "Withdrawal failed, money returned",
-    "pledge": "Note pledged",
-    "pledge_withdrawn": "Pledge withdrawn",
-    "request_expired": "Request expired, pledge released",
-    "disbursement_hold": "Loan payout started (held)",
-    "disbursement": "Loan paid out",
-    "disbursement_release": "Loan payout failed, money returned",
-    "repayment": "Repayment",
-    "fee_overrun": "Routing fee above the reserve",
+    "deposit": N_("Deposit"),
+    "withdrawal_hold": N_("Withdrawal started (held)"),
+    "withdrawal_settle": N_("Withdrawal paid"),
+    "withdrawal_release": N_("Withdrawal failed, money returned"),
+    "pledge": N_("Note pledged"),
+    "pledge_withdrawn": N_("Pledge withdrawn"),
+    "request_expired": N_("Request expired, pledge released"),
+    "disbursement_hold": N_("Loan payout started (held)"),
+    "disbursement": N_("Loan paid out"),
+    "disbursement_release": N_("Loan payout failed, money returned"),
+    "repayment": N_("Repayment"),
+    "fee_overrun": N_("Routing fee above the reserve"),
 }
 
 CSV_HEADER = ("date", "entry_id", "kind", "kind_words", "balance", "amount_msat", "amount_sat", "memo")
@@ -52,7 +53,8 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def kind_words(kind: str) -> str:
-    return KIND_WORDS.get(kind) or kind.replace("_", " ").capitalize()
+    known = KIND_WORDS.get(kind)
+    return str(known) if known is not None else kind.replace("_", " ").capitalize()
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from marketplace.web.security import client_address
 from marketplace.web.sessions import require_role
 from marketplace.web.state import database_of, settings_of
 from marketplace.domain.messages import Message, N_
+from marketplace.web import rules_text
 from marketplace.web.i18n import say
 
 BOLT11_FIELD_MAX = 4096
@@ -50,11 +51,11 @@ TERM_FIELDS = ("amount_sat", "rate", "count", "frequency", "method", "prepayment
 REQUEST_FIELDS = (*TERM_FIELDS, "purpose", "story")
 _REQUEST_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 ANYONE = (Role.LENDER, Role.BORROWER, Role.OPERATOR)
-FREQUENCY_WORDS = {"daily": "days", "weekly": "weeks", "monthly": "months"}
-METHOD_WORDS = {Method.ANNUITY.value: "Equal installments", Method.EQUAL_PRINCIPAL.value: "Equal principal"}
+FREQUENCY_WORDS = {"daily": N_("days"), "weekly": N_("weeks"), "monthly": N_("months")}
+METHOD_WORDS = {Method.ANNUITY.value: N_("Equal installments"), Method.EQUAL_PRINCIPAL.value: N_("Equal principal")}
 PREPAYMENT_WORDS = {
-    Prepayment.REDUCE_TERM.value: "Shorten the loan (the installments stay the same)",
-    Prepayment.REDUCE_INSTALLMENT.value: "Lower the installments (the end date stays the same)",
+    Prepayment.REDUCE_TERM.value: N_("Shorten the loan (the installments stay the same)"),
+    Prepayment.REDUCE_INSTALLMENT.value: N_("Lower the installments (the end date stays the same)"),
 }
 
 
@@ -80,8 +81,9 @@ def allocation_steps(text: str) -> list[str]:
 def _rules(settings: Settings) -> dict[str, Any]:
     """What the loan pages show about allocation, fees and delinquency: the settings' own numbers."""
     return {
-        "allocation_steps": allocation_steps(ALLOCATION_RULES or ""),
-        "sharing_steps": allocation_steps(SHARING_RULES or ""),
+        # The docstrings' rules as marked messages (same English, checked by a test), so they translate.
+        "allocation_steps": rules_text.ALLOCATION_STEPS,
+        "sharing_steps": rules_text.SHARING_STEPS,
         "disbursement_days": settings.disbursement_days,
         "service_fee_bps": settings.service_fee_bps,
         "grace_days": settings.grace_days,
