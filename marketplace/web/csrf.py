@@ -36,7 +36,8 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 BODY_SIZE_MAX = 64 * 1024  # forms here are a few fields; anything bigger is not ours
 _COOKIE_LENGTH_MAX = 128
 _TOO_LARGE = N_("That request is too large (at most %(kib)s KiB).", kib=BODY_SIZE_MAX // 1024)
-EXPIRED = N_("Your form has expired or did not come from this site; reload the page and try again.")
+EXPIRED_MESSAGE = N_("Your form has expired or did not come from this site; reload the page and try again.")
+EXPIRED = str(EXPIRED_MESSAGE)  # the English, as tests and logs look for it
 
 
 class CsrfRejected(Forbidden):
@@ -150,7 +151,7 @@ class CsrfMiddleware:
                 value = form.get(FORM_FIELD)
                 submitted = value if isinstance(value, str) else ""
             if not await token_is_valid(request, submitted):
-                raise CsrfRejected(EXPIRED)
+                raise CsrfRejected(EXPIRED_MESSAGE)
         except Refusal as refusal:
             await refusal_response(Request(scope), refusal)(scope, receive, send)
             return
