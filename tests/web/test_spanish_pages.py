@@ -84,7 +84,8 @@ def _english_pieces() -> list[tuple[str, re.Pattern[str]]]:
                 piece = " ".join(piece.split()).strip(" ,.;:()·—")
                 # A whole msgid counts from three letters ("Fee", "Run"); a piece between placeholders
                 # only from two words ("sat" or "of" alone says nothing).
-                if piece in spanish or len(piece) < 3 or (not whole and len(piece.split()) < 2):
+                words = [word for word in piece.split() if sum(c.isalpha() for c in word) >= 2]
+                if piece in spanish or len(piece) < 3 or (not whole and len(words) < 2):
                     continue
                 pattern = re.compile(r"(?<![\w-])" + re.escape(piece) + r"(?![\w-])")
                 pieces.append((msgid, pattern))
@@ -107,7 +108,8 @@ def english_left(html: str) -> list[str]:
 
 @pytest.fixture
 def people(settings: Settings, database: Database) -> Iterator[dict[str, TestClient]]:
-    """Anonymous, a lender with 15,000 sat, a borrower with an open request; every client asks for Spanish."""
+    """Anonymous, a lender with 15,000 sat, a borrower whose open request the lender pledged 5,000 sat to; all ask
+    for Spanish."""
     made: dict[str, TestClient] = {}
     try:
         for name, role in (("anon", None), ("lea", "lender"), ("bea", "borrower")):
@@ -123,7 +125,12 @@ def people(settings: Settings, database: Database) -> Iterator[dict[str, TestCli
         created = bea.post("/loans/new", data={"csrf_token": csrf_token(bea, "/loans/new"), **GOOD_REQUEST},
                            follow_redirects=False)
         assert created.status_code == 303, created.text
-        made["bea"].loan_path = created.headers["location"]
+        loan_path = created.headers["location"]
+        made["bea"].loan_path = loan_path
+        lea = made["lea"]
+        pledged = lea.post(loan_path + "/fund", data={"csrf_token": csrf_token(lea, loan_path), "amount_sat": "5000",
+                                                      "request_key": ""}, follow_redirects=False)
+        assert pledged.status_code == 303, pledged.text
         yield made
     finally:
         for client in made.values():
@@ -149,7 +156,7 @@ def test_pages_in_spanish_show_no_english_catalog_string(people: dict[str, TestC
     walks = {
         "anon": ["/", "/signin", "/signup", "/signin?next=/dashboard"],
         "lea": ["/dashboard", "/loans", "/loans/market", "/loans/mine", loan_path, "/portfolio", "/autoinvest",
-                "/statement", "/settings", "/deposit", "/withdraw"],
+                "/statement", "/settings", "/deposit", "/withdraw", loan_path + "?done=funded"],
         "bea": ["/dashboard", "/loans/new", "/loans/mine", loan_path, "/statement", "/settings", "/withdraw"],
     }
     seen = 0
@@ -177,7 +184,8 @@ def test_refusals_on_a_page_come_back_in_spanish(people: dict[str, TestClient], 
         return visible_text(response.text)
 
     assert "Escribe un número entero de sat, como 50000." in fund("diez")
-    assert "Tienes 15,000 sat disponibles; presta como máximo eso." in fund("16000")  # a service refusal
+    assert "Tienes 10,000 sat disponibles; presta como máximo eso." in fund("12000")  # a service refusal
+    assert "Solo faltan 15,000 sat para financiar esta solicitud; presta como máximo eso." in fund("16000")
     bea = people["bea"]
     refused = bea.post("/loans/new", data={"csrf_token": csrf_token(bea, "/loans/new"),
                                            **{**GOOD_REQUEST, "rate": "12.345"}})

@@ -28,7 +28,7 @@ from marketplace.services import marketplace_list as market
 from marketplace.services.lightning_calls import reading
 from marketplace.web.i18n import install_i18n, say
 from marketplace.web.params import query_whole
-from marketplace.web.rendering import render
+from marketplace.web.rendering import render, word
 from marketplace.web.sessions import require_role
 from marketplace.web.state import database_of, settings_of, templates_of
 from marketplace.web import charts
@@ -131,20 +131,20 @@ def analytics_charts(found: analytics.LenderAnalytics) -> dict[str, Markup]:
     if r.holdings:
         result["losses"] = Markup(charts.loss_histogram(
             [e / MSAT_PER_SAT for e in r.histogram_edges_msat], list(r.histogram_probabilities),
-            r.var99_msat / MSAT_PER_SAT, title="Loss distribution (VaR 99 % marked)"))
+            r.var99_msat / MSAT_PER_SAT, title=say(N_("Loss distribution (VaR 99 %% marked)"))))
         result["grades"] = Markup(charts.bar_chart([g for g, _ in r.by_grade],
-                                                   [v / MSAT_PER_SAT for _, v in r.by_grade], title="By grade"))
-        result["purposes"] = Markup(charts.bar_chart([p for p, _ in r.by_purpose],
-                                                     [v / MSAT_PER_SAT for _, v in r.by_purpose], title="By purpose"))
+                                                   [v / MSAT_PER_SAT for _, v in r.by_grade], title=say(N_("By grade"))))
+        result["purposes"] = Markup(charts.bar_chart([str(word(p)) for p, _ in r.by_purpose],
+                                                     [v / MSAT_PER_SAT for _, v in r.by_purpose], title=say(N_("By purpose"))))
     flows = found.returns.flows
     if flows:
         first = flows[0][0]
         result["flows"] = Markup(charts.cashflow_timeline(
             [(day - first).days for day, _ in flows], [a / MSAT_PER_SAT for _, a in flows],
-            (first.isoformat(), flows[-1][0].isoformat()), title="Lent (down) and repaid (up)"))
+            (first.isoformat(), flows[-1][0].isoformat()), title=say(N_("Lent (down) and repaid (up)"))))
     s = found.spread
     result["spread"] = Markup(charts.line_chart(list(s.counts), [p / 1_000_000 for p in s.prob_losing_ppm],
-                                                title="Chance of losing money by number of notes"))
+                                                title=say(N_("Chance of losing money by number of notes"))))
     return result
 
 
