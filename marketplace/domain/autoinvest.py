@@ -86,9 +86,11 @@ def rules_from(fields: Mapping[str, object], parse_sat: Parser, parse_percent_bp
         chosen = frozenset(str(v).strip() for v in values if str(v).strip())
         unknown = sorted(chosen - set(allowed))
         if unknown:
-            said = {"grades": N_("Unknown grade: %(value)s."), "frequencies": N_("Unknown frequency: %(value)s."),
-                    "purposes": N_("Unknown purpose: %(value)s.")}.get(name, N_("Unknown value: %(value)s."))
-            raise InvalidInput(N_(said.msgid, value=repr(unknown[0][:20])))
+            shown = repr(unknown[0][:20])
+            said = {"grades": N_("Unknown grade: %(value)s.", value=shown),
+                    "frequencies": N_("Unknown frequency: %(value)s.", value=shown),
+                    "purposes": N_("Unknown purpose: %(value)s.", value=shown)}
+            raise InvalidInput(said.get(name) or N_("Unknown value: %(value)s.", value=shown))
         return chosen
 
     return Rules(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import gettext as _gettext
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Protocol
 
@@ -49,6 +49,10 @@ class Message:
         if self.plural is None:
             return catalog.gettext(self.msgid) % values
         return catalog.ngettext(self.msgid, self.plural, self.n) % {"num": self.n, **values}
+
+    def with_values(self, **params: object) -> Message:
+        """The same message with (more) values, for a sentence chosen before its values are known."""
+        return replace(self, params=MappingProxyType({**self.params, **params}))
 
     def __str__(self) -> str:
         return self.translated()

@@ -85,13 +85,13 @@ def check_open_invoices(conn: Connection, address: str | None, now: datetime, pe
     c = invoices.c
     open_ = or_(and_(c.status == "unpaid", or_(c.expires_at.is_(None), c.expires_at > now_s)),
                 and_(c.status == "creating", c.created_at > now - timedelta(seconds=creating_expiry_s)))
-    checks: list[tuple[ColumnElement[bool] | None, int, str]] = []
+    checks: list[tuple[ColumnElement[bool] | None, int, Message]] = []
     if address is not None:
         checks.append((c.address == address, per_address,
                        N_("There are already %(count)s unpaid invoices from your network address, the most "
-                          "allowed at once. Pay one, or let one expire, and try again %(wait)s.").msgid))
+                          "allowed at once. Pay one, or let one expire, and try again %(wait)s.", count=per_address)))
     checks.append((None, total, N_("The marketplace has as many unpaid invoices as it takes at once right now. "
-                                   "Try again %(wait)s.").msgid))
+                                   "Try again %(wait)s.")))
     for condition, limit, sentence in checks:
         query = select(func.count(), func.min(c.expires_at)).where(open_)
         if condition is not None:
@@ -101,4 +101,4 @@ def check_open_invoices(conn: Connection, address: str | None, now: datetime, pe
             wait_s = max(1, (int(first_expiry) - now_s) if first_expiry is not None else 60)
             minutes = max(1, math.ceil(wait_s / 60))
             wait = ngettext("in %(num)d minute", "in %(num)d minutes", minutes)
-            raise TooManyOpenInvoices(Message(sentence, {"count": per_address, "wait": wait}), wait_s)
+            raise TooManyOpenInvoices(sentence.with_values(wait=wait), wait_s)

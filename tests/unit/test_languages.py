@@ -77,3 +77,10 @@ def test_unmarked_text_is_shown_as_it_is() -> None:
     assert say("100% odd text from a node", "es") == "100% odd text from a node"
     assert Message("50 %", literal=True).translated(gettext.NullTranslations()) == "50 %"
     assert catalog("es") is catalog("es")  # loaded once
+
+
+def test_a_sentence_chosen_first_takes_its_values_later() -> None:
+    chosen = N_("The marketplace has as many unpaid invoices as it takes at once right now. Try again %(wait)s.")
+    filled = chosen.with_values(wait=ngettext("in %(num)d minute", "in %(num)d minutes", 2))
+    assert str(filled).endswith("Try again in 2 minutes.")
+    assert say(filled, "es").endswith("Vuelve a intentarlo dentro de 2 minutos.")
