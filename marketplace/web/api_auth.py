@@ -37,6 +37,15 @@ def bearer_token(conn: HTTPConnection) -> str | None:
     return value.strip()
 
 
+# One sentence per set of roles, so each language names the roles in its own words.
+_ONLY = {
+    frozenset({"lender"}): N_("Only a lender account can do this."),
+    frozenset({"borrower"}): N_("Only a borrower account can do this."),
+    frozenset({"operator"}): N_("Only an operator account can do this."),
+    frozenset({"lender", "borrower"}): N_("Only a lender or borrower account can do this."),
+}
+
+
 async def api_user(conn: HTTPConnection, *roles: Role) -> SessionUser:
     """The API caller if they hold one of `roles` (any role when none are named).
 
@@ -47,8 +56,8 @@ async def api_user(conn: HTTPConnection, *roles: Role) -> SessionUser:
         user = await _resolve(conn)
         conn.state.api_user = user
     if roles and user.role not in roles:
-        wanted = " or ".join(role.value for role in roles)
-        raise Forbidden(N_("Only a %(roles)s account can do this.", roles=wanted))
+        wanted = frozenset(role.value for role in roles)
+        raise Forbidden(_ONLY.get(wanted) or N_("Only a %(roles)s account can do this.", roles=" or ".join(sorted(wanted))))
     return user
 
 
