@@ -6,7 +6,13 @@ modes ("invalid token (see logs for details)" vs the echoed token).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+
+def N_(msgid: str) -> str:
+    """Marks a sentence for the marketplace's translation catalog (babel extracts `N_`); returns it as is."""
+    return msgid
 
 
 class LightningError(Exception):
@@ -14,11 +20,17 @@ class LightningError(Exception):
 
     `code` is the CLN error code when the node answered with one (None for
     local checks and transport failures); `data` is CLN's optional payload.
+    `message` is the English; a sentence marked with `N_` keeps its id in
+    `msgid` and its values in `params` (for %(name)s), so a reader's language
+    can be put in after translation.
     """
 
-    def __init__(self, message: str, code: int | None = None, data: Any = None) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str, code: int | None = None, data: Any = None, *,
+                 params: Mapping[str, object] | None = None) -> None:
+        self.msgid = message
+        self.params = params
+        self.message = message % dict(params) if params is not None else message
+        super().__init__(self.message)
         self.code = code
         self.data = data
 

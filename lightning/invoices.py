@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import bolt11
 from bolt11.exceptions import Bolt11Exception
 
-from lightning.errors import LightningError
+from lightning.errors import LightningError, N_
 
 # getinfo's `network` -> the BOLT11 human-readable-part currency prefix.
 CURRENCY_BY_NETWORK: dict[str, str] = {
@@ -119,12 +119,12 @@ def normalise(text: str) -> str:
 def decode_invoice(text: str) -> DecodedInvoice:
     """Decode and verify a BOLT11 string (checksum and signature); every failure is a MalformedInvoice."""
     if not isinstance(text, str):
-        raise MalformedInvoice("This is not a Lightning invoice: it should be text starting with 'ln'.")
+        raise MalformedInvoice(N_("This is not a Lightning invoice: it should be text starting with 'ln'."))
     value = normalise(text)
     if not value.startswith("ln"):
-        raise MalformedInvoice("This is not a Lightning invoice: it should start with 'ln'.")
+        raise MalformedInvoice(N_("This is not a Lightning invoice: it should start with 'ln'."))
     if len(value) > MAX_INVOICE_CHARS:
-        raise MalformedInvoice("This Lightning invoice is too long to be real.")
+        raise MalformedInvoice(N_("This Lightning invoice is too long to be real."))
     try:
         decoded = bolt11.decode(value)
         fields = (decoded.currency, decoded.payee, decoded.payment_hash, decoded.payment_secret,
@@ -132,21 +132,20 @@ def decode_invoice(text: str) -> DecodedInvoice:
                   decoded.description_hash, decoded.min_final_cltv_expiry)
     except Exception as exc:  # bolt11, bitstring, coincurve and bech32 each raise their own kinds
         raise MalformedInvoice(
-            "This Lightning invoice could not be read: it is damaged or incomplete."
-        ) from exc
+            N_("This Lightning invoice could not be read: it is damaged or incomplete.")) from exc
     currency, payee, payment_hash, payment_secret, amount, date, expiry, description, description_hash, cltv = fields
     if not isinstance(payee, str) or not payee:
-        raise MalformedInvoice("This Lightning invoice does not say which node to pay.")
+        raise MalformedInvoice(N_("This Lightning invoice does not say which node to pay."))
     if not isinstance(payment_hash, str) or not _HEX32.fullmatch(payment_hash):
-        raise MalformedInvoice("This Lightning invoice has no valid payment hash.")
+        raise MalformedInvoice(N_("This Lightning invoice has no valid payment hash."))
     if not isinstance(payment_secret, str) or not _HEX32.fullmatch(payment_secret):
-        raise MalformedInvoice("This Lightning invoice has no payment secret (wallets add one since 2021): "
-                               "ask for a new invoice.")
+        raise MalformedInvoice(N_("This Lightning invoice has no payment secret (wallets add one since 2021): "
+                               "ask for a new invoice."))
     if amount is not None and not 0 < int(amount) <= MAX_AMOUNT_MSAT:
-        raise MalformedInvoice("This Lightning invoice asks for an impossible amount.")
+        raise MalformedInvoice(N_("This Lightning invoice asks for an impossible amount."))
     numbers = (date, expiry, cltv)
     if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in numbers):
-        raise MalformedInvoice("This Lightning invoice could not be read: it is damaged or incomplete.")
+        raise MalformedInvoice(N_("This Lightning invoice could not be read: it is damaged or incomplete."))
     return DecodedInvoice(
         bolt11=value,
         currency=str(currency),
@@ -165,11 +164,11 @@ def decode_invoice(text: str) -> DecodedInvoice:
 def check_network(invoice: DecodedInvoice, node_network: str) -> None:
     expected = CURRENCY_BY_NETWORK.get(node_network)
     if expected is None:
-        raise WrongNetwork(f"The Lightning node runs on an unknown network '{node_network}'.")
+        raise WrongNetwork(N_("The Lightning node runs on an unknown network '%(network)s'."),
+                           params={"network": node_network})
     if invoice.currency != expected:
-        raise WrongNetwork(
-            f"This invoice is for {invoice.network}, but this marketplace runs on {node_network}."
-        )
+        raise WrongNetwork(N_("This invoice is for %(invoice_network)s, but this marketplace runs on %(network)s."),
+                           params={"invoice_network": invoice.network, "network": node_network})
 
 
 def check_not_expired(
@@ -178,12 +177,11 @@ def check_not_expired(
     current = time.time() if now is None else now
     remaining = invoice.expires_at - current
     if remaining <= 0:
-        raise InvoiceExpiredLocally("This invoice has expired: ask for a new one.")
+        raise InvoiceExpiredLocally(N_("This invoice has expired: ask for a new one."))
     if remaining < min_remaining_s:
         raise InvoiceExpiredLocally(
-            f"This invoice expires in {int(remaining)} seconds, too soon to pay safely: "
-            "ask for a new one."
-        )
+            N_("This invoice expires in %(seconds)s seconds, too soon to pay safely: ask for a new one."),
+            params={"seconds": int(remaining)})
 
 
 def resolve_amount(invoice: DecodedInvoice, amount_msat: int | None) -> tuple[int, int | None]:
@@ -191,13 +189,12 @@ def resolve_amount(invoice: DecodedInvoice, amount_msat: int | None) -> tuple[in
     if invoice.amount_msat is not None:
         if amount_msat is not None and amount_msat != invoice.amount_msat:
             raise AmountNotAllowed(
-                "This invoice already names its amount; another amount cannot be entered."
-            )
+                N_("This invoice already names its amount; another amount cannot be entered."))
         return invoice.amount_msat, None
     if amount_msat is None:
-        raise AmountMissing("This invoice has no amount: enter the amount to send.")
+        raise AmountMissing(N_("This invoice has no amount: enter the amount to send."))
     if amount_msat <= 0:
-        raise AmountNotPositive("The amount to send must be more than zero.")
+        raise AmountNotPositive(N_("The amount to send must be more than zero."))
     return amount_msat, amount_msat
 
 
@@ -217,6 +214,5 @@ def check_payable(
     total, param = resolve_amount(invoice, amount_msat)
     if own_node_id is not None and invoice.payee == own_node_id:
         raise OwnNodeInvoice(
-            "This invoice belongs to the marketplace's own node; it cannot be paid through it."
-        )
+            N_("This invoice belongs to the marketplace's own node; it cannot be paid through it."))
     return PayableInvoice(invoice=invoice, amount_msat=total, amount_param_msat=param)

@@ -12,6 +12,7 @@ from lightning.port import LightningPort
 from marketplace.db.engine import Database
 from marketplace.domain.errors import Refusal
 from marketplace.settings import Settings
+from marketplace.web.i18n import LanguageMiddleware
 from marketplace.web.csrf import CsrfMiddleware
 from marketplace.web.errors import handle_http_exception, handle_refusal, handle_server_error
 from marketplace.web.lifespan import LifespanExtra, build_lifespan
@@ -45,6 +46,7 @@ def create_app(
             # Outermost first: headers go on every answer, including CSRF refusals.
             Middleware(GZipMiddleware, minimum_size=500),  # HTML, CSS and htmx travel compressed
             Middleware(SecurityHeadersMiddleware),
+            Middleware(LanguageMiddleware),  # before CSRF: its refusals are in the reader's language too
             Middleware(CsrfMiddleware),
         ],
         exception_handlers={

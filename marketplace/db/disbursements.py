@@ -18,6 +18,7 @@ from marketplace.db.tables import outgoing_payments
 from marketplace.domain.errors import Conflict
 from marketplace.domain.journal import EntryDraft, LineDraft
 from marketplace.domain.loans.allocation import start
+from marketplace.domain.messages import N_
 
 
 def _per_lender(conn: Connection, loan_id: int) -> dict[int, int]:
@@ -40,12 +41,12 @@ def hold(conn: Connection, loan_id: int, borrower_id: int, payment_hash: str, bo
          fee_reserve_msat: int) -> int:
     loan = loans.get_loan(conn, loan_id, lock=True)
     if loan.status != "funded":
-        raise Conflict("This loan is not waiting for a disbursement.")
+        raise Conflict(N_("This loan is not waiting for a disbursement."))
     if in_flight(conn, loan_id):
-        raise Conflict("A disbursement of this loan is already on its way; wait for its outcome.")
+        raise Conflict(N_("A disbursement of this loan is already on its way; wait for its outcome."))
     known = conn.execute(outgoing_payments.select().where(outgoing_payments.c.payment_hash == payment_hash)).first()
     if known is not None:
-        raise Conflict("This invoice was already used for a payment from Microlend; make a new one.")
+        raise Conflict(N_("This invoice was already used for a payment from Microlend; make a new one."))
     per_lender = _per_lender(conn, loan_id)
     reserved = loans.lender_reserved_ids(conn, per_lender)
     lines = [LineDraft(reserved[lender], amount) for lender, amount in sorted(per_lender.items())]

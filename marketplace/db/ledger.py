@@ -28,6 +28,7 @@ from marketplace.domain.journal import (
     payload_hash,
 )
 from marketplace.domain.money import format_msat
+from marketplace.domain.messages import N_
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def user_account_code(user_id: int, kind: AccountKind) -> str:
 def account_id(conn: Connection, code: str) -> int:
     found = conn.execute(select(accounts.c.id).where(accounts.c.code == code)).scalar()
     if found is None:
-        raise UnknownAccount(f"There is no account {code!r}.")
+        raise UnknownAccount(N_("There is no account %(code)s.", code=repr(code)))
     return int(found)
 
 
@@ -94,7 +95,7 @@ def user_account_ids(conn: Connection, user_ids: Iterable[int], kind: AccountKin
     found = {int(user_id): int(acct) for user_id, acct in rows}
     missing = [u for u in wanted if u not in found]
     if missing:
-        raise UnknownAccount(f"User {missing[0]} has no {kind.value} account.")
+        raise UnknownAccount(N_("User %(user)s has no %(kind)s account.", user=missing[0], kind=kind.value))
     return found
 
 
@@ -123,7 +124,7 @@ def _lock_accounts(conn: Connection, ids: Iterable[int]) -> dict[int, AccountRow
     }
     missing = [i for i in wanted if i not in found]
     if missing:
-        raise UnknownAccount(f"There is no account with id {missing[0]}.")
+        raise UnknownAccount(N_("There is no account with id %(id)s.", id=missing[0]))
     return found
 
 
@@ -173,19 +174,19 @@ def post(conn: Connection, drafts: Sequence[EntryDraft]) -> list[PostedEntry]:
         if key is not None and (key in earlier or key in seen_in_batch):
             first_id, first_hash, first_digest = earlier.get(key) or seen_in_batch[key]
             if first_digest != digest:
-                raise IdempotencyConflict(
-                    f"The request {key!r} was already made with different details; it was not repeated."
-                )
+                raise IdempotencyConflict(N_(
+                    "The request %(key)s was already made with different details; it was not repeated.",
+                    key=repr(key)))
             results.append(PostedEntry(first_id, first_hash, replayed=True))
             continue
         for acct, raw in net_by_account(draft.lines).items():
             row = account_rows[acct]
             balance = balances[acct] + natural_delta(row.normal_side, raw)
             if row.non_negative and balance < 0:
-                raise InsufficientFunds(
-                    f"Not enough funds in {row.code}: it holds {format_msat(balances[acct])}, "
-                    f"this needs {format_msat(-natural_delta(row.normal_side, raw))}."
-                )
+                raise InsufficientFunds(N_(
+                    "Not enough funds in %(account)s: it holds %(holds)s, this needs %(needs)s.",
+                    account=row.code, holds=format_msat(balances[acct]),
+                    needs=format_msat(-natural_delta(row.normal_side, raw))))
             balances[acct] = balance
         last_id += 1
         prev_hash = last_hash

@@ -15,6 +15,7 @@ from marketplace.domain.journal import AccountKind
 from marketplace.domain.loans.allocation import Balance, InstallmentState, LoanState
 from marketplace.domain.loans.limits import BorrowerRecord
 from marketplace.domain.loans.schedules import Contract, Frequency, Method, Prepayment
+from marketplace.domain.messages import N_
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ def get_loan(conn: Connection, loan_id: int, *, lock: bool = False) -> LoanRow:
     query = select(*LOAN_COLUMNS).where(loans.c.id == loan_id)
     found = conn.execute(query.with_for_update() if lock else query).one_or_none()
     if found is None:
-        raise NotFound("There is no such loan.")
+        raise NotFound(N_("There is no such loan."))
     return loan_from(found)
 
 
@@ -177,7 +178,7 @@ def get_note(conn: Connection, note_id: int, *, lock: bool = False) -> NoteRow:
     query = select(*NOTE_COLUMNS).where(notes.c.id == note_id)
     found = conn.execute(query.with_for_update() if lock else query).one_or_none()
     if found is None:
-        raise NotFound("There is no such note.")
+        raise NotFound(N_("There is no such note."))
     return note_from(found)
 
 
@@ -239,7 +240,7 @@ def loan_states(conn: Connection, loan_rows: Sequence[LoanRow]) -> dict[int, Loa
 def loan_state(conn: Connection, loan: LoanRow) -> LoanState:
     found = loan_states(conn, [loan]).get(loan.id)
     if found is None:
-        raise NotFound("This loan has no schedule yet.")
+        raise NotFound(N_("This loan has no schedule yet."))
     return found
 
 

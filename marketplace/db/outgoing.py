@@ -11,6 +11,7 @@ from marketplace.db.tables import outgoing_payments
 from marketplace.domain.errors import Conflict
 from marketplace.domain.journal import AccountKind, EntryDraft, LineDraft
 from marketplace.domain.payments import hold_entry, release_entry, settle_entry
+from marketplace.domain.messages import N_
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,8 @@ def hold(conn: Connection, purpose: str, user_id: int, payment_hash: str, bolt11
         select(outgoing_payments.c.status).where(outgoing_payments.c.payment_hash == payment_hash)
     ).scalar()
     if known is not None:
-        raise Conflict(
-            "This invoice was already used for a payment from Microlend "
-            f"(its payment is {known}); ask for a new invoice."
-        )
+        raise Conflict(N_("This invoice was already used for a payment from Microlend (its payment is %(state)s); "
+                          "ask for a new invoice.", state=known))
     available = ledger.account_id(conn, ledger.user_account_code(user_id, AccountKind.USER_AVAILABLE))
     pending = ledger.account_id(conn, ledger.user_account_code(user_id, AccountKind.USER_PENDING_OUT))
     entry = ledger.post(conn, [hold_entry(available, pending, amount_msat + fee_reserve_msat, payment_hash)])[0]

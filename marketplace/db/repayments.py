@@ -36,6 +36,7 @@ from marketplace.domain.errors import NotFound
 from marketplace.domain.journal import AccountKind, EntryDraft, LineDraft
 from marketplace.domain.loans.allocation import InstallmentState, LoanState, Payment, apply_payment
 from marketplace.domain.loans.sharing import Notes, service_fee_msat, share_out
+from marketplace.domain.messages import N_
 
 # Loans that can still take money; anything else is refunded to the borrower in full.
 RECEIVING = ("active", "written_off")
@@ -255,7 +256,7 @@ def repayment_shares(conn: Connection, payment_hash: str) -> list[NoteShare]:
     """
     found = conn.execute(select(repayments).where(repayments.c.payment_hash == payment_hash)).one_or_none()
     if found is None:
-        raise NotFound("There is no such repayment.")
+        raise NotFound(N_("There is no such repayment."))
     if found.shared_cash_before_msat is None:
         legacy = conn.execute(select(legacy_note_shares).where(legacy_note_shares.c.payment_hash == payment_hash)
                               .order_by(legacy_note_shares.c.note_id)).all()

@@ -41,6 +41,8 @@ users = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     # Set when the person asked for erasure: email, name and stories are gone, signing in is impossible.
     Column("erased_at", DateTime(timezone=True), nullable=True),
+    # The language the person chose for the pages ("es"); NULL follows the browser's Accept-Language.
+    Column("language", String(8), nullable=True),
     CheckConstraint("role IN ('lender', 'borrower', 'operator')", name="role"),
 )
 

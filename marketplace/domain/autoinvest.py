@@ -17,6 +17,7 @@ from marketplace.domain.errors import InvalidInput
 from marketplace.domain.loans.calendar import Frequency
 from marketplace.domain.loans.terms import PURPOSES
 from marketplace.domain.money import MSAT_PER_SAT, format_msat
+from marketplace.domain.messages import Message, N_
 
 GRADES = ("A", "B", "C", "D", "E")
 BPS_PER_UNIT = 10_000
@@ -44,28 +45,28 @@ class Rules:
     def check(self, unit_msat: int) -> "Rules":
         """The rules, or InvalidInput naming the first limit that makes no sense."""
         if self.budget_msat < 0:
-            raise InvalidInput("The budget cannot be negative.")
+            raise InvalidInput(N_("The budget cannot be negative."))
         if self.note_msat < unit_msat or self.note_msat % unit_msat:
-            raise InvalidInput(f"The note size must be a whole number of {format_msat(unit_msat)} notes, "
-                               f"at least {format_msat(unit_msat)}.")
+            raise InvalidInput(N_("The note size must be a whole number of %(unit)s notes, at least %(unit)s.",
+                                  unit=format_msat(unit_msat)))
         if self.max_per_loan_msat < self.note_msat:
-            raise InvalidInput("The most per loan must be at least one note.")
+            raise InvalidInput(N_("The most per loan must be at least one note."))
         if self.max_per_borrower_msat < self.note_msat:
-            raise InvalidInput("The most per borrower must be at least one note.")
+            raise InvalidInput(N_("The most per borrower must be at least one note."))
         if not 1 <= self.max_per_loan_bps <= BPS_PER_UNIT:
-            raise InvalidInput("The most per loan, as a share of the portfolio, must be between 0.01 % and 100 %.")
+            raise InvalidInput(N_("The most per loan, as a share of the portfolio, must be between 0.01 %% and 100 %%."))
         if not self.grades:
-            raise InvalidInput("Choose at least one grade.")
+            raise InvalidInput(N_("Choose at least one grade."))
         if not self.frequencies:
-            raise InvalidInput("Choose at least one installment frequency.")
+            raise InvalidInput(N_("Choose at least one installment frequency."))
         if not self.purposes:
-            raise InvalidInput("Choose at least one purpose.")
+            raise InvalidInput(N_("Choose at least one purpose."))
         if not 1 <= self.max_term_days <= MAX_TERM_DAYS:
-            raise InvalidInput(f"The longest term must be between 1 and {MAX_TERM_DAYS:,} days.")
+            raise InvalidInput(N_("The longest term must be between 1 and %(most)s days.", most=format(MAX_TERM_DAYS, ",")))
         if not 0 <= self.min_rate_bps <= 100 * BPS_PER_UNIT:
-            raise InvalidInput("The lowest rate must be between 0 % and 10,000 %.")
+            raise InvalidInput(N_("The lowest rate must be between 0 %% and 10,000 %%."))
         if not 0 <= self.max_expected_loss_bps <= BPS_PER_UNIT:
-            raise InvalidInput("The expected-loss ceiling must be between 0 % and 100 %.")
+            raise InvalidInput(N_("The expected-loss ceiling must be between 0 %% and 100 %%."))
         return self
 
 
@@ -74,7 +75,7 @@ def _flag(value: object) -> bool:
 
 
 # (raw value, what it is for the message) -> the number; each raises InvalidInput with a sentence.
-Parser = Callable[[object, str], int]
+Parser = Callable[[object, Message], int]
 
 
 def rules_from(fields: Mapping[str, object], parse_sat: Parser, parse_percent_bps: Parser, parse_whole: Parser) -> Rules:
@@ -85,22 +86,26 @@ def rules_from(fields: Mapping[str, object], parse_sat: Parser, parse_percent_bp
         chosen = frozenset(str(v).strip() for v in values if str(v).strip())
         unknown = sorted(chosen - set(allowed))
         if unknown:
-            raise InvalidInput(f"Unknown {name.rstrip('s')}: {unknown[0][:20]!r}.")
+            shown = repr(unknown[0][:20])
+            said = {"grades": N_("Unknown grade: %(value)s.", value=shown),
+                    "frequencies": N_("Unknown frequency: %(value)s.", value=shown),
+                    "purposes": N_("Unknown purpose: %(value)s.", value=shown)}
+            raise InvalidInput(said.get(name) or N_("Unknown value: %(value)s.", value=shown))
         return chosen
 
     return Rules(
         enabled=_flag(fields.get("enabled")),
-        budget_msat=parse_sat(fields.get("budget_sat"), "budget"),
-        note_msat=parse_sat(fields.get("note_sat"), "note size"),
-        max_per_loan_msat=parse_sat(fields.get("max_per_loan_sat"), "most per loan"),
-        max_per_loan_bps=parse_percent_bps(fields.get("max_per_loan_percent"), "most per loan (share)"),
-        max_per_borrower_msat=parse_sat(fields.get("max_per_borrower_sat"), "most per borrower"),
+        budget_msat=parse_sat(fields.get("budget_sat"), N_("budget")),
+        note_msat=parse_sat(fields.get("note_sat"), N_("note size")),
+        max_per_loan_msat=parse_sat(fields.get("max_per_loan_sat"), N_("most per loan")),
+        max_per_loan_bps=parse_percent_bps(fields.get("max_per_loan_percent"), N_("most per loan (share)")),
+        max_per_borrower_msat=parse_sat(fields.get("max_per_borrower_sat"), N_("most per borrower")),
         grades=pick("grades", GRADES),
         frequencies=pick("frequencies", tuple(f.value for f in Frequency)),
         purposes=pick("purposes", PURPOSES),
-        max_term_days=parse_whole(fields.get("max_term_days"), "longest term"),
-        min_rate_bps=parse_percent_bps(fields.get("min_rate_percent"), "lowest rate"),
-        max_expected_loss_bps=parse_percent_bps(fields.get("max_expected_loss_percent"), "expected-loss ceiling"),
+        max_term_days=parse_whole(fields.get("max_term_days"), N_("longest term")),
+        min_rate_bps=parse_percent_bps(fields.get("min_rate_percent"), N_("lowest rate")),
+        max_expected_loss_bps=parse_percent_bps(fields.get("max_expected_loss_percent"), N_("expected-loss ceiling")),
         reinvest=_flag(fields.get("reinvest")),
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 from marketplace.domain.errors import InvalidInput
+from marketplace.domain.messages import N_
 
 EMAIL_LENGTH_MAX = 254  # RFC 5321 path limit, and the users.email column width
 LOCAL_PART_LENGTH_MAX = 64
@@ -23,12 +24,12 @@ def normalize_email(raw: str) -> str:
     """A valid email in canonical form, or InvalidInput saying what is wrong."""
     email = canonical_email(raw)
     if not email:
-        raise InvalidInput("Enter your email address.")
+        raise InvalidInput(N_("Enter your email address."))
     if len(email) > EMAIL_LENGTH_MAX:
-        raise InvalidInput(f"That email address is too long (at most {EMAIL_LENGTH_MAX} characters).")
+        raise InvalidInput(N_("That email address is too long (at most %(most)s characters).", most=EMAIL_LENGTH_MAX))
     local, at, domain = email.rpartition("@")
     if not at or not _is_local_part(local) or not _is_domain(domain):
-        raise InvalidInput("That does not look like an email address; use the form name@example.com.")
+        raise InvalidInput(N_("That does not look like an email address; use the form name@example.com."))
     return email
 
 

@@ -1,18 +1,22 @@
 """Named refusals. Each has a stable code and a sentence a person understands.
 
 Services raise these; the web layer maps `status` to an HTTP status and shows
-`message`. Never a bare string.
+`text` translated into the reader's language (`message` is the English, for logs,
+the CLI and stored reasons). Mark each sentence with `N_()` where it is written.
 """
 from __future__ import annotations
+
+from marketplace.domain.messages import Message, as_message
 
 
 class Refusal(Exception):
     code = "refused"
     status = 400
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str | Message) -> None:
+        self.text = as_message(message)
+        self.message = str(self.text)
+        super().__init__(self.message)
 
 
 class InvalidInput(Refusal):
@@ -78,7 +82,7 @@ class SignInRequired(Refusal):
 class SignInThrottled(TooManyAttempts):
     """Too many failed sign-ins; `retry_after_s` feeds the Retry-After header."""
 
-    def __init__(self, message: str, retry_after_s: int) -> None:
+    def __init__(self, message: str | Message, retry_after_s: int) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
 
@@ -86,7 +90,7 @@ class SignInThrottled(TooManyAttempts):
 class SignUpThrottled(TooManyAttempts):
     """Too many sign-ups from one network address; `retry_after_s` feeds the Retry-After header."""
 
-    def __init__(self, message: str, retry_after_s: int) -> None:
+    def __init__(self, message: str | Message, retry_after_s: int) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
 

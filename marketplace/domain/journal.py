@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from marketplace.domain.errors import InvalidInput, UnbalancedEntry
+from marketplace.domain.messages import N_
 
 GENESIS_HASH = "0" * 64
 
@@ -95,18 +96,17 @@ def transfer(kind: str, from_account: int, to_account: int, amount_msat: int,
 def check_entry(draft: EntryDraft) -> None:
     """Refuse an entry that is not a proper balanced double entry."""
     if len(draft.lines) < 2:
-        raise UnbalancedEntry("A journal entry needs at least two lines.")
+        raise UnbalancedEntry(N_("A journal entry needs at least two lines."))
     if any(type(line.amount_msat) is not int for line in draft.lines):
-        raise InvalidInput("Amounts are whole millisatoshis.")
+        raise InvalidInput(N_("Amounts are whole millisatoshis."))
     if any(line.amount_msat == 0 for line in draft.lines):
-        raise UnbalancedEntry("A journal line cannot move zero msat.")
+        raise UnbalancedEntry(N_("A journal line cannot move zero msat."))
     total = sum(line.amount_msat for line in draft.lines)
     if total != 0:
-        raise UnbalancedEntry(
-            f"Debits and credits differ by {total} msat; an entry must balance exactly."
-        )
+        raise UnbalancedEntry(N_("Debits and credits differ by %(total)s msat; an entry must balance exactly.",
+                                 total=total))
     if not draft.kind:
-        raise InvalidInput("A journal entry needs a kind.")
+        raise InvalidInput(N_("A journal entry needs a kind."))
 
 
 def payload_hash(draft: EntryDraft) -> str:

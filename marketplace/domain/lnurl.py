@@ -18,6 +18,7 @@ import bech32
 
 from marketplace.domain.errors import InvalidInput, NotFound
 from marketplace.domain.money import format_msat
+from marketplace.domain.messages import N_
 
 HANDLE_PREFIX = "loan-"
 # 10 characters of 36: about 52 bits. Lower case and digits only, which LUD-16 allows in a user name.
@@ -47,7 +48,7 @@ def check_handle(name: str) -> str:
     """The handle a path names, or NotFound: anything else is not one of ours (and never reaches the database)."""
     lowered = name.lower()
     if not HANDLE_PATTERN.fullmatch(lowered):
-        raise NotFound("There is no loan with this pay code.")
+        raise NotFound(N_("There is no loan with this pay code."))
     return lowered
 
 
@@ -108,7 +109,7 @@ def metadata(facts: DueFacts, address: str) -> str:
     entries = [["text/plain", metadata_text(facts)], ["text/identifier", address]]
     text = json.dumps(entries, separators=(",", ":"), ensure_ascii=False)
     if len(text) > METADATA_LENGTH_MAX:
-        raise InvalidInput("This marketplace's host name is too long for a Lightning Address.")
+        raise InvalidInput(N_("This marketplace's host name is too long for a Lightning Address."))
     return text
 
 
@@ -124,16 +125,16 @@ def sendable(payoff_msat: int) -> tuple[int, int]:
 def parse_amount(raw: str | None) -> int:
     """The callback's `amount`: whole millisatoshis in ASCII digits, nothing else."""
     if raw is None or raw == "":
-        raise LnurlRefusal("The amount is missing: add ?amount=<millisatoshis>.")
+        raise LnurlRefusal(N_("The amount is missing: add ?amount=<millisatoshis>."))
     if len(raw) > AMOUNT_DIGITS_MAX or not (raw.isascii() and raw.isdigit()):
-        raise LnurlRefusal("The amount must be a whole number of millisatoshis, like 150000.")
+        raise LnurlRefusal(N_("The amount must be a whole number of millisatoshis, like 150000."))
     return int(raw)
 
 
 def check_amount(amount_msat: int, payoff_msat: int) -> None:
     low, high = sendable(payoff_msat)
     if amount_msat < low:
-        raise LnurlRefusal(f"The smallest payment is {format_msat(low)} ({low} msat).")
+        raise LnurlRefusal(N_("The smallest payment is %(amount)s (%(msat)s msat).", amount=format_msat(low), msat=low))
     if amount_msat > high:
-        raise LnurlRefusal(f"Paying the whole loan off today costs {format_msat(high)} ({high} msat); "
-                           "send at most that.")
+        raise LnurlRefusal(N_("Paying the whole loan off today costs %(amount)s (%(msat)s msat); send at most that.",
+                              amount=format_msat(high), msat=high))

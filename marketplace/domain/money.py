@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 from marketplace.domain import numbers
+from marketplace.domain.messages import N_
 
 _SAT_MSAT = re.compile(r"^([0-9]{1,15})(?:\.([0-9]{1,3}))?$")
 
@@ -44,10 +45,11 @@ def parse_sat(text: str) -> int:
     digits only. Raises NumberRefused (an InvalidInput) with the reason.
     """
     amount_sat = numbers.whole(
-        text, label="amount", minimum=1, maximum=SAT_MAX, grouping=True,
-        not_number="Enter a whole number of sat, like 50000.",
-        too_small="The amount must be more than 0 sat.",
-        too_big=f"The amount can be at most {SAT_MAX:,} sat (all the bitcoin there will ever be).")
+        text, label=N_("amount"), minimum=1, maximum=SAT_MAX, grouping=True,
+        not_number=N_("Enter a whole number of sat, like 50000."),
+        too_small=N_("The amount must be more than 0 sat."),
+        too_big=N_("The amount can be at most %(most)s sat (all the bitcoin there will ever be).",
+                   most=format(SAT_MAX, ",")))
     return sat_to_msat(amount_sat)
 
 
@@ -59,9 +61,9 @@ def parse_sat_msat(text: str) -> int:
     cleaned = text.strip().replace(",", "").replace("_", "")
     found = _SAT_MSAT.match(cleaned)
     if found is None:
-        raise ValueError("Enter an amount in sat, like 5000 or 5000.125 (at most three decimals).")
+        raise ValueError(N_("Enter an amount in sat, like 5000 or 5000.125 (at most three decimals)."))
     whole, fraction = found.group(1), (found.group(2) or "").ljust(3, "0")
     amount_msat = int(whole) * MSAT_PER_SAT + int(fraction)
     if amount_msat <= 0:
-        raise ValueError("The amount must be more than 0 sat.")
+        raise ValueError(N_("The amount must be more than 0 sat."))
     return amount_msat

@@ -22,6 +22,7 @@ import re
 from decimal import Decimal
 
 from marketplace.domain.errors import InvalidInput
+from marketplace.domain.messages import Message, N_
 
 TEXT_LENGTH_MAX = 40
 _WHOLE = re.compile(r"[0-9]+", re.ASCII)
@@ -29,22 +30,34 @@ _GROUPED = re.compile(r"[0-9]+(?:[,_][0-9]+)*", re.ASCII)
 _DECIMAL = re.compile(r"(?=[.,]?[0-9])([0-9]*)(?:[.,]([0-9]*))?", re.ASCII)
 
 
-_COUNT_WORDS = {1: "one", 2: "two", 3: "three"}
 
 
 class NumberRefused(InvalidInput):
     """A number that is not one, or out of range (422, code invalid_input as every other bad field)."""
 
 
-def _range_sentence(label: str, minimum: int, maximum: int | None) -> str:
+_COUNT_WORDS = {1: N_("one"), 2: N_("two"), 3: N_("three")}
+# A label is the field's name inside a sentence ("page number"): mark it with N_() so it is translated
+# with the sentence; a plain string (a JSON field's name) is shown as it is.
+Label = str | Message
+Said = str | Message
+
+
+def _range_sentence(label: Label, minimum: int, maximum: int | None) -> Message:
     if maximum is None:
-        return f"The {label} must be at least {minimum:,}."
-    return f"The {label} must be between {minimum:,} and {maximum:,}."
+        return N_("The %(label)s must be at least %(minimum)s.", label=label, minimum=format(minimum, ","))
+    return N_("The %(label)s must be between %(minimum)s and %(maximum)s.", label=label, minimum=format(minimum, ","),
+              maximum=format(maximum, ","))
+
+
+def _decimals(label: Label, places: int) -> Message:
+    return N_("Give the %(label)s with at most %(places)s decimals.", label=label,
+              places=_COUNT_WORDS.get(places, str(places)))
 
 
 def whole(
-    text: str, *, label: str, minimum: int = 0, maximum: int | None = None, grouping: bool = False,
-    not_number: str | None = None, too_small: str | None = None, too_big: str | None = None,
+    text: str, *, label: Label, minimum: int = 0, maximum: int | None = None, grouping: bool = False,
+    not_number: Said | None = None, too_small: Said | None = None, too_big: Said | None = None,
 ) -> int:
     """A whole number from text, within [minimum, maximum]; NumberRefused with a sentence otherwise.
 
@@ -53,7 +66,7 @@ def whole(
     `too_small` and `too_big` replace them.
     """
     cleaned = text.strip()
-    wrong_kind = not_number or f"The {label} must be a whole number."
+    wrong_kind = not_number or N_("The %(label)s must be a whole number.", label=label)
     below = too_small or _range_sentence(label, minimum, maximum)
     above = too_big or _range_sentence(label, minimum, maximum)
     if len(cleaned) > TEXT_LENGTH_MAX:
@@ -73,16 +86,16 @@ def whole(
 
 
 def decimal(
-    text: str, *, label: str, places: int, maximum: Decimal,
-    not_number: str | None = None, out_of_range: str | None = None,
+    text: str, *, label: Label, places: int, maximum: Decimal,
+    not_number: Said | None = None, out_of_range: Said | None = None,
 ) -> Decimal:
     """A decimal from 0 to `maximum` ('18', '18.5', '18,5', '.5'); NumberRefused otherwise.
 
     At most `places` digits after the decimal mark (trailing zeros aside).
     """
     cleaned = text.strip()
-    wrong_kind = not_number or f"The {label} must be a number, like 12 or 12.5."
-    outside = out_of_range or f"The {label} must be between 0 and {maximum}."
+    wrong_kind = not_number or N_("The %(label)s must be a number, like 12 or 12.5.", label=label)
+    outside = out_of_range or N_("The %(label)s must be between 0 and %(maximum)s.", label=label, maximum=str(maximum))
     if len(cleaned) > TEXT_LENGTH_MAX:
         raise NumberRefused(wrong_kind)
     if cleaned.startswith("-") and _DECIMAL.fullmatch(cleaned[1:]) and cleaned[1:].strip("0.,"):
@@ -95,25 +108,26 @@ def decimal(
     if value > maximum:
         raise NumberRefused(outside)
     if len(fraction.rstrip("0")) > places:
-        raise NumberRefused(f"Give the {label} with at most {_COUNT_WORDS.get(places, places)} decimals.")
+        raise NumberRefused(_decimals(label, places))
     return value
 
 
-def scaled(value: Decimal, places: int, *, label: str) -> int:
+def scaled(value: Decimal, places: int, *, label: Label) -> int:
     """A decimal already in range as a whole number of 1/10**places units (18.5 % -> 1850 bps)."""
     if not value.is_finite():
-        raise NumberRefused(f"The {label} must be a number.")
+        raise NumberRefused(N_("The %(label)s must be a number.", label=label))
     units = value.scaleb(places)
     if units != units.to_integral_value():
-        raise NumberRefused(f"Give the {label} with at most {_COUNT_WORDS.get(places, places)} decimals.")
+        raise NumberRefused(_decimals(label, places))
     return int(units)
 
 
 def json_whole(value: object, *, label: str, minimum: int = 0, maximum: int | None = None) -> int:
     """A whole number from parsed JSON: an integer literal only (not 1.0, 1e3, "1", true)."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise NumberRefused(f"{label} must be a whole number (a JSON integer such as 50000).")
+        raise NumberRefused(N_("%(label)s must be a whole number (a JSON integer such as 50000).", label=label))
     if value < minimum or (maximum is not None and value > maximum):
-        raise NumberRefused(f"{label} must be from {minimum:,} to {maximum:,}." if maximum is not None
-                            else f"{label} must be at least {minimum:,}.")
+        raise NumberRefused(N_("%(label)s must be from %(minimum)s to %(maximum)s.", label=label,
+                               minimum=format(minimum, ","), maximum=format(maximum, ",")) if maximum is not None
+                            else N_("%(label)s must be at least %(minimum)s.", label=label, minimum=format(minimum, ",")))
     return value

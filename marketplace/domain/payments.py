@@ -4,6 +4,7 @@ from __future__ import annotations
 from marketplace.domain.errors import InvalidInput
 from marketplace.domain.journal import EntryDraft, LineDraft
 from marketplace.domain.money import format_msat, sat_to_msat
+from marketplace.domain.messages import Message, N_
 
 
 def fee_reserve_msat(amount_msat: int, reserve_ppm: int, reserve_min_msat: int) -> int:
@@ -12,13 +13,16 @@ def fee_reserve_msat(amount_msat: int, reserve_ppm: int, reserve_min_msat: int) 
     return max(reserve_min_msat, proportional)
 
 
-def check_amount(amount_msat: int, min_sat: int, max_sat: int, what: str) -> None:
+def check_amount(amount_msat: int, min_sat: int, max_sat: int, what: str | Message) -> None:
+    """`what` names the payment inside the sentence ("deposit"): mark it with N_() to translate it too."""
     if amount_msat <= 0:
-        raise InvalidInput(f"The {what} must be more than 0 sat.")
+        raise InvalidInput(N_("The %(what)s must be more than 0 sat.", what=what))
     if amount_msat < sat_to_msat(min_sat):
-        raise InvalidInput(f"The smallest {what} is {format_msat(sat_to_msat(min_sat))}.")
+        raise InvalidInput(N_("The smallest %(what)s is %(amount)s.", what=what,
+                              amount=format_msat(sat_to_msat(min_sat))))
     if amount_msat > sat_to_msat(max_sat):
-        raise InvalidInput(f"The largest {what} is {format_msat(sat_to_msat(max_sat))}.")
+        raise InvalidInput(N_("The largest %(what)s is %(amount)s.", what=what,
+                              amount=format_msat(sat_to_msat(max_sat))))
 
 
 def deposit_entry(node_asset: int, user_available: int, amount_msat: int, payment_hash: str) -> EntryDraft:

@@ -1,6 +1,8 @@
 """Limits on failed attempts (sliding windows, growing delays), as plain arithmetic on timestamps."""
 from __future__ import annotations
 
+from marketplace.domain.messages import Message, ngettext
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,12 +27,17 @@ def retry_after(
 
 
 def describe_wait(wait: timedelta) -> str:
-    """'in 14 minutes', 'in 1 minute', 'in 40 seconds': rounded up, never 'in 0'."""
+    """'in 14 minutes', 'in 1 minute', 'in 40 seconds': rounded up, never 'in 0' (English)."""
+    return str(wait_message(wait))
+
+
+def wait_message(wait: timedelta) -> Message:
+    """As `describe_wait`, marked for translation."""
     seconds = max(1, int(-(-wait.total_seconds() // 1)))
     if seconds < 60:
-        return f"in {seconds} second{'s' if seconds != 1 else ''}"
+        return ngettext("in %(num)d second", "in %(num)d seconds", seconds)
     minutes = -(-seconds // 60)
-    return f"in {minutes} minute{'s' if minutes != 1 else ''}"
+    return ngettext("in %(num)d minute", "in %(num)d minutes", minutes)
 
 
 @dataclass(frozen=True)

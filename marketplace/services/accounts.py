@@ -5,23 +5,25 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, delete, func, insert, select, text
+from sqlalchemy import Connection, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from marketplace.db.engine import Database
 from marketplace.db.ledger import open_user_accounts, user_balances
 from marketplace.db.tables import signup_attempts, users
 from marketplace.domain.emails import normalize_email
-from marketplace.domain.errors import EmailTaken, SignUpThrottled
+from marketplace.domain import languages
+from marketplace.domain.errors import EmailTaken, InvalidInput, SignUpThrottled
 from marketplace.domain.journal import AccountKind
 from marketplace.domain.passwords import check_new_password
 from marketplace.domain.users import Role, normalize_display_name, parse_role
-from marketplace.domain.throttling import describe_wait, retry_after
+from marketplace.domain.throttling import retry_after, wait_message
 from marketplace.services.auth import ADDRESS_LENGTH_MAX, SignedIn, SessionUser, as_utc, open_session, utc_now
 from marketplace.services.password_pool import password_pool
 from marketplace.settings import Settings
+from marketplace.domain.messages import N_
 
-_TAKEN = "An account with this email already exists; sign in instead."
+_TAKEN = N_("An account with this email already exists; sign in instead.")
 # Any constant: the PostgreSQL advisory lock that orders sign-up counts.
 _SIGNUP_LOCK_KEY = 0x6D6C5F7369676F  # "ml_sigo"
 
@@ -104,7 +106,8 @@ def _count_signup(conn: Connection, settings: Settings, address: str, now: datet
     wait = retry_after(times, settings.signup_per_address, window, now)
     if wait is not None:
         raise SignUpThrottled(
-            f"Too many accounts were made from your network address lately. Try again {describe_wait(wait)}.",
+            N_("Too many accounts were made from your network address lately. Try again %(wait)s.",
+               wait=wait_message(wait)),
             retry_after_s=int(-(-wait.total_seconds() // 1)))
     # Old attempts of this address are no use any more; the table stays as small as the window.
     conn.execute(delete(signup_attempts).where(signup_attempts.c.address == address,
@@ -142,3 +145,12 @@ def _insert_user(conn: Connection, new: NewUser, now: datetime) -> int:
     user_id = int(pk[0])
     open_user_accounts(conn, user_id)
     return user_id
+
+
+def set_language(database: Database, user_id: int, raw: str) -> str | None:
+    """Store the language a person chose for the pages ('' : follow the browser); the stored value."""
+    language = languages.supported(raw)
+    if raw.strip() and language is None:
+        raise InvalidInput(N_("Choose one of the languages offered."))
+    database.run(lambda conn: conn.execute(update(users).where(users.c.id == user_id).values(language=language)))
+    return language

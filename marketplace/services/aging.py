@@ -10,6 +10,7 @@ from marketplace.db.tables import job_runs, notes
 from marketplace.domain.errors import Conflict
 from marketplace.domain.loans.allocation import assess, refresh
 from marketplace.domain.loans.delinquency import DelinquencyPolicy, LoanState, late_fees_due, loan_state
+from marketplace.domain.messages import N_
 
 
 def record_run(conn: Connection, name: str, as_of: date) -> None:
@@ -20,8 +21,8 @@ def record_run(conn: Connection, name: str, as_of: date) -> None:
         conn.execute(insert(job_runs).values(name=name, last_as_of=as_of, ran_at=now))
         return
     if as_of < last:
-        raise Conflict(f"The {name} job last ran for {last.isoformat()}; it cannot run for an earlier day "
-                       f"({as_of.isoformat()}).")
+        raise Conflict(N_("The %(name)s job last ran for %(last)s; it cannot run for an earlier day (%(day)s).",
+                          name=name, last=last.isoformat(), day=as_of.isoformat()))
     conn.execute(update(job_runs).where(job_runs.c.name == name).values(last_as_of=as_of, ran_at=now))
 
 

@@ -19,6 +19,7 @@ from marketplace.db.tables import api_tokens, users
 from marketplace.domain.errors import Conflict, InvalidInput, NotFound
 from marketplace.domain.users import Role
 from marketplace.services.auth import SessionUser
+from marketplace.domain.messages import N_
 
 TOKEN_PREFIX = "ml_"
 SHOWN_PREFIX_LENGTH = 11  # "ml_" and 8 characters: enough to tell tokens apart, useless to guess with
@@ -63,11 +64,11 @@ def _utc(moment: datetime | None) -> datetime | None:
 def normalize_name(raw: str) -> str:
     name = " ".join(raw.split())
     if not name:
-        raise InvalidInput("Give the token a name, like “my lending bot”, so you can tell it apart later.")
+        raise InvalidInput(N_("Give the token a name, like “my lending bot”, so you can tell it apart later."))
     if len(name) > NAME_LENGTH_MAX:
-        raise InvalidInput(f"The token name is too long (at most {NAME_LENGTH_MAX} characters).")
+        raise InvalidInput(N_("The token name is too long (at most %(most)s characters).", most=NAME_LENGTH_MAX))
     if any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"} for ch in name):
-        raise InvalidInput("The token name contains characters that cannot be shown.")
+        raise InvalidInput(N_("The token name contains characters that cannot be shown."))
     return name
 
 
@@ -82,7 +83,7 @@ def create_token(database: Database, user_id: int, name: str, *, now: datetime |
         active = conn.execute(select(func.count()).select_from(api_tokens).where(
             api_tokens.c.user_id == user_id, api_tokens.c.revoked_at.is_(None))).scalar_one()
         if int(active) >= ACTIVE_TOKENS_MAX:
-            raise Conflict(f"You already have {ACTIVE_TOKENS_MAX} active tokens; revoke one first.")
+            raise Conflict(N_("You already have %(count)s active tokens; revoke one first.", count=ACTIVE_TOKENS_MAX))
         result = conn.execute(insert(api_tokens).values(
             user_id=user_id, name=clean, token_hash=token_digest(token), prefix=prefix, created_at=moment,
             last_used_at=None, revoked_at=None))
@@ -112,7 +113,7 @@ def revoke_token(database: Database, user_id: int, token_id: int, *, now: dateti
     def work(conn: Connection) -> None:
         owner = conn.execute(select(api_tokens.c.user_id).where(api_tokens.c.id == token_id)).scalar()
         if owner is None or int(owner) != user_id:
-            raise NotFound("There is no such token.")
+            raise NotFound(N_("There is no such token."))
         conn.execute(update(api_tokens).where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
                      .values(revoked_at=moment))
 

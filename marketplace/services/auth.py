@@ -20,13 +20,14 @@ from marketplace.db.tables import sessions, signin_failures, users
 from marketplace.domain.emails import EMAIL_LENGTH_MAX, canonical_email
 from marketplace.domain.errors import InvalidCredentials, SignInThrottled
 from marketplace.domain.passwords import PASSWORD_LENGTH_MAX
-from marketplace.domain.throttling import SignInPolicy, describe_wait, signin_wait
+from marketplace.domain.throttling import SignInPolicy, signin_wait, wait_message
 from marketplace.domain.users import Role
 from marketplace.services.password_pool import password_pool
 from marketplace.settings import Settings
+from marketplace.domain.messages import N_
 
 ADDRESS_LENGTH_MAX = 64  # the sessions.address / signin_failures.address column width
-_WRONG = "The email or the password is not right."
+_WRONG = N_("The email or the password is not right.")
 # Any constant: the PostgreSQL advisory lock that orders sign-in throttle checks.
 _THROTTLE_LOCK_KEY = 0x6D6C5F7369676E  # "ml_sign"
 
@@ -37,6 +38,7 @@ class SessionUser:
     email: str
     role: Role
     display_name: str
+    language: str | None = None  # chosen on /settings; None follows the browser
 
 
 @dataclass(frozen=True)
@@ -142,14 +144,14 @@ def session_user(database: Database, token: str, *, now: datetime | None = None)
 
     def lookup(conn: Connection) -> SessionUser | None:
         row = conn.execute(
-            select(users.c.id, users.c.email, users.c.role, users.c.display_name)
+            select(users.c.id, users.c.email, users.c.role, users.c.display_name, users.c.language)
             .join(sessions, sessions.c.user_id == users.c.id)
             .where(sessions.c.id_hash == digest, sessions.c.revoked_at.is_(None),
                    sessions.c.expires_at > moment)
         ).first()
         if row is None:
             return None
-        return SessionUser(int(row.id), row.email, Role(row.role), row.display_name)
+        return SessionUser(int(row.id), row.email, Role(row.role), row.display_name, row.language)
 
     return database.read(lookup)
 
@@ -194,10 +196,13 @@ def _count_attempt(
     throttled = signin_wait([at for at, e in from_address if e == email], [at for at, _ in from_address],
                             on_account, policy, now)
     if throttled is not None:
-        whom = "from your network address" if throttled.by == "address" else \
-            "of this account from your network address"
+        wait = wait_message(throttled.wait)
+        said = (N_("Too many failed sign-ins from your network address. Try again %(wait)s.", wait=wait)
+                if throttled.by == "address" else
+                N_("Too many failed sign-ins of this account from your network address. Try again %(wait)s.",
+                   wait=wait))
         raise SignInThrottled(
-            f"Too many failed sign-ins {whom}. Try again {describe_wait(throttled.wait)}.",
+            said,
             retry_after_s=int(-(-throttled.wait.total_seconds() // 1)),
         )
     result = conn.execute(insert(signin_failures).values(email=email, address=address, at=now))

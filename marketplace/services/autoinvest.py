@@ -48,6 +48,7 @@ from marketplace.settings import Settings
 from marketplace.workers.faults import crash_at
 from portfolio.allocation import Allocator, eligible_pairs
 from portfolio.pd import LGD_DEFAULT
+from marketplace.domain.messages import N_
 
 FREQUENCIES = tuple(f.value for f in Frequency)
 DAYS_PER_PERIOD = {"daily": 1, "weekly": 7, "monthly": 30}
@@ -96,10 +97,11 @@ def save_rules(database: Database, settings: Settings, lender_id: int, rules: Ru
         available = ledger.user_balances(conn, lender_id)[AccountKind.USER_AVAILABLE]
         held = held_by_autoinvest(conn, [lender_id], {lender_id: rules.reinvest})[lender_id]
         if rules.budget_msat > available + held:
-            raise InvalidInput(
-                f"A budget of {format_msat(rules.budget_msat)} is more than the {format_msat(available + held)} you "
-                f"have to invest ({format_msat(available)} available plus {format_msat(held)} already in "
-                "auto-invest notes). Deposit more or lower the budget.")
+            raise InvalidInput(N_(
+                "A budget of %(budget)s is more than the %(total)s you have to invest (%(available)s available "
+                "plus %(held)s already in auto-invest notes). Deposit more or lower the budget.",
+                budget=format_msat(rules.budget_msat), total=format_msat(available + held),
+                available=format_msat(available), held=format_msat(held)))
         values = {
             "enabled": rules.enabled, "budget_msat": rules.budget_msat, "note_msat": rules.note_msat,
             "max_per_loan_msat": rules.max_per_loan_msat, "max_per_loan_bps": rules.max_per_loan_bps,

@@ -13,8 +13,9 @@ from marketplace.db.invoices import InvoiceRow
 from marketplace.domain.errors import LightningUnavailable, NotFound
 from marketplace.domain.payments import check_amount
 from marketplace.services.invoice_limits import check_invoice_rate, check_open_invoices
-from marketplace.services.lightning_calls import in_transaction, reading
+from marketplace.services.lightning_calls import in_transaction, node_said, reading
 from marketplace.settings import Settings
+from marketplace.domain.messages import N_
 
 
 async def issue_invoice(
@@ -50,12 +51,13 @@ async def issue_invoice(
                                  found.created_index)
     except NodeUnreachable as exc:
         await in_transaction(database, lambda c: invoices.mark_failed(c, row.id))
-        raise LightningUnavailable(
-            "The Lightning node cannot be reached right now, so no invoice was made. Try again in a minute."
+        raise LightningUnavailable(N_(
+            "The Lightning node cannot be reached right now, so no invoice was made. Try again in a minute.")
         ) from exc
     except LightningError as exc:
         await in_transaction(database, lambda c: invoices.mark_failed(c, row.id))
-        raise LightningUnavailable(f"The Lightning node refused to make an invoice: {exc.message}") from exc
+        raise LightningUnavailable(N_("The Lightning node refused to make an invoice: %(reason)s",
+                                        reason=node_said(exc))) from exc
     return await in_transaction(database, lambda c: invoices.mark_created(c, row.id, created))
 
 
@@ -63,7 +65,7 @@ async def create_deposit_invoice(
     database: Database, port: LightningPort, settings: Settings, user_id: int, amount_msat: int,
     *, address: str | None = None,
 ) -> InvoiceRow:
-    check_amount(amount_msat, settings.deposit_min_sat, settings.deposit_max_sat, "deposit")
+    check_amount(amount_msat, settings.deposit_min_sat, settings.deposit_max_sat, N_("deposit"))
     return await issue_invoice(database, port, settings, "deposit", user_id, amount_msat, "Microlend deposit",
                                address=address)
 
@@ -72,5 +74,5 @@ async def deposit_status(database: Database, user_id: int, invoice_id: int) -> I
     """One of the user's own invoices; another user's is simply not found."""
     row = await reading(database, lambda c: invoices.find(c, invoice_id, user_id))
     if row is None:
-        raise NotFound("There is no such invoice.")
+        raise NotFound(N_("There is no such invoice."))
     return row

@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, text
 
 from marketplace.db.tables import invoices, users
 from marketplace.domain.errors import TooManyAttempts
+from marketplace.domain.messages import Message, N_, ngettext
 
 INVOICES_PER_WINDOW = 30
 WINDOW_S = 600
@@ -29,7 +30,7 @@ class TooManyInvoices(TooManyAttempts):
 
     code = "too_many_invoices"
 
-    def __init__(self, message: str, retry_after_s: int) -> None:
+    def __init__(self, message: str | Message, retry_after_s: int) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
 
@@ -51,8 +52,9 @@ def check_invoice_rate(conn: Connection, user_id: int, now: datetime,
                                                              .total_seconds()))
     minutes = max(1, math.ceil(wait_s / 60))
     raise TooManyInvoices(
-        f"You asked for {limit} invoices in the last {window_s // 60} minutes, the most allowed. "
-        f"Pay or let one of them expire, and try again in {minutes} minute{'s' if minutes != 1 else ''}.",
+        N_("You asked for %(limit)s invoices in the last %(window)s minutes, the most allowed. "
+           "Pay or let one of them expire, and try again %(wait)s.",
+           limit=limit, window=window_s // 60, wait=ngettext("in %(num)d minute", "in %(num)d minutes", minutes)),
         wait_s)
 
 
@@ -65,7 +67,7 @@ class TooManyOpenInvoices(TooManyAttempts):
 
     code = "too_many_open_invoices"
 
-    def __init__(self, message: str, retry_after_s: int) -> None:
+    def __init__(self, message: str | Message, retry_after_s: int) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
 
@@ -83,13 +85,13 @@ def check_open_invoices(conn: Connection, address: str | None, now: datetime, pe
     c = invoices.c
     open_ = or_(and_(c.status == "unpaid", or_(c.expires_at.is_(None), c.expires_at > now_s)),
                 and_(c.status == "creating", c.created_at > now - timedelta(seconds=creating_expiry_s)))
-    checks: list[tuple[ColumnElement[bool] | None, int, str]] = []
+    checks: list[tuple[ColumnElement[bool] | None, int, Message]] = []
     if address is not None:
         checks.append((c.address == address, per_address,
-                       f"There are already {per_address} unpaid invoices from your network address, the most "
-                       "allowed at once. Pay one, or let one expire, and try again"))
-    checks.append((None, total, "The marketplace has as many unpaid invoices as it takes at once right now. "
-                                "Try again"))
+                       N_("There are already %(count)s unpaid invoices from your network address, the most "
+                          "allowed at once. Pay one, or let one expire, and try again %(wait)s.", count=per_address)))
+    checks.append((None, total, N_("The marketplace has as many unpaid invoices as it takes at once right now. "
+                                   "Try again %(wait)s.")))
     for condition, limit, sentence in checks:
         query = select(func.count(), func.min(c.expires_at)).where(open_)
         if condition is not None:
@@ -98,5 +100,5 @@ def check_open_invoices(conn: Connection, address: str | None, now: datetime, pe
         if int(count) >= limit:
             wait_s = max(1, (int(first_expiry) - now_s) if first_expiry is not None else 60)
             minutes = max(1, math.ceil(wait_s / 60))
-            raise TooManyOpenInvoices(
-                f"{sentence} in {minutes} minute{'s' if minutes != 1 else ''}.", wait_s)
+            wait = ngettext("in %(num)d minute", "in %(num)d minutes", minutes)
+            raise TooManyOpenInvoices(sentence.with_values(wait=wait), wait_s)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from types import MappingProxyType
 from typing import TypeVar
 
 import anyio.to_thread
@@ -12,6 +13,7 @@ from lightning.errors import LightningError, NodeUnreachable
 from lightning.port import LightningPort, NodeInfo
 from marketplace.db.engine import Database
 from marketplace.domain.errors import LightningUnavailable
+from marketplace.domain.messages import Message, N_, as_message
 
 T = TypeVar("T")
 
@@ -23,6 +25,13 @@ async def in_transaction(database: Database, work: Callable[[Connection], T]) ->
 
 async def reading(database: Database, work: Callable[[Connection], T]) -> T:
     return await anyio.to_thread.run_sync(lambda: database.read(work))
+
+
+def node_said(exc: LightningError) -> Message:
+    """A Lightning error's sentence for people: marked ones (lightning/invoices.py) translate with their values."""
+    if exc.params is not None:
+        return Message(exc.msgid, MappingProxyType(dict(exc.params)))
+    return as_message(exc.msgid)
 
 
 class NodeFacts:
@@ -40,10 +49,11 @@ class NodeFacts:
             try:
                 self._info = await self.port.node_info()
             except NodeUnreachable as exc:
-                raise LightningUnavailable(
-                    "The Lightning node cannot be reached right now; nothing was changed. Try again in a minute."
+                raise LightningUnavailable(N_(
+                    "The Lightning node cannot be reached right now; nothing was changed. Try again in a minute.")
                 ) from exc
             except LightningError as exc:
-                raise LightningUnavailable(f"The Lightning node did not answer properly: {exc.message}") from exc
+                raise LightningUnavailable(N_("The Lightning node did not answer properly: %(reason)s",
+                                                reason=node_said(exc))) from exc
             self._at = time.monotonic()
         return self._info

@@ -25,6 +25,7 @@ from marketplace.domain.loans.allocation import refresh
 from marketplace.services import loans as loan_service
 from marketplace.services.lightning_calls import reading
 from marketplace.settings import Settings
+from marketplace.domain.messages import N_
 
 # Loans that still take repayments, so their pay code answers.
 PAYABLE_STATUSES = ("active", "written_off")
@@ -104,7 +105,7 @@ def _loan_by_handle(conn: Connection, name: str) -> LoanRow:
     handle = lnurl.check_handle(name)
     loan_id = conn.execute(select(pay_handles.c.loan_id).where(pay_handles.c.handle == handle)).scalar()
     if loan_id is None:
-        raise NotFound("There is no loan with this pay code.")
+        raise NotFound(N_("There is no loan with this pay code."))
     return loans.get_loan(conn, int(loan_id))
 
 
@@ -113,10 +114,11 @@ def due_facts(conn: Connection, name: str, as_of: date) -> tuple[LoanRow, lnurl.
     loan = _loan_by_handle(conn, name)
     state = loans.loan_states(conn, [loan]).get(loan.id)
     if loan.status not in PAYABLE_STATUSES or state is None:
-        raise Conflict("This loan takes no repayments" + (": it is fully repaid." if loan.status == "repaid" else "."))
+        raise Conflict(N_("This loan takes no repayments: it is fully repaid.") if loan.status == "repaid"
+                       else N_("This loan takes no repayments."))
     payoff = state.payoff_msat(as_of)
     if payoff == 0:
-        raise Conflict("Nothing is owed on this loan.")
+        raise Conflict(N_("Nothing is owed on this loan."))
     # As the loan page shows it: installments now due frozen, interest since on the rest.
     return loan, lnurl.DueFacts(loan.id, refresh(state, as_of).next_due(as_of), payoff)
 
@@ -171,10 +173,10 @@ def repayment_card(database: Database, site: Site, loan_id: int, viewer_id: int,
     def read(conn: Connection) -> tuple[LoanRow, lnurl.DueFacts, int]:
         loan = loans.get_loan(conn, loan_id)
         if loan.borrower_id != viewer_id and not viewer_is_operator:
-            raise NotFound("There is no such loan.")
+            raise NotFound(N_("There is no such loan."))
         state = loans.loan_states(conn, [loan]).get(loan.id)
         if loan.status not in PAYABLE_STATUSES or state is None or state.payoff_msat(as_of) == 0:
-            raise Conflict("This loan takes no repayments now, so it has no repayment card.")
+            raise Conflict(N_("This loan takes no repayments now, so it has no repayment card."))
         seen = refresh(state, as_of)
         upcoming = next((i for i in seen.installments if not i.is_paid), None)
         regular = upcoming.due_msat if upcoming is not None else state.payoff_msat(as_of)

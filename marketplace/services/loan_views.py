@@ -60,9 +60,10 @@ class ScheduleLine:
 
 @dataclass(frozen=True)
 class Funder:
-    label: str
+    label: str  # "Lender #3", the API's English; pages say it with `number` in the reader's language
     amount_msat: int
     is_you: bool
+    number: int = 0
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ def loan_view(conn: Connection, loan_id: int, viewer_id: int, as_of: date,
     for note in notes:  # in note order: the first lender to pledge is Lender #1
         order.setdefault(note.lender_id, len(order) + 1)
         amounts[note.lender_id] = amounts.get(note.lender_id, 0) + note.amount_msat
-    funders = tuple(Funder(f"Lender #{order[lender]}", amounts[lender], lender == viewer_id)
+    funders = tuple(Funder(f"Lender #{order[lender]}", amounts[lender], lender == viewer_id, order[lender])
                     for lender in order)
     mine = tuple(n for n in loans.notes_of_lender(conn, viewer_id) if n.loan_id == loan_id)
 

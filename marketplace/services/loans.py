@@ -27,10 +27,11 @@ from marketplace.domain.money import format_msat
 from marketplace.domain.payments import check_amount, fee_reserve_msat
 from marketplace.services.deposits import issue_invoice
 from marketplace.services.grading import PriceGuidance, grade_request, price_guidance
-from marketplace.services.lightning_calls import NodeFacts, in_transaction, reading
+from marketplace.services.lightning_calls import NodeFacts, in_transaction, node_said, reading
 from marketplace.services.withdrawals import send_held
 from marketplace.settings import Settings
 from marketplace.workers.reconciler import reconcile_outgoing
+from marketplace.domain.messages import N_
 
 
 def limits_of(settings: Settings) -> LendingLimits:
@@ -123,11 +124,11 @@ def pledge(database: Database, settings: Settings, lender_id: int, loan_id: int,
                 return earlier
         loan = loans.get_loan(conn, loan_id, lock=True)
         if loan.borrower_id == lender_id:
-            raise Forbidden("You cannot fund your own loan request.")
+            raise Forbidden(N_("You cannot fund your own loan request."))
         if loan.status != "funding":
-            raise Conflict("This request is no longer taking pledges.")
+            raise Conflict(N_("This request is no longer taking pledges."))
         if loan.funding_deadline <= moment:
-            raise Conflict("This request's funding deadline has passed.")
+            raise Conflict(N_("This request's funding deadline has passed."))
         balances = ledger.user_balances(conn, lender_id)
         check_note(amount_msat, loan.remaining_msat, balances[AccountKind.USER_AVAILABLE], limits_of(settings))
         note_id = loans.insert_note(conn, loan_id, lender_id, amount_msat)
@@ -158,10 +159,10 @@ def withdraw_pledge(database: Database, lender_id: int, note_id: int) -> None:
     def work(conn: Connection) -> None:
         note = loans.get_note(conn, note_id, lock=True)
         if note.lender_id != lender_id:
-            raise NotFound("There is no such note.")
+            raise NotFound(N_("There is no such note."))
         loan = loans.get_loan(conn, note.loan_id, lock=True)
         if note.status != "pledged" or loan.status != "funding":
-            raise Conflict("Only a pledge to a request that is still being funded can be withdrawn.")
+            raise Conflict(N_("Only a pledge to a request that is still being funded can be withdrawn."))
         _release_notes(conn, loan, [note], "pledge_withdrawn")
         loans.set_loan(conn, loan.id, funded_msat=loan.funded_msat - note.amount_msat)
 
@@ -245,20 +246,20 @@ async def disburse(database: Database, port: LightningPort, facts: NodeFacts, se
     await reconcile_outgoing(database, port, settings)
     loan = await reading(database, lambda c: loans.get_loan(c, loan_id))
     if loan.borrower_id != borrower_id:
-        raise NotFound("There is no such loan.")
+        raise NotFound(N_("There is no such loan."))
     if loan.status != "funded":
-        raise Conflict("This loan is not waiting for a disbursement.")
+        raise Conflict(N_("This loan is not waiting for a disbursement."))
     info = await facts.get(fresh=True)  # a down node: 503 before anything is held
     try:
         payable = check_payable(bolt11, node_network=info.network, own_node_id=info.id)
     except AmountMissing:  # an invoice without an amount is paid exactly the principal
         payable = check_payable(bolt11, node_network=info.network, own_node_id=info.id, amount_msat=loan.amount_msat)
     except InvalidInvoice as exc:
-        raise InvoiceRefused(exc.message) from exc
+        raise InvoiceRefused(node_said(exc)) from exc
     if payable.amount_msat != loan.amount_msat:
-        raise InvoiceRefused(
-            f"The invoice asks for {format_msat(payable.amount_msat)} but the loan is "
-            f"{format_msat(loan.amount_msat)}: make an invoice for exactly the loan amount.")
+        raise InvoiceRefused(N_(
+            "The invoice asks for %(asked)s but the loan is %(loan)s: make an invoice for exactly the loan amount.",
+            asked=format_msat(payable.amount_msat), loan=format_msat(loan.amount_msat)))
     reserve = fee_reserve_msat(loan.amount_msat, settings.fee_reserve_ppm, settings.fee_reserve_min_msat)
     payment_id = await in_transaction(database, lambda c: disbursements.hold(
         c, loan_id, borrower_id, payable.invoice.payment_hash, payable.invoice.bolt11, reserve))
@@ -283,18 +284,20 @@ async def repayment_invoice(database: Database, port: LightningPort, settings: S
 
     loan, state = await reading(database, read)
     if loan.borrower_id != borrower_id:
-        raise NotFound("There is no such loan.")
+        raise NotFound(N_("There is no such loan."))
     if loan.status not in ("active", "written_off") or state is None:
-        raise Conflict("This loan takes no repayments" + (": it is fully repaid." if loan.status == "repaid" else "."))
+        raise Conflict(N_("This loan takes no repayments: it is fully repaid.") if loan.status == "repaid"
+                       else N_("This loan takes no repayments."))
     most = state.payoff_msat(as_of)
     if most == 0:
-        raise Conflict("Nothing is owed on this loan.")
+        raise Conflict(N_("Nothing is owed on this loan."))
     if amount_msat is None:
         due = state.next_due(as_of)
         amount_msat = most if due is None else due[1]
-    check_amount(amount_msat, 0, settings.loan_max_sat * 2, "repayment")
+    check_amount(amount_msat, 0, settings.loan_max_sat * 2, N_("repayment"))
     if amount_msat > most:
-        raise InvalidInput(f"Paying the whole loan off today costs {format_msat(most)}; ask for at most that.")
+        raise InvalidInput(N_("Paying the whole loan off today costs %(payoff)s; ask for at most that.",
+                              payoff=format_msat(most)))
     return await issue_invoice(database, port, settings, "repayment", borrower_id, amount_msat,
                                description or f"Microlend loan {loan_id} repayment", loan_id=loan_id,
                                address=address, deschashonly=deschashonly)
@@ -325,8 +328,8 @@ def age_loans(database: Database, settings: Settings, as_of: date | None = None,
     current = today or utc_today()
     day = as_of or current
     if day > current:
-        raise InvalidInput(f"{day.isoformat()} is in the future (today is {current.isoformat()}, UTC): "
-                           "loans can only be aged up to today.")
+        raise InvalidInput(N_("%(day)s is in the future (today is %(today)s, UTC): loans can only be aged up to today.",
+                              day=day.isoformat(), today=current.isoformat()))
     moment = datetime.combine(day, datetime.min.time(), timezone.utc) if as_of else None
     database.run(lambda c: record_run(c, "aging", day))
     expired = expire_requests(database, moment)

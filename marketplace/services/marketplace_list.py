@@ -23,6 +23,7 @@ from marketplace.domain.errors import InvalidInput
 from marketplace.domain.loans.schedules import Frequency
 from marketplace.domain.loans.terms import PURPOSES
 from marketplace.domain.money import MSAT_PER_SAT
+from marketplace.domain.messages import Message, N_
 
 GRADES = ("A", "B", "C", "D", "E")
 FREQUENCIES = tuple(f.value for f in Frequency)
@@ -111,14 +112,15 @@ def _bps_text(bps: int) -> str:
     return str(whole) if not rest else f"{whole}.{rest:02d}".rstrip("0")
 
 
-def _percent_bps(raw: str, label: str) -> int:
+def _percent_bps(raw: str, label: Message) -> int:
     value = numbers.decimal(raw, label=label, places=2, maximum=RATE_MAX_PERCENT,
-                            not_number=f"The {label} must be a number of percent, like 12 or 12.5.",
-                            out_of_range=f"The {label} must be between 0 and {RATE_MAX_PERCENT} %.")
+                            not_number=N_("The %(label)s must be a number of percent, like 12 or 12.5.", label=label),
+                            out_of_range=N_("The %(label)s must be between 0 and %(most)s %%.", label=label,
+                                            most=str(RATE_MAX_PERCENT)))
     return numbers.scaled(value, 2, label=label)
 
 
-def _whole(raw: str, label: str, low: int, high: int) -> int:
+def _whole(raw: str, label: Message, low: int, high: int) -> int:
     return numbers.whole(raw, label=label, minimum=low, maximum=high, grouping=True)
 
 
@@ -133,18 +135,18 @@ def parse_market(items: Iterable[tuple[str, str]]) -> MarketSpec:
         if name not in KNOWN:
             continue
         if len(raw) > VALUE_LENGTH_MAX:
-            raise InvalidInput(f"The value for {name} is too long.")
+            raise InvalidInput(N_("The value for %(name)s is too long.", name=name))
         value = raw.strip()
         if name == "grade":
             if not value:
                 continue
             grade = value.upper()
             if grade not in GRADES:
-                raise InvalidInput("A grade must be one of A, B, C, D or E.")
+                raise InvalidInput(N_("A grade must be one of A, B, C, D or E."))
             if grade not in grades:
                 grades.append(grade)
         elif name in values:
-            raise InvalidInput(f"Give {name} only once.")
+            raise InvalidInput(N_("Give %(name)s only once.", name=name))
         else:
             values[name] = value
 
@@ -154,34 +156,34 @@ def parse_market(items: Iterable[tuple[str, str]]) -> MarketSpec:
 
     rate_min = given("rate_min")
     rate_max = given("rate_max")
-    spec_rate_min = _percent_bps(rate_min, "lowest rate") if rate_min else None
-    spec_rate_max = _percent_bps(rate_max, "highest rate") if rate_max else None
+    spec_rate_min = _percent_bps(rate_min, N_("lowest rate")) if rate_min else None
+    spec_rate_max = _percent_bps(rate_max, N_("highest rate")) if rate_max else None
     if spec_rate_min is not None and spec_rate_max is not None and spec_rate_min > spec_rate_max:
-        raise InvalidInput("The lowest rate is above the highest rate.")
+        raise InvalidInput(N_("The lowest rate is above the highest rate."))
     term_min_raw = given("term_min")
     term_max_raw = given("term_max")
-    term_min = _whole(term_min_raw, "fewest installments", 1, TERM_MAX) if term_min_raw else None
-    term_max = _whole(term_max_raw, "most installments", 1, TERM_MAX) if term_max_raw else None
+    term_min = _whole(term_min_raw, N_("fewest installments"), 1, TERM_MAX) if term_min_raw else None
+    term_max = _whole(term_max_raw, N_("most installments"), 1, TERM_MAX) if term_max_raw else None
     if term_min is not None and term_max is not None and term_min > term_max:
-        raise InvalidInput("The fewest installments is above the most installments.")
+        raise InvalidInput(N_("The fewest installments is above the most installments."))
     frequency = given("frequency")
     if frequency is not None and frequency not in FREQUENCIES:
-        raise InvalidInput("The frequency must be daily, weekly or monthly.")
+        raise InvalidInput(N_("The frequency must be daily, weekly or monthly."))
     purpose = given("purpose")
     if purpose is not None and purpose not in PURPOSES:
-        raise InvalidInput("The purpose must be one of: " + ", ".join(PURPOSES) + ".")
+        raise InvalidInput(N_("The purpose must be one of: %(purposes)s.", purposes=", ".join(PURPOSES)))
     left_raw = given("left_min")
-    left_min = _whole(left_raw, "amount left to fund", 1, LEFT_MAX_SAT) * MSAT_PER_SAT if left_raw else None
+    left_min = _whole(left_raw, N_("amount left to fund"), 1, LEFT_MAX_SAT) * MSAT_PER_SAT if left_raw else None
     sort = given("sort") or "newest"
     if sort not in SORTS:
-        raise InvalidInput("Sort by rate, time_left, funded or newest.")
+        raise InvalidInput(N_("Sort by rate, time_left, funded or newest."))
     direction = given("dir") or SORTS[sort]
     if direction not in DIRECTIONS:
-        raise InvalidInput("The sort direction must be asc or desc.")
+        raise InvalidInput(N_("The sort direction must be asc or desc."))
     page_raw = given("page")
-    page = _whole(page_raw, "page number", 1, PAGE_MAX) if page_raw else 1
+    page = _whole(page_raw, N_("page number"), 1, PAGE_MAX) if page_raw else 1
     size_raw = given("size")
-    size = _whole(size_raw, "page size", 1, PAGE_SIZE_MAX) if size_raw else PAGE_SIZE
+    size = _whole(size_raw, N_("page size"), 1, PAGE_SIZE_MAX) if size_raw else PAGE_SIZE
     return MarketSpec(tuple(grades), spec_rate_min, spec_rate_max, term_min, term_max, frequency, purpose,
                       left_min, sort, direction, page, size)
 

@@ -29,6 +29,8 @@ from marketplace.db.tables import loans, outgoing_payments
 from marketplace.domain.errors import InvalidInput, LightningUnavailable, NotFound, Refusal
 from marketplace.domain import numbers
 from marketplace.domain.money import SAT_MAX, format_msat
+from marketplace.domain.messages import Message, N_, ngettext
+from marketplace.services.lightning_calls import node_said
 
 DUE_WINDOW_DAYS = 7
 PEER_ID_LENGTH = 66
@@ -58,18 +60,20 @@ class Liquidity:
     window_days: int = DUE_WINDOW_DAYS
 
     @property
-    def warnings(self) -> tuple[str, ...]:
-        found: list[str] = []
+    def warnings(self) -> tuple[Message, ...]:
+        found: list[Message] = []
         if self.inbound_msat < self.due_soon_msat:
-            found.append(
-                f"Inbound liquidity ({format_msat(self.inbound_msat)}) is below the repayments due in the next "
-                f"{self.window_days} days ({format_msat(self.due_soon_msat)}): borrowers may be unable to pay. "
-                "Open a channel from a well-connected node to this one, or ask a peer for inbound liquidity.")
+            found.append(N_(
+                "Inbound liquidity (%(inbound)s) is below the repayments due in the next "
+                "%(days)s days (%(due)s): borrowers may be unable to pay. "
+                "Open a channel from a well-connected node to this one, or ask a peer for inbound liquidity.",
+                inbound=format_msat(self.inbound_msat), days=self.window_days, due=format_msat(self.due_soon_msat)))
         if self.outbound_msat < self.pending_out_msat:
-            found.append(
-                f"Outbound liquidity ({format_msat(self.outbound_msat)}) is below the pending withdrawals and "
-                f"disbursements ({format_msat(self.pending_out_msat)}): some of them will fail. "
-                "Open a channel from this node.")
+            found.append(N_(
+                "Outbound liquidity (%(outbound)s) is below the pending withdrawals and "
+                "disbursements (%(pending)s): some of them will fail. "
+                "Open a channel from this node.",
+                outbound=format_msat(self.outbound_msat), pending=format_msat(self.pending_out_msat)))
         return tuple(found)
 
 
@@ -110,11 +114,13 @@ def liquidity(conn: Connection, channels: tuple[Channel, ...] | list[Channel], a
 def parse_peer_id(raw: str) -> str:
     value = raw.strip().lower()
     if not value:
-        raise InvalidInput("Enter the peer's node id (66 hexadecimal characters, starting with 02 or 03).")
+        raise InvalidInput(N_("Enter the peer's node id (66 hexadecimal characters, starting with 02 or 03)."))
     if len(value) != PEER_ID_LENGTH or not _PEER_ID.fullmatch(value):
-        raise InvalidInput(
+        raise InvalidInput(ngettext(
             "A node id is 66 hexadecimal characters (0-9, a-f) starting with 02 or 03; "
-            f"this one has {len(value)} character{'s' if len(value) != 1 else ''} or other symbols.")
+            "this one has %(num)d character or other symbols.",
+            "A node id is 66 hexadecimal characters (0-9, a-f) starting with 02 or 03; "
+            "this one has %(num)d characters or other symbols.", len(value)))
     return value
 
 
@@ -126,55 +132,57 @@ def parse_address(raw: str) -> tuple[str | None, int | None]:
     if value.startswith("["):
         end = value.find("]")
         if end < 0:
-            raise InvalidInput("An IPv6 address is written in brackets with its port, like [2001:db8::1]:9735.")
+            raise InvalidInput(N_("An IPv6 address is written in brackets with its port, like [2001:db8::1]:9735."))
         host, rest = value[1:end], value[end + 1:]
         if not host or not re.fullmatch(r"[0-9A-Fa-f:.]+", host) or ":" not in host:
-            raise InvalidInput("That is not an IPv6 address; write it like [2001:db8::1]:9735.")
+            raise InvalidInput(N_("That is not an IPv6 address; write it like [2001:db8::1]:9735."))
         if rest and not rest.startswith(":"):
-            raise InvalidInput("Write the address as host:port, like 203.0.113.5:9735.")
+            raise InvalidInput(N_("Write the address as host:port, like 203.0.113.5:9735."))
         port_text = rest[1:] if rest else ""
     else:
         host, sep, port_text = value.rpartition(":")
         if not sep:
             host, port_text = value, ""
         if not host or not _HOSTNAME.fullmatch(host):
-            raise InvalidInput("Write the address as host:port, like 203.0.113.5:9735 or node.example.org:9735.")
+            raise InvalidInput(N_("Write the address as host:port, like 203.0.113.5:9735 or node.example.org:9735."))
         if sep and not port_text:
-            raise InvalidInput("The port is missing after the colon; Lightning's usual port is 9735.")
+            raise InvalidInput(N_("The port is missing after the colon; Lightning's usual port is 9735."))
     if not port_text:
         return host, 9735
-    said = "The port must be a whole number from 1 to 65535; Lightning's usual port is 9735."
-    return host, numbers.whole(port_text, label="port", minimum=1, maximum=65535,
+    said = N_("The port must be a whole number from 1 to 65535; Lightning's usual port is 9735.")
+    return host, numbers.whole(port_text, label=N_("port"), minimum=1, maximum=65535,
                                not_number=said, too_small=said, too_big=said)
 
 
 def parse_channel_sat(raw: str) -> int:
     if not raw.strip():
-        raise InvalidInput("Enter the channel's size in sat.")
-    amount = numbers.whole(raw, label="channel size", maximum=SAT_MAX, grouping=True,
-                           not_number="Enter the channel's size as a whole number of sat, like 1000000.",
-                           too_small="The channel's size must be more than 0 sat.",
-                           too_big=f"A channel can be at most {CHANNEL_MAX_SAT:,} sat.")
+        raise InvalidInput(N_("Enter the channel's size in sat."))
+    too_big = N_("A channel can be at most %(most)s sat.", most=format(CHANNEL_MAX_SAT, ","))
+    amount = numbers.whole(raw, label=N_("channel size"), maximum=SAT_MAX, grouping=True,
+                           not_number=N_("Enter the channel's size as a whole number of sat, like 1000000."),
+                           too_small=N_("The channel's size must be more than 0 sat."),
+                           too_big=too_big)
     if amount < CHANNEL_MIN_SAT:
-        raise InvalidInput(f"A channel must be at least {CHANNEL_MIN_SAT:,} sat.")
+        raise InvalidInput(N_("A channel must be at least %(least)s sat.", least=format(CHANNEL_MIN_SAT, ",")))
     if amount > CHANNEL_MAX_SAT:
-        raise InvalidInput(f"A channel can be at most {CHANNEL_MAX_SAT:,} sat.")
+        raise InvalidInput(too_big)
     return amount
 
 
 def parse_channel_ref(raw: str) -> str:
     value = raw.strip().lower()
     if not value:
-        raise InvalidInput("Choose the channel to close.")
+        raise InvalidInput(N_("Choose the channel to close."))
     if not (_PEER_ID.fullmatch(value) or _SCID.fullmatch(value)):
-        raise InvalidInput("Name the channel by its short channel id (like 103x1x0) or its peer's node id.")
+        raise InvalidInput(N_("Name the channel by its short channel id (like 103x1x0) or its peer's node id."))
     return value
 
 
-def _node_error(exc: LightningError, doing: str) -> Refusal:
+def _node_error(exc: LightningError, doing: Message) -> Refusal:
     if isinstance(exc, NodeUnreachable):
-        return LightningUnavailable(f"The Lightning node cannot be reached, so it could not {doing}. Nothing changed.")
-    return NodeRefused(f"The node could not {doing}: {exc.message}")
+        return LightningUnavailable(N_("The Lightning node cannot be reached, so it could not %(doing)s. "
+                                       "Nothing changed.", doing=doing))
+    return NodeRefused(N_("The node could not %(doing)s: %(reason)s", doing=doing, reason=node_said(exc)))
 
 
 # --- actions ------------------------------------------------------------------------------------------
@@ -186,14 +194,14 @@ async def connect(port: LightningPort, raw_peer: str, raw_address: str) -> str:
     if "@" in peer_id:  # the usual id@host:port form, pasted whole
         peer_id, _, inline = peer_id.partition("@")
         if address.strip() and inline:
-            raise InvalidInput("Give the address once: either id@host:port, or the id and the address apart.")
+            raise InvalidInput(N_("Give the address once: either id@host:port, or the id and the address apart."))
         address = address or inline
     checked = parse_peer_id(peer_id)
     host, tcp_port = parse_address(address)
     try:
         await port.connect(checked, host, tcp_port)
     except LightningError as exc:
-        raise _node_error(exc, "connect to that peer") from exc
+        raise _node_error(exc, N_("connect to that peer")) from exc
     return checked
 
 
@@ -203,7 +211,7 @@ async def open_channel(port: LightningPort, raw_peer: str, raw_amount: str) -> C
     try:
         return await port.open_channel(peer_id, amount_sat)
     except LightningError as exc:
-        raise _node_error(exc, "open the channel") from exc
+        raise _node_error(exc, N_("open the channel")) from exc
 
 
 async def close_channel(port: LightningPort, raw_ref: str) -> ChannelClosed:
@@ -211,14 +219,14 @@ async def close_channel(port: LightningPort, raw_ref: str) -> ChannelClosed:
     try:
         known = await port.channels()
     except LightningError as exc:
-        raise _node_error(exc, "list its channels") from exc
+        raise _node_error(exc, N_("list its channels")) from exc
     matches = [c for c in known if c.usable and ref in (c.peer_id.lower(), (c.short_channel_id or "").lower())]
     if not matches:
-        raise NotFound("The node has no open channel by that name; nothing was closed.")
+        raise NotFound(N_("The node has no open channel by that name; nothing was closed."))
     if len(matches) > 1:
-        raise InvalidInput("That peer has more than one channel; name the one to close by its short channel id.")
+        raise InvalidInput(N_("That peer has more than one channel; name the one to close by its short channel id."))
     target = matches[0].short_channel_id or matches[0].peer_id
     try:
         return await port.close_channel(target)
     except LightningError as exc:
-        raise _node_error(exc, "close the channel") from exc
+        raise _node_error(exc, N_("close the channel")) from exc

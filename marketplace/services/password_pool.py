@@ -30,6 +30,7 @@ from argon2 import PasswordHasher, Type
 
 from marketplace.domain.errors import TooManyAttempts
 from marketplace.settings import Settings
+from marketplace.domain.messages import Message, N_
 
 T = TypeVar("T")
 _FIRST_GUESS_S = 0.2  # a hash's duration until one has been measured
@@ -40,7 +41,7 @@ class HashingBusy(TooManyAttempts):
 
     code = "busy"
 
-    def __init__(self, message: str, retry_after_s: int) -> None:
+    def __init__(self, message: str | Message, retry_after_s: int) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
 
@@ -95,15 +96,15 @@ class PasswordPool:
         """
         queued = self._threads.statistics()
         if queued.borrowed_tokens + queued.tasks_waiting >= self.workers + self.waiting:
-            raise HashingBusy("Many people are signing in or up right now, so this one was not started. "
-                              "Please try again in a few seconds.", self._retry_after_s(queued.tasks_waiting))
+            raise HashingBusy(N_("Many people are signing in or up right now, so this one was not started. "
+                              "Please try again in a few seconds."), self._retry_after_s(queued.tasks_waiting))
         return await anyio.to_thread.run_sync(lambda: service(*args), limiter=self._threads)
 
     @contextmanager
     def ticket(self) -> Iterator[Ticket]:
         if not self._admitted.acquire(blocking=False):
-            raise HashingBusy("Many people are signing in or up right now, so this one was not started. "
-                              "Please try again in a few seconds.", self._retry_after_s(0))
+            raise HashingBusy(N_("Many people are signing in or up right now, so this one was not started. "
+                              "Please try again in a few seconds."), self._retry_after_s(0))
         with self._lock:
             self._inside += 1
         try:

@@ -40,6 +40,7 @@ from marketplace.domain.journal import AccountKind
 from marketplace.domain.money import format_msat
 from marketplace.services.statements import all_lines
 from marketplace.settings import Settings
+from marketplace.domain.messages import N_
 
 EXPORT_FORMAT = "microlend-export/1"
 CONFIRM_WORD = "ERASE"
@@ -78,7 +79,7 @@ def export_data(conn: Connection, user_id: int, now: datetime | None = None) -> 
     moment = now or datetime.now(timezone.utc)
     account = conn.execute(select(users).where(users.c.id == user_id)).one_or_none()
     if account is None:
-        raise NotFound("There is no such account.")
+        raise NotFound(N_("There is no such account."))
     own_loans = _rows(conn, loans, loans.c.borrower_id == user_id)
     loan_ids = [int(str(loan["id"])) for loan in own_loans]
     handles = {int(r.loan_id): str(r.handle) for r in conn.execute(
@@ -133,26 +134,26 @@ def check_erasable(conn: Connection, settings: Settings, user_id: int) -> int:
     """Why this person cannot be erased yet, as a refusal; else what stays behind (dust too small to withdraw)."""
     role = conn.execute(select(users.c.role).where(users.c.id == user_id).with_for_update()).scalar()
     if role is None:
-        raise NotFound("There is no such account.")
+        raise NotFound(N_("There is no such account."))
     if role != "borrower":
-        raise Forbidden("Erasing an account here is for borrowers; lenders and operators, ask the operator.")
+        raise Forbidden(N_("Erasing an account here is for borrowers; lenders and operators, ask the operator."))
     open_loan = conn.execute(select(loans.c.id, loans.c.status).where(
         loans.c.borrower_id == user_id, loans.c.status.in_(OPEN_LOAN_STATUSES)).limit(1)).first()
     if open_loan is not None:
-        words = {"funding": "still open for funding", "funded": "funded and waiting to be paid out",
-                 "active": "being repaid", "written_off": "written off but still owed"}
-        raise Conflict(f"Your loan {open_loan.id} is {words[str(open_loan.status)]}. Your data can be erased "
-                       "once no loan of yours is open.")
+        words = {"funding": N_("still open for funding"), "funded": N_("funded and waiting to be paid out"),
+                 "active": N_("being repaid"), "written_off": N_("written off but still owed")}
+        raise Conflict(N_("Your loan %(loan)s is %(state)s. Your data can be erased once no loan of yours is open.",
+                          loan=open_loan.id, state=words[str(open_loan.status)]))
     moving = conn.execute(select(func.count()).select_from(outgoing_payments).where(
         outgoing_payments.c.user_id == user_id, outgoing_payments.c.status.in_(OPEN_PAYMENT_STATUSES))).scalar_one()
     if int(moving):
-        raise Conflict("A payment to your wallet is still on its way; try again once it has arrived.")
+        raise Conflict(N_("A payment to your wallet is still on its way; try again once it has arrived."))
     balances = ledger.user_balances(conn, user_id)
     available = balances.get(AccountKind.USER_AVAILABLE, 0)
     elsewhere = sum(balances.values()) - available
     if elsewhere or available >= withdrawable_msat(settings):
-        raise Conflict(f"You still hold {format_msat(available + elsewhere)} here. Withdraw it to your wallet first: "
-                       "after erasure nobody could sign in to take it.")
+        raise Conflict(N_("You still hold %(amount)s here. Withdraw it to your wallet first: "
+                          "after erasure nobody could sign in to take it.", amount=format_msat(available + elsewhere)))
     return available
 
 
@@ -163,7 +164,7 @@ def erase_borrower(database: Database, settings: Settings, user_id: int, confirm
     A balance too small to withdraw (below the minimum payout plus its fee reserve) stays in the books,
     under the pseudonym: refusing would leave such a person no way to be erased at all."""
     if confirmation.strip().upper() != CONFIRM_WORD:
-        raise InvalidInput(f"Type {CONFIRM_WORD} in the box to confirm; nothing was erased.")
+        raise InvalidInput(N_("Type %(word)s in the box to confirm; nothing was erased.", word=CONFIRM_WORD))
     moment = now or datetime.now(timezone.utc)
 
     def work(conn: Connection) -> Erasure:

@@ -20,6 +20,7 @@ from marketplace.domain import numbers
 from marketplace.domain.errors import InvalidInput
 from marketplace.domain.journal import AccountKind, NormalSide, natural_delta
 from marketplace.domain.money import plain_sat
+from marketplace.domain.messages import N_
 
 PAGE_SIZE = 50
 PAGE_MAX = 100_000
@@ -31,19 +32,20 @@ BALANCE_WORDS = {
     AccountKind.USER_PENDING_OUT.value: "pending",
 }
 
+# Marked for the catalog: pages show them in the reader's language (marketplace/web/words.py), the CSV in English.
 KIND_WORDS = {
-    "deposit": "Deposit",
-    "withdrawal_hold": "Withdrawal started (held)",
-    "withdrawal_settle": "Withdrawal paid",
-    "withdrawal_release": "Withdrawal failed, money returned",
-    "pledge": "Note pledged",
-    "pledge_withdrawn": "Pledge withdrawn",
-    "request_expired": "Request expired, pledge released",
-    "disbursement_hold": "Loan payout started (held)",
-    "disbursement": "Loan paid out",
-    "disbursement_release": "Loan payout failed, money returned",
-    "repayment": "Repayment",
-    "fee_overrun": "Routing fee above the reserve",
+    "deposit": N_("Deposit"),
+    "withdrawal_hold": N_("Withdrawal started (held)"),
+    "withdrawal_settle": N_("Withdrawal paid"),
+    "withdrawal_release": N_("Withdrawal failed, money returned"),
+    "pledge": N_("Note pledged"),
+    "pledge_withdrawn": N_("Pledge withdrawn"),
+    "request_expired": N_("Request expired, pledge released"),
+    "disbursement_hold": N_("Loan payout started (held)"),
+    "disbursement": N_("Loan paid out"),
+    "disbursement_release": N_("Loan payout failed, money returned"),
+    "repayment": N_("Repayment"),
+    "fee_overrun": N_("Routing fee above the reserve"),
 }
 
 CSV_HEADER = ("date", "entry_id", "kind", "kind_words", "balance", "amount_msat", "amount_sat", "memo")
@@ -51,7 +53,8 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def kind_words(kind: str) -> str:
-    return KIND_WORDS.get(kind) or kind.replace("_", " ").capitalize()
+    known = KIND_WORDS.get(kind)
+    return str(known) if known is not None else kind.replace("_", " ").capitalize()
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,8 @@ def parse_page(raw: str | None) -> int:
     """The page number from the query string ('' or absent: 1); anything else is an InvalidInput."""
     if raw is None or not raw.strip():
         return 1
-    said = f"The page number must be a whole number from 1 to {PAGE_MAX:,}."
-    return numbers.whole(raw, label="page number", minimum=1, maximum=PAGE_MAX,
+    said = N_("The page number must be a whole number from 1 to %(most)s.", most=format(PAGE_MAX, ","))
+    return numbers.whole(raw, label=N_("page number"), minimum=1, maximum=PAGE_MAX,
                          not_number=said, too_small=said, too_big=said)
 
 

@@ -26,12 +26,13 @@ from marketplace.db.engine import Database
 from marketplace.db.outgoing import OutgoingRow
 from marketplace.domain.errors import InvoiceRefused
 from marketplace.domain.payments import check_amount, fee_reserve_msat
-from marketplace.services.lightning_calls import NodeFacts, in_transaction, reading
+from marketplace.services.lightning_calls import NodeFacts, in_transaction, node_said, reading
 from marketplace.settings import Settings
 from marketplace.workers.faults import crash_at
 from marketplace.workers.payment_attempts import attempt
 from marketplace.workers.payment_locks import payment_locks
 from marketplace.workers.reconciler import reconcile_outgoing
+from marketplace.domain.messages import N_
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,8 @@ async def pay_out(
         payable = check_payable(request.bolt11, node_network=info.network, own_node_id=info.id,
                                 amount_msat=request.amount_msat)
     except InvalidInvoice as exc:
-        raise InvoiceRefused(exc.message) from exc
-    check_amount(payable.amount_msat, settings.withdrawal_min_sat, max_amount_sat, "withdrawal")
+        raise InvoiceRefused(node_said(exc)) from exc
+    check_amount(payable.amount_msat, settings.withdrawal_min_sat, max_amount_sat, N_("withdrawal"))
     reserve = fee_reserve_msat(payable.amount_msat, settings.fee_reserve_ppm, settings.fee_reserve_min_msat)
     payment_id = await in_transaction(database, lambda c: outgoing.hold(
         c, request.purpose, request.user_id, payable.invoice.payment_hash, payable.invoice.bolt11,

@@ -16,6 +16,7 @@ from marketplace.services import api_tokens
 from marketplace.services.auth import SessionUser
 from marketplace.web.sessions import current_user
 from marketplace.web.state import database_of
+from marketplace.domain.messages import N_
 
 AUTHORIZATION = "authorization"
 
@@ -32,8 +33,17 @@ def bearer_token(conn: HTTPConnection) -> str | None:
         return None
     scheme, _, value = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
-        raise InvalidToken("Send the API token as `Authorization: Bearer <token>`.")
+        raise InvalidToken(N_("Send the API token as `Authorization: Bearer <token>`."))
     return value.strip()
+
+
+# One sentence per set of roles, so each language names the roles in its own words.
+_ONLY = {
+    frozenset({"lender"}): N_("Only a lender account can do this."),
+    frozenset({"borrower"}): N_("Only a borrower account can do this."),
+    frozenset({"operator"}): N_("Only an operator account can do this."),
+    frozenset({"lender", "borrower"}): N_("Only a lender or borrower account can do this."),
+}
 
 
 async def api_user(conn: HTTPConnection, *roles: Role) -> SessionUser:
@@ -46,8 +56,8 @@ async def api_user(conn: HTTPConnection, *roles: Role) -> SessionUser:
         user = await _resolve(conn)
         conn.state.api_user = user
     if roles and user.role not in roles:
-        wanted = " or ".join(role.value for role in roles)
-        raise Forbidden(f"Only a {wanted} account can do this.")
+        wanted = frozenset(role.value for role in roles)
+        raise Forbidden(_ONLY.get(wanted) or N_("Only a %(roles)s account can do this.", roles=" or ".join(sorted(wanted))))
     return user
 
 
@@ -57,12 +67,12 @@ async def _resolve(conn: HTTPConnection) -> SessionUser:
     if token is not None:
         user = await run_in_threadpool(api_tokens.authenticate, database_of(conn), token)
         if user is None:
-            raise InvalidToken("This API token is not valid: it is unknown or has been revoked.")
+            raise InvalidToken(N_("This API token is not valid: it is unknown or has been revoked."))
         conn.state.user = user  # handlers that ask `current_user` see the token's user
         conn.state.api_auth = "token"
     else:
         user = await current_user(conn)
         if user is None:
-            raise SignInRequired("Authenticate with `Authorization: Bearer <token>` (make a token at /settings).")
+            raise SignInRequired(N_("Authenticate with `Authorization: Bearer <token>` (make a token at /settings)."))
         conn.state.api_auth = "session"
     return user

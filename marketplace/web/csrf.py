@@ -27,6 +27,7 @@ from marketplace.web.params import declared_length
 from marketplace.web.security import is_secure
 from marketplace.web.sessions import cookie_name, current_user, session_token
 from marketplace.web.state import settings_of
+from marketplace.domain.messages import N_
 
 ANON_COOKIE = "ml_csrf"
 FORM_FIELD = "csrf_token"
@@ -34,8 +35,9 @@ HEADER = "X-CSRF-Token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 BODY_SIZE_MAX = 64 * 1024  # forms here are a few fields; anything bigger is not ours
 _COOKIE_LENGTH_MAX = 128
-_TOO_LARGE = f"That request is too large (at most {BODY_SIZE_MAX // 1024} KiB)."
-EXPIRED = "Your form has expired or did not come from this site; reload the page and try again."
+_TOO_LARGE = N_("That request is too large (at most %(kib)s KiB).", kib=BODY_SIZE_MAX // 1024)
+EXPIRED_MESSAGE = N_("Your form has expired or did not come from this site; reload the page and try again.")
+EXPIRED = str(EXPIRED_MESSAGE)  # the English, as tests and logs look for it
 
 
 class CsrfRejected(Forbidden):
@@ -149,7 +151,7 @@ class CsrfMiddleware:
                 value = form.get(FORM_FIELD)
                 submitted = value if isinstance(value, str) else ""
             if not await token_is_valid(request, submitted):
-                raise CsrfRejected(EXPIRED)
+                raise CsrfRejected(EXPIRED_MESSAGE)
         except Refusal as refusal:
             await refusal_response(Request(scope), refusal)(scope, receive, send)
             return

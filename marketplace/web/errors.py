@@ -11,29 +11,33 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from marketplace.domain.errors import Refusal, SignInRequired
+from marketplace.domain.messages import Message, N_
+from marketplace.web.i18n import reset_language, say, set_language
 from marketplace.web.security import apply_security_headers
 from marketplace.web.state import settings_of, templates_of
 
 log = logging.getLogger(__name__)
 
 _TITLES = {
-    400: "The request could not be read",
-    401: "Please sign in",
-    403: "Not allowed",
-    404: "Page not found",
-    405: "Not allowed here",
-    409: "Already exists",
-    413: "Too large",
-    422: "Please check what you entered",
-    429: "Too many attempts",
-    500: "Something went wrong",
+    400: N_("The request could not be read"),
+    401: N_("Please sign in"),
+    403: N_("Not allowed"),
+    404: N_("Page not found"),
+    405: N_("Not allowed here"),
+    409: N_("Already exists"),
+    413: N_("Too large"),
+    422: N_("Please check what you entered"),
+    429: N_("Too many attempts"),
+    500: N_("Something went wrong"),
+    503: N_("Not available right now"),
 }
+_ERROR_TITLE = N_("Error")
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 _HTTP_MESSAGES = {
-    404: "There is no page at this address.",
-    405: "This address does not accept that kind of request.",
+    404: N_("There is no page at this address."),
+    405: N_("This address does not accept that kind of request."),
 }
-_SERVER_ERROR = "Something went wrong on our side. Nothing you did caused it; please try again in a moment."
+_SERVER_ERROR = N_("Something went wrong on our side. Nothing you did caused it; please try again in a moment.")
 
 
 def is_api(conn: HTTPConnection) -> bool:
@@ -41,11 +45,13 @@ def is_api(conn: HTTPConnection) -> bool:
 
 
 def error_response(
-    request: Request, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    request: Request, status: int, code: str, message: str | Message, headers: Mapping[str, str] | None = None
 ) -> Response:
+    """The refusal in the request's language: JSON under /api/, else the error page."""
+    text = say(message)
     if is_api(request):
-        return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
-    context = {"title": _TITLES.get(status, "Error"), "message": message, "status": status,
+        return JSONResponse({"error": {"code": code, "message": text}}, status_code=status, headers=headers)
+    context = {"title": say(_TITLES.get(status, _ERROR_TITLE)), "message": text, "status": status,
                "user": None, "csrf_token": ""}
     return templates_of(request).TemplateResponse(
         request, "error.html", context, status_code=status, headers=headers)
@@ -61,7 +67,7 @@ def refusal_response(request: Request, refusal: Refusal) -> Response:
     if isinstance(refusal, SignInRequired) and not is_api(request):
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse("/signin?" + urlencode({"next": target}), status_code=303)
-    return error_response(request, refusal.status, refusal.code, refusal.message, retry_after_headers(refusal))
+    return error_response(request, refusal.status, refusal.code, refusal.text, retry_after_headers(refusal))
 
 
 async def handle_refusal(request: Request, exc: Exception) -> Response:
@@ -72,7 +78,7 @@ async def handle_refusal(request: Request, exc: Exception) -> Response:
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     status = exc.status_code
-    message = _HTTP_MESSAGES.get(status) or (exc.detail if isinstance(exc.detail, str) else "")
+    message: str | Message = _HTTP_MESSAGES.get(status) or (exc.detail if isinstance(exc.detail, str) else "")
     return error_response(request, status, _HTTP_CODES.get(status, f"http_{status}"), message, exc.headers)
 
 
@@ -80,10 +86,15 @@ async def handle_server_error(request: Request, exc: Exception) -> Response:
     """The last resort (outside all middleware): log, apologise, and still send the security headers."""
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     response: Response
+    # Outside the language middleware: the language it chose is still on the request's state.
+    token = set_language(getattr(request.state, "language", "en"))
     try:
         response = error_response(request, 500, "internal_error", _SERVER_ERROR)
     except Exception:  # the templates themselves may be what broke
         log.exception("the error page could not be rendered")
-        response = HTMLResponse(f"<!doctype html><title>Error</title><p>{_SERVER_ERROR}</p>", status_code=500)
+        response = HTMLResponse(f"<!doctype html><title>{say(_ERROR_TITLE)}</title><p>{say(_SERVER_ERROR)}</p>",
+                                status_code=500)
+    finally:
+        reset_language(token)
     apply_security_headers(MutableHeaders(raw=response.raw_headers), request.url.path, settings_of(request).https)
     return response

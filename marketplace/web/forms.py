@@ -10,6 +10,7 @@ from starlette.requests import Request
 
 from marketplace.domain.errors import InvalidInput
 from marketplace.domain.money import parse_sat, parse_sat_msat
+from marketplace.domain.messages import Message, N_
 
 # The CSRF middleware parses the body once and leaves the result here.
 PARSED_FORM_KEY = "microlend.form"
@@ -30,20 +31,21 @@ async def parse_form(request: Request) -> FormData:
         form = await request.form(max_files=0, max_fields=FORM_FIELDS_MAX, max_part_size=FORM_PART_SIZE_MAX)
     # python-multipart's own parse errors are ValueErrors; Starlette wraps its limits in HTTPException.
     except (HTTPException, MultiPartException, ValueError) as exc:
-        raise BadForm("The form could not be read; reload the page and try again.") from exc
+        raise BadForm(N_("The form could not be read; reload the page and try again.")) from exc
     request.scope[PARSED_FORM_KEY] = form
     return form
 
 
-def text_field(form: FormData, name: str, *, length_max: int, label: str) -> str:
+def text_field(form: FormData, name: str, *, length_max: int, label: str | Message) -> str:
     """A text field's value ('' when absent); refused when it is a file or too long."""
     value = form.get(name)
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise BadForm(f"The {label} must be text.")
+        raise BadForm(N_("The %(label)s must be text.", label=label))
     if len(value) > length_max:
-        raise InvalidInput(f"The {label} is too long (at most {length_max} characters).")
+        raise InvalidInput(N_("The %(label)s is too long (at most %(most)s characters).", label=label,
+                              most=length_max))
     return value
 
 
@@ -76,4 +78,5 @@ def optional_sat_msat_amount(raw: str) -> int | None:
     try:
         return parse_sat_msat(raw)
     except ValueError as exc:
-        raise InvalidInput(str(exc)) from exc
+        said = exc.args[0] if exc.args and isinstance(exc.args[0], Message) else str(exc)
+        raise InvalidInput(said) from exc

@@ -10,9 +10,16 @@ from starlette.requests import Request
 
 from marketplace.domain import numbers
 from marketplace.domain.errors import InvalidInput, NotFound
+from marketplace.domain.messages import Message, N_
 
 # Ids are BIGINT: 18 digits always fit, and anything longer names nothing.
 ID_DIGITS_MAX = 18
+
+
+# One sentence per kind of thing, so each language can give the noun its own gender.
+_NO_SUCH = {"loan": N_("There is no such loan."), "note": N_("There is no such note."),
+            "invoice": N_("There is no such invoice."), "token": N_("There is no such token."),
+            "notice": N_("There is no such notice.")}
 
 
 def path_id(request: Request, name: str, what: str) -> int:
@@ -21,12 +28,12 @@ def path_id(request: Request, name: str, what: str) -> int:
     try:
         value = numbers.whole(raw, label=what, minimum=1, maximum=10**ID_DIGITS_MAX - 1)
     except numbers.NumberRefused:
-        raise NotFound(f"There is no such {what}.") from None
+        raise NotFound(_NO_SUCH.get(what) or N_("There is no such %(what)s.", what=what)) from None
     return value
 
 
 def query_whole(
-    request: Request, name: str, *, default: int, minimum: int, maximum: int, sentence: str | None = None,
+    request: Request, name: str, *, default: int, minimum: int, maximum: int, sentence: str | Message | None = None,
     refusal: type[InvalidInput] = numbers.NumberRefused, blank_is_default: bool = True,
 ) -> int:
     """A whole number from the query string (absent, or blank from an empty form field: `default`).
@@ -36,7 +43,8 @@ def query_whole(
     raw = request.query_params.get(name)
     if raw is None or (blank_is_default and not raw.strip()):
         return default
-    said = sentence or f"The {name} must be a whole number from {minimum:,} to {maximum:,}."
+    said = sentence or N_("The %(name)s must be a whole number from %(minimum)s to %(maximum)s.", name=name,
+                          minimum=format(minimum, ","), maximum=format(maximum, ","))
     try:
         return numbers.whole(raw, label=name, minimum=minimum, maximum=maximum,
                              not_number=said, too_small=said, too_big=said)

@@ -11,9 +11,18 @@ from starlette.templating import Jinja2Templates
 
 from marketplace.domain.money import format_msat
 from marketplace.web.csrf import csrf_token_for, set_anon_cookie
-from marketplace.web.i18n import install_i18n
+from marketplace.web.i18n import install_i18n, say
+from marketplace.web.words import WORDS
 from marketplace.web.sessions import current_user
 from marketplace.web.state import TEMPLATES_DIR, templates_of
+from marketplace.domain.messages import Message
+
+
+def word(code: object, default: object = None) -> object:
+    """A stored code ("written_off", "farming") as a word in the reader's language; else `default` or the code."""
+    if isinstance(code, str) and code in WORDS:
+        return say(WORDS[code])
+    return code if default is None else default
 
 
 def build_templates() -> Jinja2Templates:
@@ -22,8 +31,12 @@ def build_templates() -> Jinja2Templates:
         autoescape=True,
         # A typo in a template fails loudly in tests instead of rendering blank.
         undefined=jinja2.StrictUndefined,
+        # A marked sentence handed to a template (a notice, a warning) prints in the reader's language.
+        finalize=lambda value: say(value) if isinstance(value, Message) else value,
     )
     env.filters["msat"] = format_msat
+    # A stored code ("written_off", "farming") as a word in the reader's language.
+    env.filters["word"] = word
     install_i18n(env)
     return Jinja2Templates(env=env)
 

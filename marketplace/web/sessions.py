@@ -13,6 +13,7 @@ from marketplace.domain.users import Role
 from marketplace.services.auth import SessionUser, session_user
 from marketplace.web.security import is_secure
 from marketplace.web.state import database_of, settings_of
+from marketplace.domain.messages import N_
 
 SESSION_COOKIE = "ml_session"
 # Over https every cookie takes this prefix: the browser then accepts it only with Secure, Path=/ and no
@@ -50,9 +51,9 @@ async def require_role(conn: HTTPConnection, *roles: Role) -> SessionUser:
     """The signed-in user if they hold one of `roles`; SignInRequired (401) or Forbidden (403)."""
     user = await current_user(conn)
     if user is None:
-        raise SignInRequired("Sign in to see this page.")
+        raise SignInRequired(N_("Sign in to see this page."))
     if roles and user.role not in roles:
-        raise Forbidden("Your account cannot open this page.")
+        raise Forbidden(N_("Your account cannot open this page."))
     return user
 
 

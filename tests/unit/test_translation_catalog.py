@@ -1,19 +1,25 @@
 """The one gettext catalog (`locale/microlend.pot`) stays complete and current.
 
 1. Re-extracting with the command from locale/README.md gives exactly the msgids
-   that are committed, so the catalog cannot go stale.
+   that are committed, so the catalog cannot go stale (templates and the N_()
+   marks in Python alike).
 2. No template keeps visible English outside `{{ _("...") }}`: a simple scanner
    drops Jinja comments and blocks, `<script>`/`<style>`/`<code>` contents and tags
    (keeping only the alt/title/placeholder/aria-label attribute values, which are
    visible), then looks for words of three or more letters that are not on a short
    allow-list of intentional literals.
+3. Spanish is complete: every msgid of the template has a non-fuzzy, non-empty
+   translation (every plural form) with exactly the msgid's %(name)s set, no
+   stray %, and the committed .mo is the compiled .po.
 """
 from __future__ import annotations
 
+import gettext
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from babel.messages.pofile import read_po
@@ -108,3 +114,82 @@ def test_committed_catalog_matches_a_fresh_extraction(tmp_path: Path) -> None:
         "locale/microlend.pot is stale; re-extract it (locale/README.md). "
         f"Missing: {sorted(map(str, extracted - committed))}; obsolete: {sorted(map(str, committed - extracted))}"
     )
+
+
+# --- the Spanish catalog ----------------------------------------------------------------------------------
+
+SPANISH_PO = ROOT / "locale" / "es" / "LC_MESSAGES" / "microlend.po"
+SPANISH_MO = SPANISH_PO.with_suffix(".mo")
+_NAMED = re.compile(r"%\((\w+)\)[sd]")
+_ANY_CONVERSION = re.compile(r"%(?:\(\w+\))?.")
+
+
+def _catalog(path: Path) -> Any:
+    with path.open("rb") as handle:
+        return read_po(handle)
+
+
+def _forms(value: object) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+
+
+def test_spanish_has_every_msgid_of_the_template_and_no_other() -> None:
+    template = {message.id for message in _catalog(CATALOG) if message.id}
+    spanish = {message.id for message in _catalog(SPANISH_PO) if message.id}
+    assert spanish == template, (
+        "update the Spanish catalog (locale/README.md): "
+        f"missing {sorted(map(str, template - spanish))}; obsolete {sorted(map(str, spanish - template))}")
+
+
+def test_every_spanish_translation_is_done_and_keeps_the_placeholders() -> None:
+    catalog = _catalog(SPANISH_PO)
+    assert catalog.num_plurals >= 2
+    for message in catalog:
+        if not message.id:
+            continue
+        assert "fuzzy" not in message.flags, message.id
+        ids, strings = _forms(message.id), _forms(message.string)
+        assert len(strings) == (1 if len(ids) == 1 else catalog.num_plurals), message.id
+        wanted = set(_NAMED.findall(ids[0]))
+        for msgid in ids[1:]:
+            assert set(_NAMED.findall(msgid)) == wanted, msgid
+        for string in strings:
+            assert string.strip(), f"no Spanish for {message.id!r}"
+            assert set(_NAMED.findall(string)) == wanted, (message.id, string)
+            # Every % in a translation is a placeholder or %%: it formats with the msgid's values.
+            assert all(c == "%%" or _NAMED.fullmatch(c) for c in _ANY_CONVERSION.findall(string)), string
+            values: dict[str, object] = {name: "x" for name in wanted} | ({"num": 2} if len(ids) > 1 else {})
+            string % values  # raises on a stray %
+
+
+def test_the_committed_spanish_mo_is_the_compiled_po() -> None:
+    compiled = gettext.GNUTranslations(SPANISH_MO.open("rb"))
+    for message in _catalog(SPANISH_PO):
+        if not message.id:
+            continue
+        ids, strings = _forms(message.id), _forms(message.string)
+        if len(ids) == 1:
+            assert compiled.gettext(ids[0]) == strings[0], ids[0]
+        else:
+            assert compiled.ngettext(ids[0], ids[1], 1) == strings[0], ids[0]
+            assert compiled.ngettext(ids[0], ids[1], 5) == strings[1], ids[0]
+
+
+@pytest.mark.parametrize("python_file", ["marketplace/domain/numbers.py", "marketplace/services/loans.py"])
+def test_marked_python_messages_are_in_the_catalog(python_file: str) -> None:
+    """N_() in Python is extracted (babel.cfg): a sample sentence from each layer is a msgid."""
+    msgids = _msgids(CATALOG)
+    source = (ROOT / python_file).read_text(encoding="utf-8")
+    marked = re.findall(r'N_\("([^"\\]+)"', source)
+    assert marked, python_file
+    assert set(marked) <= msgids, sorted(set(marked) - msgids)
+
+
+def test_the_translatable_rules_say_what_the_code_docstrings_say() -> None:
+    from marketplace.domain.loans.allocation import __doc__ as allocation_doc
+    from marketplace.domain.loans.sharing import __doc__ as sharing_doc
+    from marketplace.web import rules_text
+    from marketplace.web.views.loans import allocation_steps
+
+    assert [str(step) for step in rules_text.ALLOCATION_STEPS] == allocation_steps(allocation_doc or "")
+    assert [str(step) for step in rules_text.SHARING_STEPS] == allocation_steps(sharing_doc or "")

@@ -32,6 +32,7 @@ from typing import NamedTuple
 
 from marketplace.domain.errors import InvalidInput
 from marketplace.domain.loans.schedules import Contract, OpenInstallment, contract_schedule, project
+from marketplace.domain.messages import N_
 
 
 class InstallmentState(NamedTuple):
@@ -193,27 +194,28 @@ def validate(state: LoanState) -> None:
     """Refuse a state that breaks the bookkeeping rules (amounts, order, principal carried by installments)."""
     b = state.balance
     if min(b.principal_msat, b.interest_msat) < 0:
-        raise InvalidInput("A loan's balance cannot be negative.")
+        raise InvalidInput(N_("A loan's balance cannot be negative."))
     previous: InstallmentState | None = None
     for inst in state.installments:
         if previous is not None and (inst.number <= previous.number or inst.due_date < previous.due_date):
-            raise InvalidInput("Installments must be in order of number and due date.")
+            raise InvalidInput(N_("Installments must be in order of number and due date."))
         amounts = (inst.principal_msat, inst.interest_msat, inst.late_fee_msat, inst.principal_paid_msat,
                    inst.interest_paid_msat, inst.late_fee_paid_msat)
         if min(amounts) < 0:
-            raise InvalidInput(f"Installment {inst.number} has a negative amount.")
+            raise InvalidInput(N_("Installment %(number)s has a negative amount.", number=inst.number))
         if (inst.principal_paid_msat > inst.principal_msat or inst.interest_paid_msat > inst.interest_msat
                 or inst.late_fee_paid_msat > inst.late_fee_msat):
-            raise InvalidInput(f"Installment {inst.number} is recorded as paid beyond what it owes.")
+            raise InvalidInput(N_("Installment %(number)s is recorded as paid beyond what it owes.",
+                                  number=inst.number))
         previous = inst
     if sum(i.principal_unpaid_msat for i in state.installments) != b.principal_msat:
-        raise InvalidInput("The installments do not carry exactly the principal still owed.")
+        raise InvalidInput(N_("The installments do not carry exactly the principal still owed."))
 
 
 def apply_payment(state: LoanState, received_msat: int, on: date) -> Payment:
     """Apply `received_msat`, paid on `on`, by the rules in the module docstring."""
     if received_msat < 0:
-        raise InvalidInput("A repayment cannot be negative.")
+        raise InvalidInput(N_("A repayment cannot be negative."))
     # A payment cannot fall before the last one: the listener credits in
     # order, so an earlier date can only be a clock difference.
     on = max(on, state.balance.accrued_on)
@@ -353,7 +355,7 @@ def reproject(contract: Contract, balance: Balance, installments: Sequence[Insta
         open_rows.append(inst)
     principal_open = balance.principal_msat - overdue_principal
     if principal_open < 0:
-        raise InvalidInput("The overdue installments carry more principal than is owed.")
+        raise InvalidInput(N_("The overdue installments carry more principal than is owed."))
     # The interest the open installments start with: what has accrued and is not on an overdue
     # installment, plus, up to the first open due date, interest on the principal not yet due. Overdue
     # principal is counted as paid today (the next payment goes to it first); from the same accrual
@@ -373,7 +375,7 @@ def reproject(contract: Contract, balance: Balance, installments: Sequence[Insta
         kept, interest_open = _trim_interest(kept, -interest_open), 0
     if not slots:
         if principal_open:
-            raise InvalidInput("Principal is owed with no installment to carry it.")
+            raise InvalidInput(N_("Principal is owed with no installment to carry it."))
         if interest_open:
             # After the last due date: the last installment carries the interest accrued since.
             last = kept[-1]
@@ -407,7 +409,7 @@ def _trim_interest(kept: list[InstallmentState], excess: int) -> list[Installmen
         result[index] = inst._replace(interest_msat=inst.interest_msat - cut)
         excess -= cut
     if excess:
-        raise InvalidInput("The overdue installments carry more interest than has accrued.")
+        raise InvalidInput(N_("The overdue installments carry more interest than has accrued."))
     return result
 
 

@@ -24,6 +24,7 @@ from fractions import Fraction
 from marketplace.domain.errors import InvalidInput
 from marketplace.domain.loans.accrual import unit_periods
 from marketplace.domain.loans.schedules import Schedule
+from marketplace.domain.messages import N_
 
 # The search runs over whole hundredths of a basis point of annual rate.
 _STEPS_PER_BPS = 100
@@ -56,20 +57,20 @@ def _periodic_steps(
 ) -> int:
     """The periodic IRR x periods a year, in hundredths of a basis point (bisection)."""
     if principal_msat <= 0:
-        raise InvalidInput("The loan amount must be more than 0 sat.")
+        raise InvalidInput(N_("The loan amount must be more than 0 sat."))
     if periods_per_year < 1:
-        raise InvalidInput("A year has at least one period.")
+        raise InvalidInput(N_("A year has at least one period."))
     if not payments:
-        raise InvalidInput("An APR needs at least one payment.")
+        raise InvalidInput(N_("An APR needs at least one payment."))
     flows: list[tuple[Fraction, int]] = []
     for when, amount_msat in payments:
         if when < start:
-            raise InvalidInput("A payment cannot fall before the loan starts.")
+            raise InvalidInput(N_("A payment cannot fall before the loan starts."))
         if amount_msat < 0:
-            raise InvalidInput("A payment cannot be negative.")
+            raise InvalidInput(N_("A payment cannot be negative."))
         flows.append((unit_periods(start, when, periods_per_year), amount_msat))
     if sum(amount for _, amount in flows) == 0:
-        raise InvalidInput("An APR needs payments that add up to more than 0 sat.")
+        raise InvalidInput(N_("An APR needs payments that add up to more than 0 sat."))
 
     def f(steps: int) -> Decimal:
         return _present_value_minus_principal(steps, principal_msat, flows, periods_per_year)
@@ -84,7 +85,7 @@ def _periodic_steps(
         while f(high) > 0:
             low, high = high, high * 2
             if high > _MAX_STEPS:
-                raise InvalidInput("These payments imply an APR beyond any sensible loan.")
+                raise InvalidInput(N_("These payments imply an APR beyond any sensible loan."))
     else:
         # Payments worth less than the principal: a negative rate, above -100 %
         # per period (where every future payment would be worth infinitely much).
@@ -117,7 +118,7 @@ def aprc_bps(principal_msat: int, start: date, payments: Sequence[tuple[date, in
 def _schedule_flows(schedule: Schedule, start: date | None, fees_msat: int) -> tuple[int, date, list[tuple[date, int]]]:
     begin = start if start is not None else schedule.start_date
     if begin is None:
-        raise InvalidInput("The schedule needs a start date to compute its APR.")
+        raise InvalidInput(N_("The schedule needs a start date to compute its APR."))
     return schedule.principal_msat - fees_msat, begin, [(i.due_date, i.total_msat) for i in schedule.installments]
 
 
@@ -136,5 +137,5 @@ def schedule_aprc_bps(schedule: Schedule, start: date | None = None, fees_msat: 
 def total_cost_msat(schedule: Schedule, fees_msat: int = 0) -> int:
     """What the loan costs the borrower beyond the principal: interest plus fees."""
     if fees_msat < 0:
-        raise InvalidInput("A fee cannot be negative.")
+        raise InvalidInput(N_("A fee cannot be negative."))
     return schedule.total_interest_msat + fees_msat

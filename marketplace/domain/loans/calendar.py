@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from enum import Enum
 
 from marketplace.domain.errors import InvalidInput
+from marketplace.domain.messages import N_
 
 
 class Frequency(str, Enum):
@@ -40,7 +41,7 @@ def add_months(start: date, months: int) -> date:
 def due_dates(start: date, frequency: Frequency, count: int) -> list[date]:
     """The `count` due dates after `start` (the disbursement day), one period apart."""
     if count < 0:
-        raise InvalidInput("The number of installments cannot be negative.")
+        raise InvalidInput(N_("The number of installments cannot be negative."))
     frequency = Frequency(frequency)
     if frequency is Frequency.DAILY:
         return [start + timedelta(days=k) for k in range(1, count + 1)]

@@ -22,6 +22,7 @@ from enum import Enum
 
 from marketplace.domain.errors import InvalidInput
 from marketplace.domain.loans.allocation import InstallmentState
+from marketplace.domain.messages import N_
 
 BPS_PER_UNIT = 10_000
 
@@ -49,11 +50,11 @@ class DelinquencyPolicy:
 
     def __post_init__(self) -> None:
         if not 0 <= self.grace_days < self.default_after_days < self.write_off_after_days:
-            raise InvalidInput(
-                "The grace period must end before default, and default must come before write-off."
+            raise InvalidInput(N_(
+                "The grace period must end before default, and default must come before write-off.")
             )
         if self.late_fee_bps < 0 or self.late_fee_flat_msat < 0:
-            raise InvalidInput("A late fee cannot be negative.")
+            raise InvalidInput(N_("A late fee cannot be negative."))
 
 
 def days_past_due(installments: Sequence[InstallmentState], as_of: date) -> int:
@@ -141,7 +142,7 @@ def assess_late_fees(
             result.append(inst)
         else:
             if inst.late_fee_msat > 0:
-                raise InvalidInput(f"Installment {inst.number} already has a late fee.")
+                raise InvalidInput(N_("Installment %(number)s already has a late fee.", number=inst.number))
             result.append(inst._replace(late_fee_msat=fee))
     return result
 
@@ -162,7 +163,7 @@ def portfolio_at_risk(loans: Sequence[LoanRisk], threshold_days: int) -> tuple[i
     the books (not repaid, not written off).
     """
     if threshold_days < 0:
-        raise InvalidInput("The threshold cannot be negative.")
+        raise InvalidInput(N_("The threshold cannot be negative."))
     at_risk = sum(loan.outstanding_principal_msat for loan in loans if loan.days_past_due > threshold_days)
     total = sum(loan.outstanding_principal_msat for loan in loans)
     return at_risk, total

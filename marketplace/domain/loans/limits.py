@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from marketplace.domain.errors import InvalidInput
 from marketplace.domain.loans.schedules import Frequency
 from marketplace.domain.money import MSAT_PER_SAT, format_msat
+from marketplace.domain.messages import N_
 
 BPS_PER_UNIT = 10_000
 
@@ -34,13 +35,13 @@ class LendingLimits:
 
     def __post_init__(self) -> None:
         if not 0 < self.min_amount_sat <= self.first_loan_max_sat <= self.max_amount_sat:
-            raise InvalidInput("Limits must satisfy 0 < minimum loan <= first-loan cap <= largest loan.")
+            raise InvalidInput(N_("Limits must satisfy 0 < minimum loan <= first-loan cap <= largest loan."))
         if not 1 <= self.min_count <= self.max_count:
-            raise InvalidInput("Limits must allow at least one installment count.")
+            raise InvalidInput(N_("Limits must allow at least one installment count."))
         if self.max_term_days < 1:
-            raise InvalidInput("Limits must allow a term of at least one day.")
+            raise InvalidInput(N_("Limits must allow a term of at least one day."))
         if self.max_rate_bps < 0 or self.growth_bps < 0 or self.min_note_sat <= 0:
-            raise InvalidInput("Rates, growth and the minimum note must not be negative.")
+            raise InvalidInput(N_("Rates, growth and the minimum note must not be negative."))
 
 
 @dataclass(frozen=True)
@@ -96,45 +97,54 @@ def check_request(
 ) -> None:
     """Refuse (InvalidInput) a loan request this borrower may not make; return None if it is fine."""
     if record.defaults > 0:
-        raise InvalidInput("Borrowing is frozen after a default.")
+        raise InvalidInput(N_("Borrowing is frozen after a default."))
     if record.open_loans > 0:
-        raise InvalidInput("You already have an open loan; repay it before asking for another.")
+        raise InvalidInput(N_("You already have an open loan; repay it before asking for another."))
     try:
         frequency = Frequency(frequency)
     except ValueError:
-        raise InvalidInput("Choose daily, weekly or monthly installments.") from None
+        raise InvalidInput(N_("Choose daily, weekly or monthly installments.")) from None
     if amount_msat % MSAT_PER_SAT:
-        raise InvalidInput("Ask for a whole number of sat.")
+        raise InvalidInput(N_("Ask for a whole number of sat."))
     if amount_msat < limits.min_amount_sat * MSAT_PER_SAT:
-        raise InvalidInput(f"The smallest loan is {format_msat(limits.min_amount_sat * MSAT_PER_SAT)}.")
+        raise InvalidInput(N_("The smallest loan is %(amount)s.",
+                              amount=format_msat(limits.min_amount_sat * MSAT_PER_SAT)))
     limit_msat = borrower_max_msat(record, limits)
     if amount_msat > limit_msat:
         if limit_msat >= limits.max_amount_sat * MSAT_PER_SAT:
-            raise InvalidInput(f"The largest loan is {format_msat(limit_msat)}.")
-        raise InvalidInput(f"Your current limit is {format_msat(limit_msat)}; repaying loans on time raises it.")
+            raise InvalidInput(N_("The largest loan is %(amount)s.", amount=format_msat(limit_msat)))
+        raise InvalidInput(N_("Your current limit is %(amount)s; repaying loans on time raises it.",
+                              amount=format_msat(limit_msat)))
     if annual_rate_bps < 0:
-        raise InvalidInput("The interest rate cannot be negative.")
+        raise InvalidInput(N_("The interest rate cannot be negative."))
     if annual_rate_bps > limits.max_rate_bps:
-        raise InvalidInput(f"The highest interest rate allowed is {_percent(limits.max_rate_bps)} a year.")
+        raise InvalidInput(N_("The highest interest rate allowed is %(rate)s a year.",
+                              rate=_percent(limits.max_rate_bps)))
     most = max_count_for(frequency, limits)
     if not limits.min_count <= count <= most:
-        raise InvalidInput(f"Choose between {limits.min_count} and {most} {frequency.value} installments.")
+        said = {Frequency.DAILY: N_("Choose between %(least)s and %(most)s daily installments.", least=limits.min_count,
+                                    most=most),
+                Frequency.WEEKLY: N_("Choose between %(least)s and %(most)s weekly installments.",
+                                     least=limits.min_count, most=most),
+                Frequency.MONTHLY: N_("Choose between %(least)s and %(most)s monthly installments.",
+                                      least=limits.min_count, most=most)}
+        raise InvalidInput(said[frequency])
 
 
 def check_note(amount_msat: int, remaining_msat: int, available_msat: int, limits: LendingLimits) -> None:
     """Refuse (InvalidInput) a note a lender may not pledge; return None if it is fine."""
     min_note_msat = limits.min_note_sat * MSAT_PER_SAT
     if remaining_msat <= 0:
-        raise InvalidInput("This request is already fully funded.")
+        raise InvalidInput(N_("This request is already fully funded."))
     if amount_msat <= 0:
-        raise InvalidInput("A note must be more than 0 sat.")
+        raise InvalidInput(N_("A note must be more than 0 sat."))
     if amount_msat > remaining_msat:
-        raise InvalidInput(f"Only {format_msat(remaining_msat)} remain to fund this request; lend at most that.")
+        raise InvalidInput(N_("Only %(amount)s remain to fund this request; lend at most that.",
+                              amount=format_msat(remaining_msat)))
     # The last sliver of a request may be smaller than a note: whoever fills
     # it exactly may lend it, or the request could never be fully funded.
     if amount_msat < min_note_msat and amount_msat != remaining_msat:
-        raise InvalidInput(f"The smallest note is {format_msat(min_note_msat)}.")
+        raise InvalidInput(N_("The smallest note is %(amount)s.", amount=format_msat(min_note_msat)))
     if amount_msat > available_msat:
-        raise InvalidInput(
-            f"You have {format_msat(max(available_msat, 0))} available; lend at most that."
-        )
+        raise InvalidInput(N_("You have %(amount)s available; lend at most that.",
+                              amount=format_msat(max(available_msat, 0))))

@@ -36,6 +36,7 @@ from marketplace.domain.errors import InvalidInput
 from marketplace.domain.loans.accrual import BPS_PER_UNIT, interest_between, unit_periods
 from marketplace.domain.loans.calendar import Frequency, add_months, due_dates
 from marketplace.domain.split import split
+from marketplace.domain.messages import N_
 
 __all__ = [
     "Contract", "Frequency", "MAX_INSTALLMENTS", "Method", "OpenInstallment", "Prepayment", "Schedule",
@@ -112,13 +113,13 @@ def annuity_payment_msat(principal_msat: int, annual_rate_bps: int, count: int, 
 
 def _validate(principal_msat: int, annual_rate_bps: int, count: int) -> None:
     if count < 1:
-        raise InvalidInput("A loan needs at least one installment.")
+        raise InvalidInput(N_("A loan needs at least one installment."))
     if count > MAX_INSTALLMENTS:
-        raise InvalidInput(f"A loan can have at most {MAX_INSTALLMENTS:,} installments.")
+        raise InvalidInput(N_("A loan can have at most %(most)s installments.", most=format(MAX_INSTALLMENTS, ",")))
     if principal_msat <= 0:
-        raise InvalidInput("The loan amount must be more than 0 sat.")
+        raise InvalidInput(N_("The loan amount must be more than 0 sat."))
     if annual_rate_bps < 0:
-        raise InvalidInput("The interest rate cannot be negative.")
+        raise InvalidInput(N_("The interest rate cannot be negative."))
 
 
 @dataclass(frozen=True)
@@ -215,11 +216,11 @@ def project(contract: Contract, slots: Sequence[OpenInstallment], principal_msat
     installment, so the loop is kept to plain integer arithmetic.
     """
     if principal_msat < 0 or first_interest_msat < 0:
-        raise InvalidInput("A loan's balance cannot be negative.")
+        raise InvalidInput(N_("A loan's balance cannot be negative."))
     level = contract.level_msat if level_msat is None else level_msat
     if not slots:
         if principal_msat or first_interest_msat:
-            raise InvalidInput("Principal or interest is left with no installment to carry it.")
+            raise InvalidInput(N_("Principal or interest is left with no installment to carry it."))
         return [], level
     balance = principal_msat
     annuity = contract.method is Method.ANNUITY

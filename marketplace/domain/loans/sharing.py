@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from marketplace.domain.errors import InvalidInput
+from marketplace.domain.messages import N_
 
 BPS_PER_UNIT = 10_000
 SMALL = 16  # up to this many notes, floors in Python integers; above, in 64-bit arrays
@@ -37,9 +38,9 @@ SMALL = 16  # up to this many notes, floors in Python integers; above, in 64-bit
 def service_fee_msat(income_before_msat: int, income_msat: int, fee_bps: int) -> int:
     """The fee on `income_msat` of new income, counted on the loan's cumulative income, rounded down."""
     if income_before_msat < 0 or income_msat < 0:
-        raise InvalidInput("Income cannot be negative.")
+        raise InvalidInput(N_("Income cannot be negative."))
     if not 0 <= fee_bps <= BPS_PER_UNIT:
-        raise InvalidInput("The service fee must be between 0 and 10,000 basis points of income.")
+        raise InvalidInput(N_("The service fee must be between 0 and 10,000 basis points of income."))
     after = (income_before_msat + income_msat) * fee_bps // BPS_PER_UNIT
     return after - income_before_msat * fee_bps // BPS_PER_UNIT
 
@@ -66,16 +67,16 @@ class Notes:
     def __post_init__(self) -> None:
         w = self.weights
         if w.ndim != 1 or len(w) == 0 or int(w.min()) < 0 or int(w.sum()) == 0:
-            raise InvalidInput("A repayment needs notes with principal to share it by.")
+            raise InvalidInput(N_("A repayment needs notes with principal to share it by."))
         if int(w.sum()) >= 2**62:
-            raise InvalidInput("The notes' principal is too large to share exactly.")
+            raise InvalidInput(N_("The notes' principal is too large to share exactly."))
         # The last few amounts' floors: a payment's "after" is the next one's "before".
         object.__setattr__(self, "_recent", {})
 
     @classmethod
     def of(cls, weights: Sequence[int]) -> "Notes":
         if not weights:
-            raise InvalidInput("A repayment needs notes with principal to share it by.")
+            raise InvalidInput(N_("A repayment needs notes with principal to share it by."))
         return cls(np.asarray(weights, dtype=np.int64))
 
     @cached_property
@@ -139,11 +140,11 @@ def share_out(notes: Notes, cash_before_msat: int, cash_after_msat: int, princip
     With `closing`, the held remainders are paid out too (rule 3), ties rotated by `rotation`.
     """
     if not 0 <= cash_before_msat <= cash_after_msat or not 0 <= principal_before_msat <= principal_after_msat:
-        raise InvalidInput("The lenders' totals can only grow.")
+        raise InvalidInput(N_("The lenders' totals can only grow."))
     if principal_after_msat > cash_after_msat:
-        raise InvalidInput("The lenders cannot be repaid more principal than cash.")
+        raise InvalidInput(N_("The lenders cannot be repaid more principal than cash."))
     if principal_after_msat > notes.total:
-        raise InvalidInput("The notes cannot be repaid more principal than they lent.")
+        raise InvalidInput(N_("The notes cannot be repaid more principal than they lent."))
     before, _ = notes.floors(cash_before_msat)
     after, remainders = notes.floors(cash_after_msat)
     cash = after - before

@@ -50,15 +50,16 @@ from marketplace.web.security import client_address
 from marketplace.web.state import database_of, settings_of
 from marketplace.web.views import api as api_v0
 from marketplace.web.views import autoinvest as autoinvest_views
+from marketplace.domain.messages import Message, N_
 
 BODY_SIZE_MAX = 64 * 1024
 ANYONE = (Role.LENDER, Role.BORROWER, Role.OPERATOR)
 _ACCOUNT_NAMES = {AccountKind.USER_AVAILABLE: "available", AccountKind.USER_RESERVED: "reserved",
                   AccountKind.USER_PENDING_OUT: "pending"}
 _MESSAGE_MAX = 300
-_TYPE_WORDS = {"integer": "a whole number (a JSON integer such as 50000, not 1.0, 1e3 or \"1\")",
-               "number": "a number", "string": "a string", "object": "a JSON object", "boolean": "true or false",
-               "array": "a list", "null": "null"}
+_TYPE_WORDS = {"integer": N_("a whole number (a JSON integer such as 50000, not 1.0, 1e3 or \"1\")"),
+               "number": N_("a number"), "string": N_("a string"), "object": N_("a JSON object"),
+               "boolean": N_("true or false"), "array": N_("a list"), "null": N_("null")}
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -88,17 +89,17 @@ _VALIDATORS = {name: Draft202012Validator(schema) for name, schema in (
 async def _raw_body(request: Request) -> bytes:
     declared = declared_length(request.headers)
     if declared is not None and declared > BODY_SIZE_MAX:
-        raise BodyTooLarge(f"The body is too large (at most {BODY_SIZE_MAX // 1024} KiB).")
+        raise BodyTooLarge(N_("The body is too large (at most %(kib)s KiB).", kib=BODY_SIZE_MAX // 1024))
     chunks: list[bytes] = []
     size = 0
     try:
         async for chunk in request.stream():
             size += len(chunk)
             if size > BODY_SIZE_MAX:
-                raise BodyTooLarge(f"The body is too large (at most {BODY_SIZE_MAX // 1024} KiB).")
+                raise BodyTooLarge(N_("The body is too large (at most %(kib)s KiB).", kib=BODY_SIZE_MAX // 1024))
             chunks.append(chunk)
     except ClientDisconnect:
-        raise BadJson("The request body did not arrive.") from None
+        raise BadJson(N_("The request body did not arrive.")) from None
     return b"".join(chunks)
 
 
@@ -109,20 +110,22 @@ def _no_constants(name: str) -> Any:
 def _json_int(text: str) -> int:
     # Python refuses to read more than 4,300 digits at all; no number here needs more than a few.
     if len(text) > TEXT_LENGTH_MAX:
-        raise BadJson(f"A number in the body is too long (at most {TEXT_LENGTH_MAX} digits).")
+        raise BadJson(N_("A number in the body is too long (at most %(most)s digits).", most=TEXT_LENGTH_MAX))
     return int(text)
 
 
-def _describe(error: Any) -> str:
+def _describe(error: Any) -> str | Message:
     where = ".".join(str(part) for part in error.absolute_path)
     if error.validator == "oneOf" and not where:
-        return "Give exactly one of rate_percent or rate_bps."
+        return N_("Give exactly one of rate_percent or rate_bps.")
     if error.validator == "not" and not where:
-        return "Give amount_sat or amount_msat, not both."
+        return N_("Give amount_sat or amount_msat, not both.")
     if error.validator == "type" and isinstance(error.validator_value, str):
         # Not the value's Python repr (Decimal('1.5')): what was expected, in words.
         expected = _TYPE_WORDS.get(error.validator_value, error.validator_value)
-        return f"{where}: must be {expected}." if where else f"The body must be {expected}."
+        return (N_("%(field)s: must be %(expected)s.", field=where, expected=expected) if where
+                else N_("The body must be %(expected)s.", expected=expected))
+    # jsonschema's own English (a pattern, a bound): shown as it is, after the field's name.
     text = str(error.message)
     if len(text) > _MESSAGE_MAX:
         text = text[:_MESSAGE_MAX] + "…"
@@ -135,18 +138,18 @@ async def read_body(request: Request, schema_name: str, *, optional: bool = Fals
     if not raw.strip():
         if optional:
             return {}
-        raise BadJson("Send a JSON object as the request body.")
+        raise BadJson(N_("Send a JSON object as the request body."))
     try:
         # Fractions and exponents stay exact (Decimal): 1.0 and 1e3 are then no JSON integers, as on the forms.
         body = json.loads(raw, parse_constant=_no_constants, parse_int=_json_int, parse_float=Decimal)
     except (ValueError, RecursionError):
-        raise BadJson("The request body is not valid JSON.") from None
+        raise BadJson(N_("The request body is not valid JSON.")) from None
     validator = _VALIDATORS[schema_name]
     try:
         error = min(validator.iter_errors(body), key=lambda e: (len(e.absolute_path), str(e.message)),
                     default=None)
     except RecursionError:
-        raise InvalidBody("The request body is nested too deeply.") from None
+        raise InvalidBody(N_("The request body is nested too deeply.")) from None
     if error is not None:
         raise InvalidBody(_describe(error))
     assert isinstance(body, dict)
@@ -155,7 +158,8 @@ async def read_body(request: Request, schema_name: str, *, optional: bool = Fals
 
 def _query_int(request: Request, name: str, minimum: int, maximum: int, default: int) -> int:
     return query_whole(request, name, default=default, minimum=minimum, maximum=maximum,
-                       sentence=f"{name} must be a whole number from {minimum} to {maximum}.",
+                       sentence=N_("%(name)s must be a whole number from %(minimum)s to %(maximum)s.", name=name,
+                                   minimum=minimum, maximum=maximum),
                        refusal=InvalidParameter, blank_is_default=False)
 
 
@@ -457,7 +461,7 @@ async def get_deposit(request: Request) -> Response:
     user = await api_user(request, Role.LENDER)
     row = await deposits.deposit_status(database_of(request), user.id, _id_param(request, "invoice_id", "invoice"))
     if row.purpose != "deposit":
-        raise NotFound("There is no such invoice.")
+        raise NotFound(N_("There is no such invoice."))
     return _json(invoice_json(row))
 
 
@@ -477,7 +481,7 @@ async def create_disbursement(request: Request) -> Response:
     body = await read_body(request, "DisbursementRequest")
     bolt11 = str(body["bolt11"]).strip()
     if not bolt11:
-        raise InvalidBody("bolt11: paste a Lightning invoice (BOLT11) for exactly the loan amount.")
+        raise InvalidBody(N_("bolt11: paste a Lightning invoice (BOLT11) for exactly the loan amount."))
     runtime = lightning_of(request)
     row = await loan_service.disburse(database_of(request), runtime.port, runtime.facts, settings_of(request),
                                       user.id, loan_id, bolt11)
@@ -489,7 +493,7 @@ async def get_repayment(request: Request) -> Response:
     loan_id = _id_param(request, "loan_id", "loan")
     row = await deposits.deposit_status(database_of(request), user.id, _id_param(request, "invoice_id", "invoice"))
     if row.purpose != "repayment" or row.loan_id != loan_id:
-        raise NotFound("There is no such invoice.")
+        raise NotFound(N_("There is no such invoice."))
     return _json(invoice_json(row))
 
 
@@ -498,7 +502,7 @@ async def create_withdrawal(request: Request) -> Response:
     body = await read_body(request, "WithdrawalRequest")
     bolt11 = str(body["bolt11"]).strip()
     if not bolt11:
-        raise InvalidBody("bolt11: paste the Lightning invoice (BOLT11) to pay.")
+        raise InvalidBody(N_("bolt11: paste the Lightning invoice (BOLT11) to pay."))
     runtime = lightning_of(request)
     row = await withdrawals.withdraw(database_of(request), runtime.port, runtime.facts, settings_of(request),
                                      user.id, bolt11, _sat(body))
@@ -573,8 +577,10 @@ def _strict(path: str, method: str, handler: Handler) -> Handler:
         unknown = sorted(set(request.query_params.keys()) - allowed)
         if unknown:
             shown = unknown[0][:40]
-            raise InvalidParameter(f"Unknown query parameter {shown!r}" + (
-                f"; this address takes {', '.join(sorted(allowed))}." if allowed else "; this address takes none."))
+            raise InvalidParameter(
+                N_("Unknown query parameter %(name)s; this address takes %(allowed)s.", name=repr(shown),
+                   allowed=", ".join(sorted(allowed))) if allowed
+                else N_("Unknown query parameter %(name)s; this address takes none.", name=repr(shown)))
         return await handler(request)
 
     return checked

@@ -21,6 +21,8 @@ from marketplace.web.rendering import render
 from marketplace.web.security import client_address
 from marketplace.web.sessions import clear_session_cookie, session_token, set_session_cookie
 from marketplace.web.state import database_of, settings_of
+from marketplace.web.i18n import say
+from marketplace.domain.messages import N_
 
 AFTER_SIGNIN = "/dashboard"
 # Generous: leading/trailing blanks are stripped before the real limit applies.
@@ -35,10 +37,10 @@ async def signup_page(request: Request) -> Response:
 async def signup(request: Request) -> Response:
     form = await parse_form(request)
     try:
-        email = text_field(form, "email", length_max=_EMAIL_FIELD_MAX, label="email")
-        password = text_field(form, "password", length_max=PASSWORD_LENGTH_MAX, label="password")
-        name = text_field(form, "display_name", length_max=_NAME_FIELD_MAX, label="display name")
-        role = parse_signup_role(text_field(form, "role", length_max=16, label="role"))
+        email = text_field(form, "email", length_max=_EMAIL_FIELD_MAX, label=N_("email"))
+        password = text_field(form, "password", length_max=PASSWORD_LENGTH_MAX, label=N_("password"))
+        name = text_field(form, "display_name", length_max=_NAME_FIELD_MAX, label=N_("display name"))
+        role = parse_signup_role(text_field(form, "role", length_max=16, label=N_("role")))
         settings = settings_of(request)
         signed_in = await password_pool(settings).run(
             accounts.sign_up, database_of(request), settings, email, password, role, name,
@@ -56,8 +58,8 @@ async def signin_page(request: Request) -> Response:
 async def signin(request: Request) -> Response:
     form = await parse_form(request)
     try:
-        email = text_field(form, "email", length_max=_EMAIL_FIELD_MAX, label="email")
-        password = text_field(form, "password", length_max=PASSWORD_LENGTH_MAX, label="password")
+        email = text_field(form, "email", length_max=_EMAIL_FIELD_MAX, label=N_("email"))
+        password = text_field(form, "password", length_max=PASSWORD_LENGTH_MAX, label=N_("password"))
         settings = settings_of(request)
         signed_in = await password_pool(settings).run(
             auth.sign_in, database_of(request), settings, email, password,
@@ -89,7 +91,7 @@ async def _signup_form(request: Request, values: dict[str, str], refusal: Refusa
     context: dict[str, Any] = {
         "email": values.get("email", ""), "display_name": values.get("display_name", ""),
         "role": values.get("role", "lender"), "roles": [r.value for r in SIGNUP_ROLES],
-        "error": refusal.message if refusal else None,
+        "error": say(refusal) if refusal else None,
     }
     return await render(request, "signup.html", context, status=refusal.status if refusal else 200,
                         headers=retry_after_headers(refusal))
@@ -97,7 +99,7 @@ async def _signup_form(request: Request, values: dict[str, str], refusal: Refusa
 
 async def _signin_form(request: Request, values: dict[str, str], refusal: Refusal | None = None) -> Response:
     context = {"email": values.get("email", ""), "next": values.get("next", ""),
-               "error": refusal.message if refusal else None}
+               "error": say(refusal) if refusal else None}
     return await render(request, "signin.html", context, status=refusal.status if refusal else 200,
                         headers=retry_after_headers(refusal))
 

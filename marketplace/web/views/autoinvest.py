@@ -27,6 +27,8 @@ from marketplace.web.rendering import render
 from marketplace.web.sessions import require_role
 from marketplace.web.state import database_of, settings_of
 from marketplace.web.views.loans import bps_percent
+from marketplace.domain.messages import Message, N_
+from marketplace.web.i18n import say
 
 # The page's fields and the API's JSON values, read by the one set of number rules (marketplace.domain.numbers).
 _WHOLE_MAX = 10**15 - 1
@@ -40,9 +42,9 @@ def _text(raw: object) -> str | None:
     return str(raw if raw is not None else "")
 
 
-def parse_sat_field(raw: object, label: str) -> int:
+def parse_sat_field(raw: object, label: Message) -> int:
     """Whole sat (ASCII digits, thousands separators allowed) -> msat; a sentence otherwise."""
-    said = f"Give the {label} as a whole number of sat, like 50000."
+    said = N_("Give the %(label)s as a whole number of sat, like 50000.", label=label)
     text = _text(raw)
     if text is None:
         raise InvalidInput(said)
@@ -50,9 +52,9 @@ def parse_sat_field(raw: object, label: str) -> int:
                          too_big=said) * MSAT_PER_SAT
 
 
-def parse_percent_field(raw: object, label: str) -> int:
+def parse_percent_field(raw: object, label: Message) -> int:
     """'2.5' (percent, at most two decimals) -> basis points."""
-    said = f"Give the {label} as a percentage with at most two decimals, like 2.5."
+    said = N_("Give the %(label)s as a percentage with at most two decimals, like 2.5.", label=label)
     text = _text(raw)
     if text is None or "," in text:
         raise InvalidInput(said)
@@ -61,8 +63,8 @@ def parse_percent_field(raw: object, label: str) -> int:
     return numbers.scaled(value, 2, label=label)
 
 
-def parse_whole_field(raw: object, label: str) -> int:
-    said = f"Give the {label} as a whole number."
+def parse_whole_field(raw: object, label: Message) -> int:
+    said = N_("Give the %(label)s as a whole number.", label=label)
     text = _text(raw)
     if text is None:
         raise InvalidInput(said)
@@ -152,7 +154,7 @@ async def save_autoinvest(request: Request) -> Response:
                                                               rules))
     except Refusal as refusal:
         current = await reading(database_of(request), lambda c: autoinvest.rules_of(c, user.id))
-        return await _page(request, user.id, echo, current, error=refusal.message, status=refusal.status)
+        return await _page(request, user.id, echo, current, error=say(refusal), status=refusal.status)
     return RedirectResponse("/autoinvest?done=saved", status_code=303)
 
 

@@ -14,13 +14,14 @@ from marketplace.web.rendering import render
 from marketplace.web.sessions import require_role
 from marketplace.web.state import database_of
 from marketplace.web.views.lnurl import site_of
+from marketplace.domain.messages import N_
 
 
 async def card_page(request: Request) -> Response:
     user = await require_role(request, Role.BORROWER, Role.OPERATOR)
     raw = str(request.path_params.get("loan_id", ""))
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise NotFound("There is no such loan.")
+        raise NotFound(N_("There is no such loan."))
     site = site_of(request)
     card = await run_in_threadpool(lnurl_service.repayment_card, database_of(request), site, int(raw), user.id,
                                    user.role == Role.OPERATOR)

@@ -26,13 +26,14 @@ from marketplace.services import analytics, loan_views, statements
 from marketplace.services.grading import expected_loss_msat
 from marketplace.services import marketplace_list as market
 from marketplace.services.lightning_calls import reading
-from marketplace.web.i18n import install_i18n
+from marketplace.web.i18n import install_i18n, say
 from marketplace.web.params import query_whole
-from marketplace.web.rendering import render
+from marketplace.web.rendering import render, word
 from marketplace.web.sessions import require_role
 from marketplace.web.state import database_of, settings_of, templates_of
 from marketplace.web import charts
 from marketplace.web.views.loans import ANYONE, FREQUENCY_WORDS, bps_percent, ppm_percent
+from marketplace.domain.messages import N_
 
 CSV_FILENAME = "microlend-statement.csv"
 NOTE_STATES = ("pledged", "active", "repaid", "written_off")
@@ -72,7 +73,7 @@ async def market_page(request: Request) -> Response:
     except InvalidInput as refusal:
         chosen = [g.upper() for g in request.query_params.getlist("grade")]
         echo = {name: request.query_params.get(name, "")[:market.VALUE_LENGTH_MAX] for name in market.KNOWN}
-        context.update({"error": refusal.message, "found": None, "spec": market.MarketSpec(), "echo": echo,
+        context.update({"error": say(refusal), "found": None, "spec": market.MarketSpec(), "echo": echo,
                         "chosen": chosen})
         # htmx swaps only 2xx answers: the fragment carries the message with a 200; the page says 422.
         if fragment:
@@ -130,20 +131,20 @@ def analytics_charts(found: analytics.LenderAnalytics) -> dict[str, Markup]:
     if r.holdings:
         result["losses"] = Markup(charts.loss_histogram(
             [e / MSAT_PER_SAT for e in r.histogram_edges_msat], list(r.histogram_probabilities),
-            r.var99_msat / MSAT_PER_SAT, title="Loss distribution (VaR 99 % marked)"))
+            r.var99_msat / MSAT_PER_SAT, title=say(N_("Loss distribution (VaR 99 %% marked)"))))
         result["grades"] = Markup(charts.bar_chart([g for g, _ in r.by_grade],
-                                                   [v / MSAT_PER_SAT for _, v in r.by_grade], title="By grade"))
-        result["purposes"] = Markup(charts.bar_chart([p for p, _ in r.by_purpose],
-                                                     [v / MSAT_PER_SAT for _, v in r.by_purpose], title="By purpose"))
+                                                   [v / MSAT_PER_SAT for _, v in r.by_grade], title=say(N_("By grade"))))
+        result["purposes"] = Markup(charts.bar_chart([str(word(p)) for p, _ in r.by_purpose],
+                                                     [v / MSAT_PER_SAT for _, v in r.by_purpose], title=say(N_("By purpose"))))
     flows = found.returns.flows
     if flows:
         first = flows[0][0]
         result["flows"] = Markup(charts.cashflow_timeline(
             [(day - first).days for day, _ in flows], [a / MSAT_PER_SAT for _, a in flows],
-            (first.isoformat(), flows[-1][0].isoformat()), title="Lent (down) and repaid (up)"))
+            (first.isoformat(), flows[-1][0].isoformat()), title=say(N_("Lent (down) and repaid (up)"))))
     s = found.spread
     result["spread"] = Markup(charts.line_chart(list(s.counts), [p / 1_000_000 for p in s.prob_losing_ppm],
-                                                title="Chance of losing money by number of notes"))
+                                                title=say(N_("Chance of losing money by number of notes"))))
     return result
 
 
@@ -153,7 +154,8 @@ async def portfolio_page(request: Request) -> Response:
     today = datetime.now(timezone.utc).date()
 
     page = query_whole(request, "page", default=1, minimum=1, maximum=NOTES_PAGE_MAX,
-                       sentence=f"The page number must be a whole number from 1 to {NOTES_PAGE_MAX:,}.")
+                       sentence=N_("The page number must be a whole number from 1 to %(most)s.",
+                                   most=format(NOTES_PAGE_MAX, ",")))
 
     def read(conn: Connection) -> tuple[loan_views.Portfolio, analytics.LenderAnalytics]:
         return loan_views.lender_portfolio(conn, user.id, page), analytics.lender_analytics(conn, user.id, today)

@@ -18,6 +18,8 @@ from marketplace.services.lnurl import Site
 from marketplace.web.security import client_address
 from marketplace.web.lightning import lightning_of
 from marketplace.web.state import database_of, settings_of
+from marketplace.domain.messages import N_
+from marketplace.web.i18n import say
 
 # Browser wallets fetch these from other origins (LUD-01 asks for it).
 _CORS = {"Access-Control-Allow-Origin": "*"}
@@ -31,7 +33,7 @@ def site_of(conn: HTTPConnection) -> Site:
         return Site.of(settings.public_url)
     host = conn.url.netloc
     if not _HOST.fullmatch(host):
-        raise InvalidInput("This request names no host a Lightning Address can be made for.")
+        raise InvalidInput(N_("This request names no host a Lightning Address can be made for."))
     scheme = "https" if settings.https else conn.url.scheme
     return Site.of(f"{scheme}://{host}")
 
@@ -42,7 +44,7 @@ def lud06_error(refusal: Refusal) -> Response:
     if retry is not None:
         headers["Retry-After"] = str(retry)
     status = refusal.status if 400 <= refusal.status < 600 else 400
-    return JSONResponse({"status": "ERROR", "reason": refusal.message}, status_code=status, headers=headers)
+    return JSONResponse({"status": "ERROR", "reason": say(refusal)}, status_code=status, headers=headers)
 
 
 async def pay_request(request: Request) -> Response:
@@ -58,7 +60,7 @@ async def callback(request: Request) -> Response:
     amounts = request.query_params.getlist("amount")
     try:
         if len(amounts) > 1:
-            raise InvalidInput("Send one amount, not several.")
+            raise InvalidInput(N_("Send one amount, not several."))
         row = await lnurl_service.pay_invoice(
             database_of(request), lightning_of(request).port, settings_of(request), site_of(request),
             str(request.path_params["name"]), amounts[0] if amounts else None, address=client_address(request))

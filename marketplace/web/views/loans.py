@@ -41,6 +41,9 @@ from marketplace.web.rendering import render
 from marketplace.web.security import client_address
 from marketplace.web.sessions import require_role
 from marketplace.web.state import database_of, settings_of
+from marketplace.domain.messages import Message, N_
+from marketplace.web import rules_text
+from marketplace.web.i18n import say
 
 BOLT11_FIELD_MAX = 4096
 OPEN_PAGE_MAX = 999_999
@@ -48,11 +51,11 @@ TERM_FIELDS = ("amount_sat", "rate", "count", "frequency", "method", "prepayment
 REQUEST_FIELDS = (*TERM_FIELDS, "purpose", "story")
 _REQUEST_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 ANYONE = (Role.LENDER, Role.BORROWER, Role.OPERATOR)
-FREQUENCY_WORDS = {"daily": "days", "weekly": "weeks", "monthly": "months"}
-METHOD_WORDS = {Method.ANNUITY.value: "Equal installments", Method.EQUAL_PRINCIPAL.value: "Equal principal"}
+FREQUENCY_WORDS = {"daily": N_("days"), "weekly": N_("weeks"), "monthly": N_("months")}
+METHOD_WORDS = {Method.ANNUITY.value: N_("Equal installments"), Method.EQUAL_PRINCIPAL.value: N_("Equal principal")}
 PREPAYMENT_WORDS = {
-    Prepayment.REDUCE_TERM.value: "Shorten the loan (the installments stay the same)",
-    Prepayment.REDUCE_INSTALLMENT.value: "Lower the installments (the end date stays the same)",
+    Prepayment.REDUCE_TERM.value: N_("Shorten the loan (the installments stay the same)"),
+    Prepayment.REDUCE_INSTALLMENT.value: N_("Lower the installments (the end date stays the same)"),
 }
 
 
@@ -78,8 +81,9 @@ def allocation_steps(text: str) -> list[str]:
 def _rules(settings: Settings) -> dict[str, Any]:
     """What the loan pages show about allocation, fees and delinquency: the settings' own numbers."""
     return {
-        "allocation_steps": allocation_steps(ALLOCATION_RULES or ""),
-        "sharing_steps": allocation_steps(SHARING_RULES or ""),
+        # The docstrings' rules as marked messages (same English, checked by a test), so they translate.
+        "allocation_steps": rules_text.ALLOCATION_STEPS,
+        "sharing_steps": rules_text.SHARING_STEPS,
         "disbursement_days": settings.disbursement_days,
         "service_fee_bps": settings.service_fee_bps,
         "grace_days": settings.grace_days,
@@ -134,7 +138,7 @@ async def _preview_context(request: Request, borrower_id: int, echo: Mapping[str
         guidance = await reading(database_of(request), lambda c: loan_service.price_guidance_for(
             c, settings, borrower_id, terms))
     except Refusal as refusal:
-        return {"preview": None, "preview_error": refusal.message}
+        return {"preview": None, "preview_error": say(refusal)}
     return {"preview": shown, "preview_error": None, "guidance": guidance}
 
 
@@ -153,7 +157,7 @@ async def _request_form(request: Request, borrower_id: int, echo: dict[str, str]
         c, settings, borrower_id, loan_service.utc_today()))
     context = {
         **_common(settings), **await _preview_context(request, borrower_id, echo),
-        "echo": echo, "error": refusal.message if refusal else None, "purposes": PURPOSES,
+        "echo": echo, "error": say(refusal) if refusal else None, "purposes": PURPOSES,
         "story_max": STORY_MAX, "summary": summary, "limits": limits,
         "max_counts": {f.value: max_count_for(f, limits) for f in Frequency},
     }
@@ -195,13 +199,13 @@ async def create_request(request: Request) -> Response:
 
 async def _loan_page(request: Request, user_id: int, loan_id: int, *, refusal: Refusal | None = None,
                      echo: Mapping[str, str] | None = None, disbursed: OutgoingRow | None = None,
-                     notice: str | None = None) -> Response:
+                     notice: Message | None = None) -> Response:
     settings = settings_of(request)
     today = loan_service.utc_today()
     view = await reading(database_of(request), lambda c: loan_views.loan_view(c, loan_id, user_id, today))
     runtime = lightning_of(request)
     context = {
-        **_common(settings), "view": view, "loan": view.loan, "error": refusal.message if refusal else None,
+        **_common(settings), "view": view, "loan": view.loan, "error": say(refusal) if refusal else None,
         "echo": dict(echo or {}), "disbursed": disbursed, "notice": notice, "today": today,
         "request_key": secrets.token_urlsafe(18), "demo_hint": runtime.demo_wallet is not None,
         "balances": await _balances(request, user_id),
@@ -216,8 +220,9 @@ async def _balances(request: Request, user_id: int) -> accounts.Balances:
 
 async def loan_page(request: Request) -> Response:
     user = await require_role(request, *ANYONE)
-    notice = {"funded": "Your note is pledged. Thank you.", "withdrawn": "Your pledge was withdrawn; the money is "
-              "back in your available balance.", "requested": "Your request is open for funding."}.get(
+    notice = {"funded": N_("Your note is pledged. Thank you."),
+              "withdrawn": N_("Your pledge was withdrawn; the money is back in your available balance."),
+              "requested": N_("Your request is open for funding.")}.get(
         request.query_params.get("done", ""))
     return await _loan_page(request, user.id, _id_param(request, "loan_id", "loan"), notice=notice)
 
@@ -228,8 +233,8 @@ async def fund(request: Request) -> Response:
     form = await parse_form(request)
     raw = ""
     try:
-        raw = text_field(form, "amount_sat", length_max=32, label="amount").strip()
-        key = text_field(form, "request_key", length_max=64, label="form key").strip()
+        raw = text_field(form, "amount_sat", length_max=32, label=N_("amount")).strip()
+        key = text_field(form, "request_key", length_max=64, label=N_("form key")).strip()
         amount_msat = sat_amount(raw)
         request_key = key if _REQUEST_KEY.match(key) else None
         await run_in_threadpool(lambda: loan_service.pledge(database_of(request), settings_of(request), user.id, loan_id,
@@ -244,7 +249,7 @@ async def withdraw_note(request: Request) -> Response:
     note_id = _id_param(request, "note_id", "note")
     note = await reading(database_of(request), lambda c: loan_rows.get_note(c, note_id))
     if note.lender_id != user.id:
-        raise NotFound("There is no such note.")
+        raise NotFound(N_("There is no such note."))
     try:
         await run_in_threadpool(lambda: loan_service.withdraw_pledge(database_of(request), user.id, note_id))
     except Refusal as refusal:
@@ -258,9 +263,9 @@ async def disburse(request: Request) -> Response:
     form = await parse_form(request)
     bolt11 = ""
     try:
-        bolt11 = text_field(form, "bolt11", length_max=BOLT11_FIELD_MAX, label="invoice").strip()
+        bolt11 = text_field(form, "bolt11", length_max=BOLT11_FIELD_MAX, label=N_("invoice")).strip()
         if not bolt11:
-            raise InvalidInput("Paste a Lightning invoice (BOLT11) for exactly the loan amount.")
+            raise InvalidInput(N_("Paste a Lightning invoice (BOLT11) for exactly the loan amount."))
         runtime = lightning_of(request)
         result = await loan_service.disburse(database_of(request), runtime.port, runtime.facts,
                                              settings_of(request), user.id, loan_id, bolt11)
@@ -276,7 +281,7 @@ async def repay(request: Request) -> Response:
     form = await parse_form(request)
     raw = ""
     try:
-        raw = text_field(form, "amount_sat", length_max=32, label="amount").strip()
+        raw = text_field(form, "amount_sat", length_max=32, label=N_("amount")).strip()
         amount_msat = optional_sat_msat_amount(raw)
         runtime = lightning_of(request)
         row = await loan_service.repayment_invoice(database_of(request), runtime.port, settings_of(request),
@@ -295,7 +300,7 @@ async def _repayment_invoice(request: Request) -> tuple[int, Any]:
     loan_id = _id_param(request, "loan_id", "loan")
     row = await deposits.deposit_status(database_of(request), user.id, _id_param(request, "invoice_id", "invoice"))
     if row.purpose != "repayment" or row.loan_id != loan_id:
-        raise NotFound("There is no such invoice.")
+        raise NotFound(N_("There is no such invoice."))
     return loan_id, row
 
 
@@ -309,7 +314,7 @@ async def _status_context(request: Request, loan_id: int, row: Any) -> dict[str,
 async def pay_page(request: Request) -> Response:
     loan_id, row = await _repayment_invoice(request)
     if row.bolt11 is None:
-        raise NotFound("This invoice was never made by the Lightning node.")
+        raise NotFound(N_("This invoice was never made by the Lightning node."))
     context = {**await _status_context(request, loan_id, row), "qr_svg": invoice_qr_svg(row.bolt11),
                "demo_wallet": lightning_of(request).demo_wallet is not None}
     return await render(request, "loans/pay.html", context)
@@ -327,7 +332,8 @@ async def pay_status(request: Request) -> Response:
 async def open_requests(request: Request) -> Response:
     await require_role(request, *ANYONE)
     page = query_whole(request, "page", default=1, minimum=1, maximum=OPEN_PAGE_MAX,
-                       sentence=f"The page number must be a whole number from 1 to {OPEN_PAGE_MAX:,}.")
+                       sentence=N_("The page number must be a whole number from 1 to %(most)s.",
+                                   most=format(OPEN_PAGE_MAX, ",")))
     found = await reading(database_of(request), lambda c: loan_views.open_requests(c, page))
     return await render(request, "loans/list.html", {**_common(settings_of(request)), "found": found})
 

@@ -10,7 +10,7 @@ from marketplace.db import outgoing
 from marketplace.domain.errors import InvalidInput, NotFound, Refusal
 from marketplace.domain.users import Role
 from marketplace.services import accounts, deposits, withdrawals
-from marketplace.services.lightning_calls import reading
+from marketplace.services.lightning_calls import node_said, reading
 from marketplace.web.errors import retry_after_headers
 from marketplace.web.forms import optional_sat_amount, parse_form, sat_amount, text_field
 from marketplace.web.lightning import lightning_of
@@ -20,6 +20,8 @@ from marketplace.web.rendering import render
 from marketplace.web.security import client_address
 from marketplace.web.sessions import require_role
 from marketplace.web.state import database_of, settings_of
+from marketplace.domain.messages import N_
+from marketplace.web.i18n import say
 
 BOLT11_FIELD_MAX = 4096
 
@@ -35,7 +37,7 @@ async def deposit_page(request: Request) -> Response:
 
 async def _deposit_form(request: Request, echo: dict[str, str], refusal: Refusal | None = None) -> Response:
     settings = settings_of(request)
-    context = {"echo": echo, "error": refusal.message if refusal else None,
+    context = {"echo": echo, "error": say(refusal) if refusal else None,
                "min_sat": settings.deposit_min_sat, "max_sat": settings.deposit_max_sat}
     return await render(request, "deposit.html", context, status=refusal.status if refusal else 200,
                         headers=retry_after_headers(refusal))
@@ -46,7 +48,7 @@ async def create_deposit(request: Request) -> Response:
     form = await parse_form(request)
     raw = ""
     try:
-        raw = text_field(form, "amount_sat", length_max=32, label="amount")
+        raw = text_field(form, "amount_sat", length_max=32, label=N_("amount"))
         amount_msat = sat_amount(raw)
         runtime = lightning_of(request)
         row = await deposits.create_deposit_invoice(database_of(request), runtime.port, settings_of(request),
@@ -60,7 +62,7 @@ async def deposit_invoice(request: Request) -> Response:
     user = await require_role(request, Role.LENDER)
     row = await deposits.deposit_status(database_of(request), user.id, _invoice_id(request))
     if row.bolt11 is None:
-        raise NotFound("This invoice was never made by the Lightning node.")
+        raise NotFound(N_("This invoice was never made by the Lightning node."))
     runtime = lightning_of(request)
     return await render(request, "deposit_invoice.html", {
         "invoice": row, "qr_svg": invoice_qr_svg(row.bolt11), "demo_wallet": runtime.demo_wallet is not None,
@@ -81,14 +83,14 @@ async def demo_wallet_pay(request: Request) -> Response:
     user = await require_role(request, Role.LENDER, Role.BORROWER)
     runtime = lightning_of(request)
     if runtime.demo_wallet is None:
-        raise NotFound("There is no demo wallet here.")
+        raise NotFound(N_("There is no demo wallet here."))
     row = await deposits.deposit_status(database_of(request), user.id, _invoice_id(request))
     back = f"/deposit/{row.id}" if row.purpose == "deposit" else f"/loans/{row.loan_id}/pay/{row.id}"
     if row.status == "unpaid" and row.bolt11:
         try:
             await runtime.demo_wallet.pay(row.bolt11, None, 100_000, 30)
         except LightningError as exc:
-            raise InvalidInput(f"The demo wallet could not pay: {exc.message}") from exc
+            raise InvalidInput(N_("The demo wallet could not pay: %(reason)s", reason=node_said(exc))) from exc
     if request.headers.get("hx-request"):
         if row.purpose == "deposit":
             return await deposit_status(request)
@@ -107,7 +109,7 @@ async def _withdraw_form(request: Request, user_id: int, echo: dict[str, str], r
     settings = settings_of(request)
     database = database_of(request)
     context = {
-        "echo": echo, "error": refusal.message if refusal else None, "result": result,
+        "echo": echo, "error": say(refusal) if refusal else None, "result": result,
         "balances": await run_in_threadpool(accounts.balances_of, database, user_id),
         "recent": await reading(database, lambda c: outgoing.for_user(c, user_id)),
         "reserve_ppm": settings.fee_reserve_ppm, "reserve_min_msat": settings.fee_reserve_min_msat,
@@ -120,11 +122,11 @@ async def withdraw(request: Request) -> Response:
     form = await parse_form(request)
     echo: dict[str, str] = {}
     try:
-        bolt11 = text_field(form, "bolt11", length_max=BOLT11_FIELD_MAX, label="invoice").strip()
-        raw_amount = text_field(form, "amount_sat", length_max=32, label="amount").strip()
+        bolt11 = text_field(form, "bolt11", length_max=BOLT11_FIELD_MAX, label=N_("invoice")).strip()
+        raw_amount = text_field(form, "amount_sat", length_max=32, label=N_("amount")).strip()
         echo = {"bolt11": bolt11, "amount_sat": raw_amount}
         if not bolt11:
-            raise InvalidInput("Paste the Lightning invoice (BOLT11) to pay.")
+            raise InvalidInput(N_("Paste the Lightning invoice (BOLT11) to pay."))
         amount_msat = optional_sat_amount(raw_amount)
         runtime = lightning_of(request)
         result = await withdrawals.withdraw(database_of(request), runtime.port, runtime.facts,

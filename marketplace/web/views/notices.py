@@ -19,6 +19,7 @@ from marketplace.web.params import path_id
 from marketplace.web.rendering import render
 from marketplace.web.sessions import require_role
 from marketplace.web.state import database_of
+from marketplace.domain.messages import N_
 
 NOTICES_SHOWN = 10
 
@@ -65,7 +66,7 @@ async def mark_read(request: Request) -> Response:
     await parse_form(request)
     notice_id = path_id(request, "notice_id", "notice")
     if not await in_transaction(database_of(request), lambda c: _mark_read(c, notice_id, user.id)):
-        raise NotFound("There is no such notice.")  # someone else's is simply not found
+        raise NotFound(N_("There is no such notice."))  # someone else's is simply not found
     if request.headers.get("hx-request"):
         notices = await in_transaction(database_of(request), lambda c: _notices(c, user.id, NOTICES_SHOWN))
         return await render(request, "_notices.html", {"notices": notices})

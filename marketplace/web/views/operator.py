@@ -27,18 +27,20 @@ from marketplace.services.loans import utc_today
 from marketplace.services.node_status import node_status
 from marketplace.web.forms import parse_form, text_field
 from marketplace.web.lightning import lightning_of
+from marketplace.web.i18n import say
 from marketplace.web.params import query_whole
 from marketplace.web.rendering import render
 from marketplace.web.sessions import require_role
 from marketplace.web.state import database_of
+from marketplace.domain.messages import N_
 
 OUTBOX_PAGE_SIZE = 50
 OUTBOX_PAGE_MAX = 100_000
 PROBLEMS_SHOWN = 50
 _DONE = {
-    "connected": "Connected to the peer.",
-    "opened": "The channel is being opened; it is usable once its funding transaction confirms.",
-    "closed": "The channel is being closed; its funds return on-chain.",
+    "connected": N_("Connected to the peer."),
+    "opened": N_("The channel is being opened; it is usable once its funding transaction confirms."),
+    "closed": N_("The channel is being closed; its funds return on-chain."),
 }
 
 
@@ -56,7 +58,7 @@ async def _page(request: Request, *, error: Refusal | None = None, echo: dict[st
     context = {
         "user_count": user_count, "node": status, "liquidity": liquidity, "workers": workers,
         "open_channels": [c for c in status.channels if c.usable],
-        "error": error.message if error else None, "done": _DONE.get(done) if error is None else None,
+        "error": say(error) if error else None, "done": _DONE.get(done) if error is None else None,
         "echo": echo or {}, "verify": verify,
         "channel_min_sat": ops.CHANNEL_MIN_SAT, "channel_max_sat": ops.CHANNEL_MAX_SAT,
     }
@@ -145,7 +147,8 @@ def outbox_page(conn: Connection, page: int, size: int = OUTBOX_PAGE_SIZE) -> tu
 async def outbox_list(request: Request) -> Response:
     await require_role(request, Role.OPERATOR)
     page = query_whole(request, "page", default=1, minimum=1, maximum=OUTBOX_PAGE_MAX,
-                       sentence=f"The page number must be a whole number from 1 to {OUTBOX_PAGE_MAX:,}.")
+                       sentence=N_("The page number must be a whole number from 1 to %(most)s.",
+                                   most=format(OUTBOX_PAGE_MAX, ",")))
     database: Database = database_of(request)
     rows, total = await reading(database, lambda c: outbox_page(c, page))
     pages = max(1, -(-total // OUTBOX_PAGE_SIZE))

@@ -15,6 +15,8 @@ from marketplace.web.forms import parse_form, text_field
 from marketplace.web.rendering import render
 from marketplace.web.sessions import clear_session_cookie, require_role
 from marketplace.web.state import database_of, settings_of
+from marketplace.web.i18n import say
+from marketplace.domain.messages import N_
 
 ANYONE = (Role.LENDER, Role.BORROWER, Role.OPERATOR)
 
@@ -32,13 +34,13 @@ async def erase(request: Request) -> Response:
     user = await require_role(request, *ANYONE)
     form = await parse_form(request)
     try:
-        confirmation = text_field(form, "confirm", length_max=64, label="confirmation")
+        confirmation = text_field(form, "confirm", length_max=64, label=N_("confirmation"))
         erased = await run_in_threadpool(privacy.erase_borrower, database_of(request), settings_of(request),
                                          user.id, confirmation)
     except Refusal as refusal:
         tokens = await run_in_threadpool(api_tokens.list_tokens, database_of(request), user.id)
         context = {"tokens": tokens, "created": None, "error": None, "echo_name": "", "notice": None,
-                   "name_max": api_tokens.NAME_LENGTH_MAX, "erase_error": refusal.message}
+                   "name_max": api_tokens.NAME_LENGTH_MAX, "erase_error": say(refusal)}
         return await render(request, "settings.html", context, status=refusal.status)
     # The session row is gone with the erasure: show the rest of this page as to anyone signed out.
     request.state.user = None
