@@ -268,7 +268,7 @@ for _name, _columns in (("newest", ("id",)), ("rate", ("annual_rate_bps", "id"))
                         ("term", ("term_count", "id"))):
     Index(f"ix_loans_market_{_name}", loans.c.status, *(loans.c[c] for c in _columns))
 # What the "funded" sort orders by; the query must spell it the same way for the index to serve it.
-FUNDED_RATIO_SQL = "CAST(funded_msat AS FLOAT) / CAST(amount_msat AS FLOAT)"
+FUNDED_RATIO_SQL = "(CAST(funded_msat AS FLOAT) / CAST(amount_msat AS FLOAT))"
 FUNDED_RATIO = literal_column(FUNDED_RATIO_SQL, Float)
 Index("ix_loans_market_funded", loans.c.status, text(FUNDED_RATIO_SQL), loans.c.id)
 

@@ -60,6 +60,7 @@ class MarketCache:
         self._size = entries
         self._lock = threading.Lock()
         self._version = 0  # the newest version seen; versions only grow
+        self._totals: dict[market.MarketSpec, tuple[int, datetime | None]] = {}  # by filters_of(spec)
         self.hits = 0
         self.misses = 0
 
@@ -73,7 +74,12 @@ class MarketCache:
                 self._entries.move_to_end(spec)
                 self.hits += 1
                 return entry
-        found = market.market_page(conn, spec, moment)
+        filters = market.filters_of(spec)
+        with self._lock:
+            counted = self._totals.get(filters) if self._version == version else None
+        # The count is the dearest part of a page and the same for every sort and page of one filter.
+        total = counted[0] if counted is not None and (counted[1] is None or moment < counted[1]) else None
+        found = market.market_page(conn, spec, moment, total)
         until = next_deadline(conn, moment)
         tag = f"{version}-{'' if until is None else int(until.timestamp() * 1_000_000)}"
         entry = CachedPage(found, tag, version, until)
@@ -81,6 +87,7 @@ class MarketCache:
             self.misses += 1
             if version > self._version:
                 self._entries.clear()  # the market changed: every older page is stale
+                self._totals.clear()
                 self._version = version
             elif version < self._version:
                 return entry  # read before a change another thread has already seen: do not keep it
@@ -88,4 +95,7 @@ class MarketCache:
             self._entries.move_to_end(spec)
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
+            if len(self._totals) >= self._size:
+                self._totals.clear()
+            self._totals[filters] = (found.total, until)
         return entry

@@ -337,11 +337,19 @@ def _pct(part: int, whole: int) -> int:
     return pct - pct % 5
 
 
-def market_page(conn: Connection, spec: MarketSpec, now: datetime | None = None) -> MarketPage:
-    """One page of the open requests that match `spec`, and how many match in all."""
+def filters_of(spec: MarketSpec) -> MarketSpec:
+    """The spec without its order and place: what the number of matches depends on."""
+    return replace(spec, sort="newest", direction="desc", page=1, size=PAGE_SIZE, after=None)
+
+
+def market_page(conn: Connection, spec: MarketSpec, now: datetime | None = None,
+                total: int | None = None) -> MarketPage:
+    """One page of the open requests that match `spec`, and how many match in all (unless `total` says)."""
     moment = now or datetime.now(timezone.utc)
     where = _conditions(spec, moment, sqlite=conn.dialect.name == "sqlite")
-    total = int(conn.execute(select(func.count()).select_from(loans_table).where(*where)).scalar_one())
+    if total is None:
+        total = int(conn.execute(select(func.count()).select_from(loans_table)
+                                 .where(*_conditions(spec, moment))).scalar_one())
     query = select(*LOAN_COLUMNS).where(*where, *_after(spec)).order_by(*_order(spec)).limit(spec.size)
     rows = conn.execute(query if spec.after is not None else query.offset(spec.offset)).all()
     found = [loan_from(r) for r in rows]

@@ -8,9 +8,10 @@ from __future__ import annotations
 import html
 import re
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
-from sqlalchemy import Connection, select, text, update
+from sqlalchemy import Connection, Select, event, select, update
 
 from marketplace.db.engine import Database
 from marketplace.db.tables import loans
@@ -138,12 +139,16 @@ def test_a_cursor_on_the_first_page_is_refused(clients: dict[str, TestClient], b
     assert answer.status_code == 422 and "not one the list made" in answer.text
 
 
-def _plan(conn: Connection, sql: str, params: dict[str, object]) -> str:
+def _plan(conn: Connection, query: Select[Any]) -> str:
+    """The plan of `query` with its parameters, in the driver's own parameter style."""
+    compiled = query.compile(conn, compile_kwargs={"render_postcompile": True})
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SET LOCAL enable_seqscan = off"))  # a test-sized table: ask whether the index can serve
-        rows = conn.execute(text("EXPLAIN " + sql), params).scalars().all()
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a test-sized table: can the index serve?
+        rows = [r[0] for r in conn.exec_driver_sql("EXPLAIN " + str(compiled), dict(compiled.params))]
     else:
-        rows = [r[-1] for r in conn.execute(text("EXPLAIN QUERY PLAN " + sql), params)]
+        positions = compiled.positiontup or []
+        rows = [r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled),
+                                                    tuple(compiled.params[name] for name in positions))]
     return "\n".join(str(r) for r in rows)
 
 
@@ -155,14 +160,38 @@ def test_each_sort_reads_its_index_in_order(book: dict[str, int], database: Data
     spec = market.MarketSpec(sort=sort, direction=market.SORTS[sort])
     def explain(conn: Connection) -> str:
         where = market._conditions(spec, datetime.now(timezone.utc), sqlite=conn.dialect.name == "sqlite")
-        query = select(*market.LOAN_COLUMNS).where(*where).order_by(*market._order(spec)).limit(10)
-        # Named parameters whatever the driver's style, so text() can carry them behind EXPLAIN.
-        compiled = query.compile(dialect=type(conn.dialect)(paramstyle="named"),
-                                 compile_kwargs={"render_postcompile": True})
-        return _plan(conn, str(compiled), dict(compiled.params))
+        return _plan(conn, select(*market.LOAN_COLUMNS).where(*where).order_by(*market._order(spec)).limit(10))
 
     plan = database.read(explain)
     assert index in plan, plan
     # No sort of the whole list: at most the ties of one key are put in id order (time_left: key up, id down).
     assert "TEMP B-TREE FOR ORDER BY" not in plan, plan
     assert not any(line.strip().lstrip("->").strip().startswith("Sort ") for line in plan.splitlines()), plan
+
+
+def _statements(database: Database, client: TestClient, path: str) -> int:
+    seen: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        seen.append(statement)
+
+    event.listen(database.engine, "before_cursor_execute", note)
+    try:
+        assert client.get(path).status_code == 200
+    finally:
+        event.remove(database.engine, "before_cursor_execute", note)
+    return len(seen)
+
+
+@pytest.mark.parametrize("path", ["/portfolio", "/statement"])
+def test_pages_ask_the_database_the_same_number_of_times_for_few_or_many_notes(
+        clients: dict[str, TestClient], database: Database, settings: Settings, path: str) -> None:
+    """No N+1: a lender with 12 notes costs the same number of statements as one with 2."""
+    lea, leo = clients["lea"], clients["leo"]
+    loans_made = [make_loan(database, settings, amount_sat=20_000) for _ in range(12)]
+    for loan_id in loans_made[:2]:
+        loan_service.pledge(database, settings, uid(lea), loan_id, 1_000_000)
+    for loan_id in loans_made:
+        loan_service.pledge(database, settings, uid(leo), loan_id, 1_000_000)
+    few, many = _statements(database, lea, path), _statements(database, leo, path)
+    assert few == many, (few, many)

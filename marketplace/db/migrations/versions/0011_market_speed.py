@@ -32,7 +32,7 @@ MARKET_INDEXES = (
     ("ix_loans_market_term", ("status", "term_count", "id")),
 )
 FUNDED_INDEX = "ix_loans_market_funded"
-FUNDED_EXPRESSION = "CAST(funded_msat AS FLOAT) / CAST(amount_msat AS FLOAT)"
+FUNDED_EXPRESSION = "(CAST(funded_msat AS FLOAT) / CAST(amount_msat AS FLOAT))"  # PostgreSQL wants the brackets
 
 _SQLITE_TRIGGERS = (
     "CREATE TRIGGER tr_loans_market_insert AFTER INSERT ON loans WHEN NEW.status = 'funding' "
