@@ -25,7 +25,6 @@ depends_on = None
 MARKET_INDEXES = (
     ("ix_loans_market_newest", ("status", "id")),
     ("ix_loans_market_rate", ("status", "annual_rate_bps", "id")),
-    ("ix_loans_market_deadline", ("status", "funding_deadline", "id")),
     ("ix_loans_market_grade", ("status", "grade", "id")),
     ("ix_loans_market_purpose", ("status", "purpose", "id")),
     ("ix_loans_market_frequency", ("status", "frequency", "id")),
@@ -69,6 +68,9 @@ def upgrade() -> None:
     op.execute("INSERT INTO market_state (id, version) VALUES (1, 1)")
     for name, columns in MARKET_INDEXES:
         op.create_index(name, 'loans', list(columns), unique=False)
+    # Soonest deadline first, ties newest first: the order the "time left" sort asks for, with no sort step.
+    op.create_index('ix_loans_market_deadline', 'loans', ['status', 'funding_deadline', sa.text('id DESC')],
+                    unique=False)
     op.create_index(FUNDED_INDEX, 'loans', ['status', sa.text(FUNDED_EXPRESSION), 'id'], unique=False)
     create_market_triggers()
 
@@ -80,6 +82,7 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION market_state_bump()")
     op.drop_index(FUNDED_INDEX, table_name='loans')
+    op.drop_index('ix_loans_market_deadline', table_name='loans')
     for name, _ in MARKET_INDEXES:
         op.drop_index(name, table_name='loans')
     op.drop_table('market_state')
