@@ -166,7 +166,10 @@ _CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
 
 
 async def signed_in(base: str, email: str) -> httpx.AsyncClient:
-    client = httpx.AsyncClient(base_url=base, timeout=60, follow_redirects=False)
+    # Idle connections dropped before uvicorn's 5 s keep-alive closes them under us (while a client sits
+    # out another route's run), so no request goes out on a socket the server is closing.
+    client = httpx.AsyncClient(base_url=base, timeout=60, follow_redirects=False,
+                               limits=httpx.Limits(keepalive_expiry=2))
     page = await client.get("/signin")
     token = _CSRF.search(page.text)
     assert token is not None
