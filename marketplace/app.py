@@ -11,6 +11,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from lightning.port import LightningPort
 from marketplace.db.engine import Database
 from marketplace.domain.errors import Refusal
+from marketplace.services.market_cache import MarketCache
 from marketplace.settings import Settings
 from marketplace.web.i18n import LanguageMiddleware
 from marketplace.web.csrf import CsrfMiddleware
@@ -58,6 +59,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.templates = build_templates()
+    app.state.market_cache = MarketCache()
     app.state.jinja = app.state.templates.env
     app.state.lightning = build_runtime(settings, lightning, demo_wallet)
     return app

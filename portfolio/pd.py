@@ -46,6 +46,7 @@ grade-X loan lands in grade X.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Final
 
@@ -250,9 +251,16 @@ def borrower_prior(
     factor = _as_float(calibration, "calibration")
     if np.any(amount <= 0) or reference_amount_msat <= 0 or np.any(factor <= 0):
         raise PortfolioInputError("Amount, reference and calibration must be positive.")
-    alpha0, beta0 = prior_for_rate(POOLED_BAD_RATE)
+    alpha0, beta0 = _pooled_prior()
     mean = alpha0 / (alpha0 + beta0) * (amount / reference_amount_msat) ** AMOUNT_ELASTICITY * factor
     return beta_prior(np.clip(mean, 1e-9, 0.5))
+
+
+@functools.cache
+def _pooled_prior() -> tuple[float, float]:
+    """prior_for_rate(POOLED_BAD_RATE), a constant: its 60-step bisection was most of a regrade's time."""
+    alpha0, beta0 = prior_for_rate(POOLED_BAD_RATE)
+    return float(alpha0), float(beta0)
 
 
 def first_request_pd(

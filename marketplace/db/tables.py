@@ -8,6 +8,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -15,6 +16,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    literal_column,
+    text,
 )
 
 # SQLite only auto-numbers an INTEGER PRIMARY KEY; BIGINT elsewhere.
@@ -257,6 +260,29 @@ loans = Table(
     CheckConstraint("delinquency IN ('current', 'grace', 'late', 'defaulted')", name="delinquency"),
     CheckConstraint("amount_msat > 0 AND funded_msat >= 0 AND funded_msat <= amount_msat", name="funding"),
     Index("ix_loans_status", "status"),
+)
+
+# The market list's indexes (migration 0011): one per sort and per filter, each led by the status every
+# market query fixes, and ending in the id that breaks ties (and keys the next page).
+for _name, _columns in (("newest", ("id",)), ("rate", ("annual_rate_bps", "id")),
+                        ("grade", ("grade", "id")),
+                        ("purpose", ("purpose", "id")), ("frequency", ("frequency", "id")),
+                        ("term", ("term_count", "id"))):
+    Index(f"ix_loans_market_{_name}", loans.c.status, *(loans.c[c] for c in _columns))
+# Soonest deadline first and ties newest first: the "time left" sort's own order, read with no sort step.
+Index("ix_loans_market_deadline", loans.c.status, loans.c.funding_deadline, loans.c.id.desc())
+# What the "funded" sort orders by; the query must spell it the same way for the index to serve it.
+FUNDED_RATIO_SQL = "(CAST(funded_msat AS FLOAT) / CAST(amount_msat AS FLOAT))"
+FUNDED_RATIO = literal_column(FUNDED_RATIO_SQL, Float)
+Index("ix_loans_market_funded", loans.c.status, text(FUNDED_RATIO_SQL), loans.c.id)
+
+# The market's version: bumped by triggers on `loans` (migration 0011) whenever a request that is or was
+# taking pledges changes, so every process can tell whether its cached market list is still the list.
+market_state = Table(
+    "market_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False),
 )
 
 # A loan's static pay code (LNURL-pay, Lightning Address): an unguessable handle, made once, never changed.

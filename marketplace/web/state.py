@@ -7,6 +7,7 @@ from starlette.requests import HTTPConnection
 from starlette.templating import Jinja2Templates
 
 from marketplace.db.engine import Database
+from marketplace.services.market_cache import MarketCache
 from marketplace.settings import Settings
 
 # templates/ and static/ sit at the repository root, beside the package.
@@ -28,3 +29,8 @@ def settings_of(conn: HTTPConnection) -> Settings:
 def templates_of(conn: HTTPConnection) -> Jinja2Templates:
     templates: Jinja2Templates = conn.app.state.templates
     return templates
+
+
+def market_cache_of(conn: HTTPConnection) -> MarketCache:
+    cache: MarketCache = conn.app.state.market_cache
+    return cache

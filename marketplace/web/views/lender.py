@@ -6,11 +6,13 @@ list is a link that works without JavaScript.
 """
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 from markupsafe import Markup
 from sqlalchemy import Connection
@@ -26,11 +28,11 @@ from marketplace.services import analytics, loan_views, statements
 from marketplace.services.grading import expected_loss_msat
 from marketplace.services import marketplace_list as market
 from marketplace.services.lightning_calls import reading
-from marketplace.web.i18n import install_i18n, say
+from marketplace.web.i18n import current_language, install_i18n, say
 from marketplace.web.params import query_whole
 from marketplace.web.rendering import render, word
 from marketplace.web.sessions import require_role
-from marketplace.web.state import database_of, settings_of, templates_of
+from marketplace.web.state import database_of, market_cache_of, settings_of, templates_of
 from marketplace.web import charts
 from marketplace.web.views.loans import ANYONE, FREQUENCY_WORDS, bps_percent, ppm_percent
 from marketplace.domain.messages import N_
@@ -80,10 +82,31 @@ async def market_page(request: Request) -> Response:
             return await render(request, "lender/_market_results.html", context, headers={"Vary": "HX-Request"})
         return await render(request, "lender/market.html", context, status=refusal.status,
                             headers={"Vary": "HX-Request"})
-    found = await reading(database_of(request), lambda c: market.market_page(c, spec))
+    cache = market_cache_of(request)
+    cached = await reading(database_of(request), lambda c: cache.page(c, spec))
+    headers = {"Vary": "HX-Request, Cookie", "ETag": market_etag(request, cached.tag, spec, fragment),
+               # The browser may keep the page but must ask each time; a 304 costs no query and no render.
+               "Cache-Control": "private, no-cache"}
+    if headers["ETag"] in _if_none_match(request):
+        return Response(status_code=304, headers=headers)
+    found = cached.page
     context.update({"error": None, "found": found, "spec": spec, "echo": spec.echo(), "chosen": list(spec.grades)})
     name = "lender/_market_results.html" if fragment else "lender/market.html"
-    return await render(request, name, context, headers={"Vary": "HX-Request"})
+    return await render(request, name, context, headers=headers)
+
+
+def market_etag(request: Request, tag: str, spec: market.MarketSpec, fragment: bool) -> str:
+    """A weak validator: the market's version and next deadline, the spec, the page or the fragment, the
+    visitor's cookies (their session, so their CSRF token and role: a page is never another person's) and the
+    language the page is in (a stored choice or Accept-Language can change it with the same cookies)."""
+    parts = "\n".join((tag, urlencode(spec.params()), "fragment" if fragment else "page",
+                       request.headers.get("cookie", ""), current_language()))
+    return 'W/"' + hashlib.sha256(parts.encode()).hexdigest()[:32] + '"'
+
+
+def _if_none_match(request: Request) -> set[str]:
+    raw = request.headers.get("if-none-match", "")
+    return {part.strip() for part in raw.split(",") if part.strip()}
 
 
 # --- the portfolio ----------------------------------------------------------------------------------------
