@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 import anyio
 from sqlalchemy import func, select
@@ -143,7 +144,8 @@ def test_pledges_racing_the_disbursement(rig: RaceRig) -> None:
     assert rig.call(first, "POST", f"/loans/{loan_id}/notes", {"amount_sat": 99_000}).status == 201
     bolt11s = rig.wallet_invoices(5, 100 * NOTE_MSAT)
 
-    calls = [(lender, "POST", f"/loans/{loan_id}/notes", {"amount_sat": 1_000}) for lender in racers]
+    calls: list[tuple[int, str, str, dict[str, Any] | None]] = [
+        (lender, "POST", f"/loans/{loan_id}/notes", {"amount_sat": 1_000}) for lender in racers]
     calls += [(borrower, "POST", f"/loans/{loan_id}/disbursement", {"bolt11": b}) for b in bolt11s]
     answers = rig.at_once(calls)
 

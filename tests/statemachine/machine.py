@@ -207,7 +207,7 @@ class ServiceMachine(RuleBasedStateMachine):
 
     # --- rules ------------------------------------------------------------------------------------------------
 
-    @initialize(deposit_sat=st.sampled_from([5_000, 20_000, 50_000]), loan_sat=st.sampled_from([10_000, 20_000]))
+    @initialize(deposit_sat=st.sampled_from([8_000, 20_000, 50_000]), loan_sat=st.sampled_from([10_000, 20_000]))
     def start(self, deposit_sat: int, loan_sat: int) -> None:
         """Two lenders with money and a borrower with a request: the interesting steps are reachable at once."""
         for role in ("lender", "lender", "borrower"):
@@ -242,6 +242,7 @@ class ServiceMachine(RuleBasedStateMachine):
         self._step(work)
         self.available[lender] += amount_sat * SAT
 
+    @precondition(lambda self: sum(m.status == "funding" for m in self.loans.values()) < 2)
     @rule(amount_sat=st.sampled_from([10_000, 12_000, 20_000, 30_000]), count=st.integers(1, 4),
           frequency=st.sampled_from([Frequency.DAILY, Frequency.WEEKLY]))
     def request_loan(self, amount_sat: int, count: int, frequency: Frequency) -> None:
@@ -264,14 +265,17 @@ class ServiceMachine(RuleBasedStateMachine):
         self.loans[loan_id] = ModelLoan(borrower, amount_sat * SAT)
 
     @precondition(lambda self: any(m.status == "funding" for m in self.loans.values()))
-    @rule(data=st.data(), how=st.sampled_from(["rest", "rest", "half", "any"]), amount_sat=st.integers(1, 40_000))
+    @rule(data=st.data(), how=st.sampled_from(["rest", "all I can", "all I can", "half", "any"]),
+          amount_sat=st.integers(1, 40_000))
     def pledge(self, data: st.DataObject, how: str, amount_sat: int) -> None:
-        """The rest of the request, half of it, or any amount (often one the rules refuse)."""
+        """The rest of the request, as much of it as the lender has, half of it, or any amount (often one the
+        rules refuse)."""
         loan_id = data.draw(st.sampled_from(sorted(k for k, m in self.loans.items() if m.status == "funding")))
         lender = data.draw(st.sampled_from(self._users("lender")))
         model = self.loans[loan_id]
         remaining = model.amount - model.funded(self.notes)
-        amount = {"rest": remaining, "half": remaining // 2 // SAT * SAT, "any": amount_sat * SAT}[how]
+        amount = {"rest": remaining, "all I can": min(remaining, self.available[lender] // SAT * SAT),
+                  "half": remaining // 2 // SAT * SAT, "any": amount_sat * SAT}[how]
         allowed = (model.days_aged < self.settings.funding_days and 0 < amount <= remaining and (amount >= NOTE_MIN_SAT * SAT or amount == remaining)
                    and amount <= self.available[lender])
         try:
@@ -360,7 +364,7 @@ class ServiceMachine(RuleBasedStateMachine):
         return {int(r.id): int(r.received_msat) for r in self.database.read(lambda c: c.execute(
             select(notes.c.id, notes.c.received_msat).where(notes.c.loan_id == loan_id)).all())}
 
-    @rule(days=st.sampled_from([1, 1, 1, 2, 3, 7]))
+    @rule(days=st.sampled_from([1, 1, 1, 2, 3, 7, 14]))
     def age(self, days: int) -> None:
         """Days pass (every loan date moves into the past) and the daily job runs: expiry, lapse, late fees,
         default, write-off."""
