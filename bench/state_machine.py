@@ -15,7 +15,7 @@ import argparse
 import time
 import traceback
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from bench.common import BenchNode, scratch_dir
@@ -29,7 +29,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="the most steps in one sequence")
     parser.add_argument("--batch", type=int, default=200, help="sequences per hypothesis run")
     parser.add_argument("--database-url", default="", help="a PostgreSQL server (default: SQLite files)")
+    parser.add_argument("--shrink", action="store_true",
+                        help="shrink each violation to its smallest sequence (can take minutes per violation)")
     args = parser.parse_args()
+    phases = [Phase.generate, Phase.target] + ([Phase.shrink, Phase.explain] if args.shrink else [])
 
     root = scratch_dir()
     node = BenchNode(root)
@@ -45,9 +48,11 @@ def main() -> None:
             try:
                 run_state_machine_as_test(machine.ServiceMachine, settings=settings(
                     max_examples=batch, stateful_step_count=args.steps, deadline=None, database=None,
-                    suppress_health_check=list(HealthCheck), print_blob=False))
+                    suppress_health_check=list(HealthCheck), print_blob=False, phases=phases))
             except Exception as exc:  # a violation: keep it and go on with a new seed
-                violations.append("".join(traceback.format_exception_only(type(exc), exc)).strip())
+                found = list(exc.exceptions) if isinstance(exc, BaseExceptionGroup) else [exc]
+                violations.append("\n".join("".join(traceback.format_exception_only(type(e), e)).strip()
+                                             for e in found))
                 print(f"--- violation {len(violations)}:\n{violations[-1]}", flush=True)
             print(f"... {world.sequences} sequences, {world.steps} steps, {len(violations)} violations, "
                   f"{time.monotonic() - started:.0f} s", flush=True)

@@ -335,7 +335,7 @@ class ServiceMachine(RuleBasedStateMachine):
         if payoff == 0:
             return
         amount = None if exact_due else max(1, payoff * share // 100)
-        before = self._note_received(loan_id)
+        before, escrow_before = self._note_received(loan_id), self._escrow(loan_id)
 
         def work() -> Any:
             row = anyio.run(lambda: loan_service.repayment_invoice(self.database, self.port, self.settings,
@@ -352,13 +352,21 @@ class ServiceMachine(RuleBasedStateMachine):
         assert paid.applied_msat + paid.refund_msat == paid.received_msat
         after = self._note_received(loan_id)
         got = {note_id: after[note_id] - before.get(note_id, 0) for note_id in after}
-        assert sum(got.values()) + paid.service_fee_msat == paid.applied_msat
+        # The lenders' part is paid out to the notes but for the msats rounding leaves over, which the loan's
+        # escrow holds until the loan closes (then the notes with the largest remainders get them).
+        held = self._escrow(loan_id) - escrow_before
+        assert sum(got.values()) + held + paid.service_fee_msat == paid.applied_msat
         for note_id, cash in got.items():
             assert cash >= 0
             self.available[self.notes[note_id].lender] += cash
         self.available[model.borrower] += paid.refund_msat
         model.status = self._loan_status(loan_id)
         self.world.happened["repaid in full" if model.status == "repaid" else "repayment"] += 1
+
+    def _escrow(self, loan_id: int) -> int:
+        return int(self.database.read(lambda c: c.execute(
+            select(accounts.c.balance_msat).select_from(loans.join(accounts, accounts.c.id == loans.c.escrow_account_id))
+            .where(loans.c.id == loan_id)).scalar_one()))
 
     def _note_received(self, loan_id: int) -> dict[int, int]:
         return {int(r.id): int(r.received_msat) for r in self.database.read(lambda c: c.execute(
@@ -511,6 +519,9 @@ def _loan_problems(conn: Connection) -> list[str]:
                func.sum(installments.c.late_fee_paid_msat).label("late_fee"),
                func.sum(installments.c.principal_msat).label("scheduled"))
         .group_by(installments.c.loan_id))}
+    escrow = {int(r.id): int(r.balance_msat) for r in conn.execute(
+        select(loans.c.id, accounts.c.balance_msat).select_from(
+            loans.join(accounts, accounts.c.id == loans.c.escrow_account_id)))}
     held = {int(r.loan_id): r for r in conn.execute(
         select(notes.c.loan_id, func.sum(notes.c.amount_msat).label("amount"),
                func.sum(notes.c.principal_repaid_msat).label("principal"),
@@ -533,10 +544,14 @@ def _loan_problems(conn: Connection) -> list[str]:
         if loan.status in ("active", "repaid", "written_off") and n is not None:
             if int(n.principal) != principal:
                 problems.append(f"loan {i}: notes repaid {n.principal} != repayments' principal {principal}")
-            if int(n.received) != (int(r.to_lenders) if r else 0):
-                problems.append(f"loan {i}: notes received {n.received} != lenders' part {r.to_lenders if r else 0}")
+            to_lenders = int(r.to_lenders) if r else 0
+            if int(n.received) + escrow[i] != to_lenders:
+                problems.append(f"loan {i}: notes received {n.received} + held {escrow[i]} != lenders' part "
+                                f"{to_lenders}")
+            if loan.status == "repaid" and escrow[i] != 0:
+                problems.append(f"loan {i}: repaid, yet its escrow still holds {escrow[i]}")
             if loan.status == "active" and int(n.outstanding) != loan.amount_msat - principal:
                 problems.append(f"loan {i}: notes outstanding {n.outstanding} != {loan.amount_msat - principal}")
-            if loan.shared_cash_msat != int(n.received):
-                problems.append(f"loan {i}: shared cash {loan.shared_cash_msat} != notes received {n.received}")
+            if loan.shared_cash_msat != to_lenders:
+                problems.append(f"loan {i}: shared cash {loan.shared_cash_msat} != lenders' part {to_lenders}")
     return problems
