@@ -536,11 +536,15 @@ def _loan_problems(conn: Connection) -> list[str]:
             if (int(n.amount) if n else 0) != loan.funded_msat:
                 problems.append(f"loan {i}: notes {n.amount if n else 0} != funded {loan.funded_msat}")
         if inst is not None:
-            if (int(inst.principal), int(inst.interest), int(inst.late_fee)) != (
-                    principal, int(r.interest) if r else 0, int(r.late_fee) if r else 0):
+            # Interest and late fees are paid on installments only; principal paid ahead of the schedule
+            # (a prepayment: the term shrinks) leaves the installments it replaces, so what no installment
+            # carries any more is exactly the principal repaid beyond what the installments record.
+            if (int(inst.interest), int(inst.late_fee)) != (int(r.interest) if r else 0, int(r.late_fee) if r else 0):
                 problems.append(f"loan {i}: installments paid {tuple(inst)[1:4]} != repayments {tuple(r or ())}")
-            if int(inst.scheduled) != loan.amount_msat:
-                problems.append(f"loan {i}: installments carry {inst.scheduled} principal of {loan.amount_msat}")
+            prepaid = principal - int(inst.principal)
+            if prepaid < 0 or loan.amount_msat - int(inst.scheduled) != prepaid:
+                problems.append(f"loan {i}: installments carry {inst.scheduled} principal of {loan.amount_msat} "
+                                f"and record {inst.principal} of the {principal} repaid")
         if loan.status in ("active", "repaid", "written_off") and n is not None:
             if int(n.principal) != principal:
                 problems.append(f"loan {i}: notes repaid {n.principal} != repayments' principal {principal}")

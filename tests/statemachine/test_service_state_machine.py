@@ -18,8 +18,8 @@ from tests.databases import PostgresTemplate, SqliteTemplate
 from tests.fixtures.devnode import DevNode
 from tests.statemachine import machine
 
-SEQUENCES = int(os.environ.get("MICROLEND_STATE_MACHINE_SEQUENCES", "200"))
-STEPS = 20
+SEQUENCES = int(os.environ.get("MICROLEND_STATE_MACHINE_SEQUENCES", "100"))
+STEPS = 15
 
 
 @pytest.fixture(params=BACKENDS)
