@@ -81,9 +81,14 @@ def apply_updates(conn: Connection, updates: Sequence[InvoiceUpdate], *, advance
     """
     state = cursor(conn)
     hashes = [u.payment_hash for u in updates]
+    # Locked (PostgreSQL; SQLite's write lock already covers it), in id order against deadlocks: a second
+    # credit path with the same paid invoice (a drain and a sweep at once, two listeners in a failover)
+    # waits here and then reads 'paid' and steps over, instead of allocating the payment again and being
+    # stopped only by the unique payment hash — a failed transaction where there should be no work.
     ours = {
         r.payment_hash: row_from(r)
-        for r in conn.execute(select(*COLUMNS).where(invoices.c.payment_hash.in_(hashes)))
+        for r in conn.execute(select(*COLUMNS).where(invoices.c.payment_hash.in_(hashes))
+                              .order_by(invoices.c.id).with_for_update())
     } if hashes else {}
     to_credit: dict[str, list[tuple[InvoiceRow, InvoiceUpdate]]] = {}
     expired: list[int] = []

@@ -118,11 +118,13 @@ def pledge(database: Database, settings: Settings, lender_id: int, loan_id: int,
     moment = now or datetime.now(timezone.utc)
 
     def work(conn: Connection) -> int:
+        loan = loans.get_loan(conn, loan_id, lock=True)
+        # Looked up under the loan's lock: a twin request with the same key waits for this one and then
+        # finds its note (read before the lock, both would pass and the second be refused as different).
         if request_key is not None:
             earlier = _note_for_request(conn, request_key)
             if earlier is not None:
                 return earlier
-        loan = loans.get_loan(conn, loan_id, lock=True)
         if loan.borrower_id == lender_id:
             raise Forbidden(N_("You cannot fund your own loan request."))
         if loan.status != "funding":
@@ -190,12 +192,19 @@ def expire_requests(database: Database, now: datetime | None = None) -> int:
     moment = now or datetime.now(timezone.utc)
 
     def work(conn: Connection) -> int:
-        expired = [loan for loan in loans.list_loans(conn, status=("funding",), limit=10_000)
-                   if loan.funding_deadline <= moment]
-        for loan in expired:
+        due = [loan for loan in loans.list_loans(conn, status=("funding",), limit=10_000)
+               if loan.funding_deadline <= moment]
+        expired = 0
+        for candidate in due:
+            # Locked and read again: a pledge that got the lock first (on its own clock, before the
+            # deadline) has committed its note by now, and is released with the others, not stranded.
+            loan = loans.get_loan(conn, candidate.id, lock=True)
+            if loan.status != "funding" or loan.funding_deadline > moment:
+                continue
             _release_notes(conn, loan, loans.notes_of_loan(conn, loan.id, ("pledged",)), "request_expired")
             loans.set_loan(conn, loan.id, status="expired", closed_on=moment.date())
-        return len(expired)
+            expired += 1
+        return expired
 
     return database.run(work)
 
