@@ -33,6 +33,9 @@ from marketplace.settings import Settings
 from marketplace.workers.reconciler import reconcile_outgoing
 from marketplace.domain.messages import N_
 
+# A replayed request key answers with the first pledge only when it asks for the same pledge.
+KEY_USED_ELSEWHERE = N_("This request key was already used for a different pledge; reload the page and pledge again.")
+
 
 def limits_of(settings: Settings) -> LendingLimits:
     return LendingLimits(
@@ -124,6 +127,9 @@ def pledge(database: Database, settings: Settings, lender_id: int, loan_id: int,
         if request_key is not None:
             earlier = _note_for_request(conn, request_key)
             if earlier is not None:
+                note = loans.get_note(conn, earlier)
+                if (note.lender_id, note.loan_id, note.amount_msat) != (lender_id, loan_id, amount_msat):
+                    raise Conflict(KEY_USED_ELSEWHERE)
                 return earlier
         if loan.borrower_id == lender_id:
             raise Forbidden(N_("You cannot fund your own loan request."))

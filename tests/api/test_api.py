@@ -496,6 +496,9 @@ def test_lenders_fund_and_withdraw_notes_and_never_touch_another_lenders(people:
     assert funded.json()["loan"]["funded_msat"] == 12_000_000 and funded.json()["loan"]["funded_percent"] == 60
     again = people.post("lea", f"/loans/{loan_id}/notes", {"amount_sat": 12_000, "idempotency_key": "k" * 20})
     assert again.status_code == 201 and again.json()["note"]["id"] == note["id"]
+    # The same key for another amount or another loan is refused, not answered with the first note.
+    other_amount = people.post("lea", f"/loans/{loan_id}/notes", {"amount_sat": 2_000, "idempotency_key": "k" * 20})
+    assert other_amount.status_code == 409 and "different pledge" in other_amount.json()["error"]["message"]
     # The same key from another lender is their own request.
     other = people.post("leo", f"/loans/{loan_id}/notes", {"amount_sat": 3_000, "idempotency_key": "k" * 20})
     assert other.status_code == 201 and other.json()["note"]["id"] != note["id"]
