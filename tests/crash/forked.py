@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from tests.crash.support import REPO_ROOT, free_port
+from tests.crash.support import REPO_ROOT, app_env, free_port
 
 
 class Launcher:
@@ -65,14 +65,7 @@ class ForkedApp:
     def __init__(self, launcher: Launcher, tmp_path: Path, database_url: str, rpc_path: str, name: str = "app",
                  env: dict[str, str] | None = None) -> None:
         self.launcher = launcher
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("MICROLEND_")}
-        self.env.update({
-            "MICROLEND_DATA_DIR": str(tmp_path / "data"), "MICROLEND_DATABASE_URL": database_url,
-            "MICROLEND_CLN_RPC": rpc_path, "MICROLEND_LISTENER_WAIT_S": "1",
-            "MICROLEND_SECRET_KEY": "crash-test-secret", "MICROLEND_ARGON2_TIME_COST": "1",
-            "MICROLEND_ARGON2_MEMORY_KIB": "8192",
-        })
-        self.env.update(env or {})
+        self.env = app_env(tmp_path, database_url, rpc_path, env)
         self.log_path = tmp_path / f"{name}.log"
         self.port = free_port()
         self._pid: int | None = None

@@ -22,19 +22,25 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def app_env(tmp_path: Path, database_url: str, rpc_path: str, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of an app under test: none of ours inherited, cheap hashing, a short listener wait."""
+    result = {k: v for k, v in os.environ.items() if not k.startswith("MICROLEND_")}
+    result.update({
+        "MICROLEND_DATA_DIR": str(tmp_path / "data"), "MICROLEND_DATABASE_URL": database_url,
+        "MICROLEND_CLN_RPC": rpc_path, "MICROLEND_LISTENER_WAIT_S": "1",
+        "MICROLEND_SECRET_KEY": "crash-test-secret", "MICROLEND_ARGON2_TIME_COST": "1",
+        "MICROLEND_ARGON2_MEMORY_KIB": "8192",
+    })
+    result.update(env or {})
+    return result
+
+
 class AppProcess:
     """One `microlend serve` subprocess; its output goes to `log_path` (appended across restarts)."""
 
     def __init__(self, tmp_path: Path, database_url: str, rpc_path: str, name: str = "app",
                  env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("MICROLEND_")}
-        self.env.update({
-            "MICROLEND_DATA_DIR": str(tmp_path / "data"), "MICROLEND_DATABASE_URL": database_url,
-            "MICROLEND_CLN_RPC": rpc_path, "MICROLEND_LISTENER_WAIT_S": "1",
-            "MICROLEND_SECRET_KEY": "crash-test-secret", "MICROLEND_ARGON2_TIME_COST": "1",
-            "MICROLEND_ARGON2_MEMORY_KIB": "8192",
-        })
-        self.env.update(env or {})
+        self.env = app_env(tmp_path, database_url, rpc_path, env)
         self.args = args
         self.log_path = tmp_path / f"{name}.log"
         self.port = free_port()
