@@ -222,22 +222,25 @@ def parse_cursor(sort: str, text: str) -> tuple[int | float | datetime | None, i
     if len(text) > CURSOR_MAX:
         raise InvalidInput(BAD_CURSOR)
     key_text, _, id_text = text.rpartition("_")
-    if not (id_text.isascii() and id_text.isdigit()) or not 0 < int(id_text) < 2**63 or (sort == "newest") != (key_text == ""):
+    if (sort == "newest") != (key_text == ""):
         raise InvalidInput(BAD_CURSOR)
     try:
+        # The id and the whole-number keys by the one set of number rules (ASCII digits only).
+        loan_id = numbers.whole(id_text, label="cursor", minimum=1, maximum=2**63 - 1)
         if sort == "newest":
-            return None, int(id_text)
+            return None, loan_id
         if sort == "rate":
-            return numbers.whole(key_text, label="cursor", minimum=0, maximum=10**6), int(id_text)
+            return numbers.whole(key_text, label="cursor", minimum=0, maximum=10**6), loan_id
         if sort == "time_left":
             micros = numbers.whole(key_text, label="cursor", minimum=0, maximum=10**17)
-            return _EPOCH + timedelta(microseconds=micros), int(id_text)
-        ratio = float(key_text)
+            return _EPOCH + timedelta(microseconds=micros), loan_id
+        # The funded ratio is a float's repr: ASCII only (float() would also read other scripts' digits).
+        ratio = float(key_text) if key_text.isascii() else -1.0
     except (InvalidInput, ValueError, OverflowError):
         raise InvalidInput(BAD_CURSOR) from None
     if not 0.0 <= ratio <= 1.0:
         raise InvalidInput(BAD_CURSOR)
-    return ratio, int(id_text)
+    return ratio, loan_id
 
 
 # --- the query ---------------------------------------------------------------------------------------------
