@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from sqlalchemy import Connection, func, select
@@ -36,6 +36,9 @@ class CachedPage:
     tag: str  # the version and the next deadline: part of the page's ETag
     version: int
     valid_until: datetime | None
+    # The page's HTML by (language, view) with per-visitor slots, filled by the web layer on first use: the
+    # rows are the same for every visitor, so they are rendered once per version, not once per request.
+    rendered: dict[tuple[str, ...], str] = field(default_factory=dict, compare=False, repr=False)
 
 
 def market_version(conn: Connection) -> int:

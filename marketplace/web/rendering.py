@@ -1,6 +1,7 @@
 """Page rendering: every template sees the signed-in user and the CSRF token for its forms."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +27,13 @@ def word(code: object, default: object = None) -> object:
 
 
 def build_templates() -> Jinja2Templates:
+    return Jinja2Templates(env=_environment())
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    """One environment per process: every app in it (the test suite makes hundreds) shares the compiled
+    templates; nothing in it belongs to one app (the language is the request's, read from a context variable)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=True,
@@ -38,7 +46,7 @@ def build_templates() -> Jinja2Templates:
     # A stored code ("written_off", "farming") as a word in the reader's language.
     env.filters["word"] = word
     install_i18n(env)
-    return Jinja2Templates(env=env)
+    return env
 
 
 async def render(

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Connection, Select, event, select, update
 
 from marketplace.db.engine import Database
-from marketplace.db.tables import loans
+from marketplace.db.tables import loans, notes
 from marketplace.services import loans as loan_service
 from marketplace.services import marketplace_list as market
 from marketplace.services.market_cache import MarketCache, market_version
@@ -199,3 +199,49 @@ def test_pages_ask_the_database_the_same_number_of_times_for_few_or_many_notes(
         loan_service.pledge(database, settings, uid(leo), loan_id, 1_000_000)
     few, many = _statements(database, lea, path), _statements(database, leo, path)
     assert few == many, (few, many)
+
+
+_ROW_FORM = re.compile(r'<form method="post" action="/loans/(\d+)/fund" class="fund-row">\s*'
+                       r'<input type="hidden" name="csrf_token" value="([^"]*)">\s*'
+                       r'<input type="hidden" name="request_key" value="([^"]*)">')
+
+
+def test_the_rows_rendered_once_carry_each_visitors_own_form_keys(
+        clients: dict[str, TestClient], book: dict[str, int], database: Database) -> None:
+    """The rows' HTML is kept per market version, but no visitor's token or request key is ever another's."""
+    lea, leo = clients["lea"], clients["leo"]
+
+    def held() -> list[tuple[int, int]]:
+        return database.read(lambda c: sorted((int(a), int(b)) for a, b in c.execute(
+            select(notes.c.lender_id, notes.c.loan_id))))
+
+    before = held()
+    forms = {name: _ROW_FORM.findall(client.get("/loans/market").text) for name, client in (("lea", lea),
+                                                                                            ("leo", leo))}
+    assert {int(loan) for loan, _, _ in forms["lea"]} == {book[n] for n in "abcde"}
+    lea_keys = {key for _, _, key in forms["lea"]}
+    assert lea_keys.isdisjoint(key for _, _, key in forms["leo"])
+    assert len(lea_keys) == len(forms["lea"])  # one request key a row
+    # Each lender's rows fund with their own token; the other's token is refused.
+    loan, token, key = next(f for f in forms["leo"] if int(f[0]) == book["c"])
+    assert leo.post(f"/loans/{loan}/fund", data={"csrf_token": token, "request_key": key, "amount_sat": "2000"},
+                    follow_redirects=False).status_code == 303
+    _, lea_token, lea_key = next(f for f in forms["lea"] if int(f[0]) == book["b"])
+    assert leo.post(f"/loans/{book['b']}/fund", data={"csrf_token": lea_token, "request_key": lea_key,
+                                                        "amount_sat": "2000"}, follow_redirects=False).status_code == 403
+    assert lea.post(f"/loans/{book['b']}/fund", data={"csrf_token": lea_token, "request_key": lea_key,
+                                                        "amount_sat": "2000"}, follow_redirects=False).status_code == 303
+    assert held() == sorted(before + [(uid(leo), book["c"]), (uid(lea), book["b"])])
+
+
+def test_the_kept_rows_follow_the_readers_language_and_role(clients: dict[str, TestClient],
+                                                           book: dict[str, int]) -> None:
+    lea, bea = clients["lea"], clients["bea"]
+    english = lea.get("/loans/market").text
+    spanish = lea.get("/loans/market?lang=es").text
+    assert ">Fund</button>" in english and ">Financiar</button>" in spanish
+    assert ">Fund</button>" in lea.get("/loans/market?lang=en").text  # the English rows were not replaced
+    # A borrower reading the same page right after a lender sees no fund form, and a fragment is the rows alone.
+    borrowed = bea.get("/loans/market", headers={"HX-Request": "true"})
+    assert borrowed.status_code == 200 and "<html" not in borrowed.text
+    assert f'href="/loans/{book["a"]}"' in borrowed.text and "fund-row" not in borrowed.text

@@ -14,10 +14,10 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 from urllib.parse import urlencode
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from sqlalchemy import Connection
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from marketplace.domain.errors import InvalidInput
@@ -28,6 +28,8 @@ from marketplace.services import analytics, loan_views, statements
 from marketplace.services.grading import expected_loss_msat
 from marketplace.services import marketplace_list as market
 from marketplace.services.lightning_calls import reading
+from marketplace.services.market_cache import CachedPage
+from marketplace.web.csrf import csrf_token_for
 from marketplace.web.i18n import current_language, install_i18n, say
 from marketplace.web.params import query_whole
 from marketplace.web.rendering import render, word
@@ -76,7 +78,7 @@ async def market_page(request: Request) -> Response:
         chosen = [g.upper() for g in request.query_params.getlist("grade")]
         echo = {name: request.query_params.get(name, "")[:market.VALUE_LENGTH_MAX] for name in market.KNOWN}
         context.update({"error": say(refusal), "found": None, "spec": market.MarketSpec(), "echo": echo,
-                        "chosen": chosen})
+                        "chosen": chosen, "results_html": None})
         # htmx swaps only 2xx answers: the fragment carries the message with a 200; the page says 422.
         if fragment:
             return await render(request, "lender/_market_results.html", context, headers={"Vary": "HX-Request"})
@@ -91,8 +93,28 @@ async def market_page(request: Request) -> Response:
         return Response(status_code=304, headers=headers)
     found = cached.page
     context.update({"error": None, "found": found, "spec": spec, "echo": spec.echo(), "chosen": list(spec.grades)})
-    name = "lender/_market_results.html" if fragment else "lender/market.html"
-    return await render(request, name, context, headers=headers)
+    results = results_html(request, cached, {**context, "user": user})
+    if fragment:
+        return HTMLResponse(results, headers=headers)
+    return await render(request, "lender/market.html", {**context, "results_html": results}, headers=headers)
+
+
+# Stand-ins for the per-visitor bits of the cached rows: random per process, so no page text can contain them.
+_CSRF_SLOT = "csrf" + secrets.token_hex(16)
+_KEY_SLOT = "key" + secrets.token_hex(16)
+
+
+def results_html(request: Request, cached: CachedPage, context: dict[str, Any]) -> Markup:
+    """The list's rows, rendered once per market version, language and view (with or without the fund forms),
+    then given this visitor's CSRF token and request key."""
+    key = (current_language(), "lender" if context["is_lender"] else "reader")
+    html = cached.rendered.get(key)
+    if html is None:
+        template = templates_of(request).env.get_template("lender/_market_results.html")
+        html = template.render({**context, "csrf_token": _CSRF_SLOT, "request_key": _KEY_SLOT})
+        cached.rendered[key] = html  # a race only renders the same text twice
+    token, _ = csrf_token_for(request, context["user"])
+    return Markup(html.replace(_CSRF_SLOT, str(escape(token))).replace(_KEY_SLOT, str(escape(context["request_key"]))))
 
 
 def market_etag(request: Request, tag: str, spec: market.MarketSpec, fragment: bool) -> str:
