@@ -148,7 +148,7 @@ def start_server(url: str, root: Path, node: BenchNode, workers: int, port: int)
     env.update({"MICROLEND_DATABASE_URL": url, "MICROLEND_DATA_DIR": str(root), "MICROLEND_SECRET_KEY": "bench",
                 "MICROLEND_CLN_RPC": node.rpc("marketplace"), "MICROLEND_INVOICE_LIMIT_COUNT": "1000000000",
                 "MICROLEND_DEVNODE_DIR": str(node.dir)})
-    for name in ("MICROLEND_SIGNUPS_PER_ADDRESS", "MICROLEND_OPEN_INVOICES_PER_ADDRESS", "MICROLEND_OPEN_INVOICES_TOTAL"):
+    for name in ("MICROLEND_SIGNUP_PER_ADDRESS", "MICROLEND_INVOICE_UNPAID_PER_ADDRESS", "MICROLEND_INVOICE_UNPAID_TOTAL"):
         env[name] = "1000000000"  # hardening limits, if this version has them: the load is one address
     log = (root / "serve.log").open("ab")
     # Started through -c: on a shared machine, other runs stop their own servers by their command line.
