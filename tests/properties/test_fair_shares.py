@@ -19,7 +19,13 @@ from hypothesis import strategies as st
 
 from marketplace.domain.loans.allocation import apply_payment, start
 from marketplace.domain.loans.schedules import Contract, Frequency, Method
-from marketplace.domain.loans.sharing import Notes, service_fee_msat, share_out
+from marketplace.domain.loans.sharing import (
+    Notes,
+    service_fee_msat,
+    share_out,
+    share_out_arrays,
+    share_out_small,
+)
 from marketplace.domain.split import split
 from tests.properties.loan_patterns import contracts, on_time_run
 
@@ -166,3 +172,24 @@ def test_the_array_floors_are_exact(weights: list[int], amount: int) -> None:
     floors, remainders = Notes.of(weights).floors(amount)
     assert floors.tolist() == [amount * w // total for w in weights]
     assert remainders.tolist() == [amount * w % total for w in weights]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 5 * 10**9), min_size=1, max_size=40).filter(lambda w: sum(w) > 0), st.data(),
+       st.booleans(), st.integers(0, 1000))
+def test_the_share_out_is_the_same_for_few_notes_and_many(weights: list[int], data: st.DataObject, closing: bool,
+                                                          rotation: int) -> None:
+    """A few notes take a Python-integer path, many the array path: both give every note the same msat."""
+    total = sum(weights)
+    cash_after = data.draw(st.integers(0, 3 * total))
+    cash_before = data.draw(st.integers(0, cash_after))
+    principal_after = data.draw(st.integers(0, min(total, cash_after)))
+    principal_before = data.draw(st.integers(0, principal_after))
+    args = (cash_before, cash_after, principal_before, principal_after)
+    notes = Notes.of(weights)
+    few = share_out_small(notes, *args, closing, rotation)
+    many = share_out_arrays(notes, *args, closing, rotation)
+    assert few.cash_msat.tolist() == many.cash_msat.tolist()
+    assert few.principal_msat.tolist() == many.principal_msat.tolist()
+    assert (few.held_before_msat, few.held_after_msat) == (many.held_before_msat, many.held_after_msat)
+    assert share_out(notes, *args, closing=closing, rotation=rotation).cash_msat.tolist() == few.cash_msat.tolist()

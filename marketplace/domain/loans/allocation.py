@@ -224,13 +224,14 @@ def apply_payment(state: LoanState, received_msat: int, on: date) -> Payment:
     left = received_msat
     late_fee = interest = principal = 0
     rows = list(state.recorded)
-    if state.project_from is not None:
-        first_open = next((inst for inst in rows if not inst.is_paid), None)
-        if first_open is not None and first_open.due_date <= on:
-            rows = list(state.installments)  # rows waiting to be projected are due: project them first
+    first = _first_unpaid(rows)
+    if state.project_from is not None and first < len(rows) and rows[first].due_date <= on:
+        rows = list(state.installments)  # rows waiting to be projected are due: project them first
+        first = _first_unpaid(rows)
     anything_due = False
     current: int | None = None
-    for index, inst in enumerate(rows):
+    for index in range(first, len(rows)):
+        inst = rows[index]
         _, due_date, principal_due, interest_due, fee_due, principal_paid, interest_paid, fee_paid, _ = inst
         if principal_due - principal_paid + interest_due - interest_paid + fee_due - fee_paid == 0:
             continue
@@ -318,7 +319,18 @@ def _rest_can_wait(rows: list[InstallmentState], current: int | None, anything_d
     paid = inst.principal_paid_msat + inst.interest_paid_msat
     if inst.settled_on is not None or paid == 0 or principal_left <= inst.due_msat - paid:
         return False
-    return any(not later.is_paid for later in rows[current + 1:])
+    return _first_unpaid(rows, current + 1) < len(rows)
+
+
+def _first_unpaid(rows: Sequence[InstallmentState], begin: int = 0) -> int:
+    """The index of the first installment from `begin` with anything unpaid; len(rows) if none.
+
+    On the hot path of every repayment, so the fields are read as a tuple, not through the properties."""
+    for index in range(begin, len(rows)):
+        _, _, principal, interest, fee, principal_paid, interest_paid, fee_paid, _ = rows[index]
+        if principal - principal_paid + interest - interest_paid + fee - fee_paid:
+            return index
+    return len(rows)
 
 
 def reproject(contract: Contract, balance: Balance, installments: Sequence[InstallmentState], as_of: date,

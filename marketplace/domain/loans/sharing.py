@@ -145,6 +145,13 @@ def share_out(notes: Notes, cash_before_msat: int, cash_after_msat: int, princip
         raise InvalidInput(N_("The lenders cannot be repaid more principal than cash."))
     if principal_after_msat > notes.total:
         raise InvalidInput(N_("The notes cannot be repaid more principal than they lent."))
+    way = share_out_small if len(notes.weights) <= SMALL else share_out_arrays
+    return way(notes, cash_before_msat, cash_after_msat, principal_before_msat, principal_after_msat, closing, rotation)
+
+
+def share_out_arrays(notes: Notes, cash_before_msat: int, cash_after_msat: int, principal_before_msat: int,
+                     principal_after_msat: int, closing: bool, rotation: int) -> Shares:
+    """share_out in 64-bit arrays: for many notes (any count gives the same msat)."""
     before, _ = notes.floors(cash_before_msat)
     after, remainders = notes.floors(cash_after_msat)
     cash = after - before
@@ -158,6 +165,29 @@ def share_out(notes: Notes, cash_before_msat: int, cash_after_msat: int, princip
     else:
         principal = notes.floors(principal_after_msat)[0] - notes.floors(principal_before_msat)[0]
     return Shares(cash, principal, held_before, held_after)
+
+
+def share_out_small(notes: Notes, cash_before_msat: int, cash_after_msat: int, principal_before_msat: int,
+                     principal_after_msat: int, closing: bool, rotation: int) -> Shares:
+    """share_out for a few notes: the same floors in Python integers, two arrays made at the end
+    (array set-up costs more than the arithmetic for one note or ten)."""
+    weights, total = notes._weights_list, notes.total
+    before = [cash_before_msat * w // total for w in weights]
+    products = [cash_after_msat * w for w in weights]
+    after = [v // total for v in products]
+    cash = [a - b for a, b in zip(after, before)]
+    held_before = cash_before_msat - sum(before)
+    held_after = cash_after_msat - sum(after)
+    if closing and held_after:
+        remainders = np.array([v % total for v in products], dtype=np.int64)
+        for index in bonus_order(remainders, rotation)[:held_after].tolist():
+            cash[index] += 1
+        held_after = 0
+    if principal_after_msat == principal_before_msat:
+        principal = [0] * len(weights)
+    else:
+        principal = [principal_after_msat * w // total - principal_before_msat * w // total for w in weights]
+    return Shares(np.array(cash, dtype=np.int64), np.array(principal, dtype=np.int64), held_before, held_after)
 
 
 def bonus_order(remainders: NDArray[np.int64], rotation: int) -> NDArray[np.intp]:
