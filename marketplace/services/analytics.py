@@ -108,7 +108,7 @@ def holdings_of(conn: Connection, lender_id: int | None, as_of: date) -> list[Ho
     if lender_id is not None:
         query = query.where(notes.c.lender_id == lender_id)
     result = []
-    for r in conn.execute(query):
+    for r in conn.execute(query).all():  # fetched at once: row by row costs a driver call each
         term = _term_days(int(r.term_count), r.frequency)
         elapsed = (as_of - r.start_date).days if r.start_date else 0
         result.append(Holding(int(r.id), int(r[1] or 0), int(r.pd_ppm), r.grade, r.purpose, term,
@@ -154,7 +154,7 @@ def lending_flows(conn: Connection, lender_id: int) -> list[tuple[date, int]]:
         .where(journal_lines.c.account_id == available,
                journal_entries.c.kind.in_(("pledge", "pledge_withdrawn", "request_expired", "request_lapsed",
                                            "repayment")))
-        .order_by(journal_entries.c.id))
+        .order_by(journal_entries.c.id)).all()
     by_day: dict[date, int] = {}
     for posted_us, amount, side in rows:
         day = (_EPOCH + timedelta(microseconds=int(posted_us))).date()

@@ -317,11 +317,16 @@ def lender_portfolio(conn: Connection, lender_id: int, page: int = 1, size: int 
     page = max(page, 1)
     query = (select(*NOTE_COLUMNS, *[c.label(f"of_loan_{c.name}") for c in LOAN_COLUMNS])
              .select_from(notes_table.join(loans_table, loans_table.c.id == notes_table.c.loan_id))
-             .where(*live).order_by(notes_table.c.id.desc()))
-    if size is not None:
-        query = query.limit(size).offset((page - 1) * size)
+             .order_by(notes_table.c.id.desc()))
+    if size is None:
+        query = query.where(*live)
+    else:
+        # The page's ids from the lender's index alone (lender, id, status), then those rows: asked for the
+        # rows at once, PostgreSQL walked the whole table by id (98,000 rows for a 2,000-note lender).
+        ids = select(notes_table.c.id).where(*live).order_by(notes_table.c.id.desc())
+        query = query.where(notes_table.c.id.in_(ids.limit(size).offset((page - 1) * size)))
     listed = []
-    for r in conn.execute(query):
+    for r in conn.execute(query).all():
         note = NoteRow(**{name: getattr(r, name) for name in NoteRow.__dataclass_fields__})
         loan = loan_from(SimpleNamespace(**{name: getattr(r, f"of_loan_{name}") for name in LoanRow.__dataclass_fields__}))
         listed.append(PortfolioNote(note, loan))
