@@ -267,6 +267,7 @@ class ServiceMachine(RuleBasedStateMachine):
         self.notes: dict[int, ModelNote] = {}
         self.loans: dict[int, ModelLoan] = {}
         self.seen: set[str] = set()
+        self.robots: set[int] = set()  # lenders who saved auto-invest rules
         self.known_seen: set[str] = set()
         self.net_in = 0  # what came from the wallet node into the marketplace's node, less what went back
         self.world.sequences += 1
@@ -343,16 +344,19 @@ class ServiceMachine(RuleBasedStateMachine):
     @initialize(depth=st.sampled_from(["disbursed", "funded", "requested", "disbursed"]),
                 lenders=st.integers(2, 4), deposit_sat=st.sampled_from([16_000, 20_000, 50_000]),
                 loan_sat=st.sampled_from([10_000, 12_000, 20_000, 30_000]), count=st.integers(1, 4),
-                frequency=st.sampled_from([Frequency.DAILY, Frequency.WEEKLY]))
+                frequency=st.sampled_from([Frequency.DAILY, Frequency.WEEKLY]), robots=st.integers(0, 2))
     def start(self, depth: str, lenders: int, deposit_sat: int, loan_sat: int, count: int,
-              frequency: Frequency) -> None:
-        """Lenders with money and a borrower with a request; at depth "funded" the lenders pledge all of it
-        between them (a note each) and a second borrower lists a request of their own, at "disbursed" the
-        first borrower is paid too: every later rule has something to work on from the first step."""
+              frequency: Frequency, robots: int) -> None:
+        """Lenders with money (up to two of them with auto-invest rules) and a borrower with a request; at
+        depth "funded" the lenders pledge all of it between them (a note each) and a second borrower lists a
+        request of their own, at "disbursed" the first borrower is paid too: every later rule has something
+        to work on from the first step."""
         for _ in range(lenders):
             self.sign_up("lender")
         for lender in self._users("lender"):
             self._deposit(lender, deposit_sat)
+        for lender in self._users("lender")[len(self._users("lender")) - robots:]:
+            self._save_rules(lender, 0, True, 1)  # the last `robots` lenders let auto-invest use all they have
         loan_id = self._request_loan(loan_sat, count, frequency)
         if loan_id is None or depth == "requested":
             return
@@ -625,21 +629,33 @@ class ServiceMachine(RuleBasedStateMachine):
         self.available[user] -= amount + (row.fee_msat or 0)
 
     @precondition(lambda self: any(m.status == "funding" for m in self.loans.values()))
-    @rule(data=st.data(), budget=st.sampled_from([0, 25, 100, 100]) | st.integers(0, 40_000 * SAT),
-          note_units=st.integers(1, 5))
-    def auto_invest(self, data: st.DataObject, budget: int, note_units: int) -> None:
+    @rule(data=st.data(), budget_sat=st.integers(0, 40_000), all_of_it=st.booleans(), note_units=st.integers(1, 5))
+    def auto_invest(self, data: st.DataObject, budget_sat: int, all_of_it: bool, note_units: int) -> None:
         """A lender's rules (sometimes new), then one engine run: what it buys moves like a hand-bought note.
-        A budget of 0-100 is that share of what the lender has; larger ones are msats (often more than they
-        have: refused)."""
-        lender = data.draw(st.sampled_from(self._users("lender")))
-        budget_msat = self.available[lender] * budget // 100 if budget <= 100 else budget
+        The budget is all the lender has, or a drawn amount up to that."""
+        self._save_rules(data.draw(st.sampled_from(self._users("lender"))), budget_sat, all_of_it, note_units)
+        self._run_autoinvest()
+
+    @precondition(lambda self: self.robots and any(m.status == "funding" for m in self.loans.values()))
+    @rule()
+    def run_autoinvest(self) -> None:
+        """The background run alone, with the rules lenders saved before (a request, a deposit or a repayment
+        since then asked for it)."""
+        self._run_autoinvest()
+
+    def _save_rules(self, lender: int, budget_sat: int, all_of_it: bool, note_units: int) -> None:
+        budget_msat = self.available[lender] if all_of_it else min(budget_sat * SAT, self.available[lender])
         rules = Rules(enabled=True, budget_msat=budget_msat // SAT * SAT,
                       note_msat=note_units * NOTE_MIN_SAT * SAT, max_per_loan_msat=5 * NOTE_MIN_SAT * SAT,
                       max_per_loan_bps=10_000, max_expected_loss_bps=10_000, max_term_days=365)
         try:
-            autoinvest.save_rules(self.database, self.settings, lender, rules)
+            self._step(lambda: autoinvest.save_rules(self.database, self.settings, lender, rules))
         except Refusal as refusal:
             assert refusal.status == 422 and refusal.message
+            return
+        self.robots.add(lender)
+
+    def _run_autoinvest(self) -> None:
         known = set(self.notes)
         report = self._step(lambda: autoinvest.run_autoinvest(self.database, self.settings))
         bought = self.database.read(lambda c: c.execute(
@@ -652,6 +668,7 @@ class ServiceMachine(RuleBasedStateMachine):
         self._happen("auto-invest notes", len(bought))
         for note_id, robot, loan_id, amount in bought:
             assert int(note_id) not in known
+            assert int(robot) in self.robots, f"auto-invest bought for lender {robot}, who saved no rules"
             model = self.loans[int(loan_id)]
             assert model.status == "funding" and amount <= model.amount - model.funded(self.notes)
             assert amount <= self.available[int(robot)]
