@@ -12,8 +12,10 @@ meets rather than stopping at the first. Prints
 from __future__ import annotations
 
 import argparse
+import re
 import time
 import traceback
+from collections import Counter
 
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
@@ -41,6 +43,7 @@ def main() -> None:
     world = machine.World(templates, node.rpc("marketplace"), node.rpc("wallet"), root / "data")
     machine.WORLD = world
     violations: list[str] = []
+    classes: Counter[str] = Counter()  # violations by their text with the numbers taken out
     started = time.monotonic()
     try:
         while world.sequences < args.sequences:
@@ -53,20 +56,29 @@ def main() -> None:
                 found = list(exc.exceptions) if isinstance(exc, BaseExceptionGroup) else [exc]
                 violations.append("\n".join("".join(traceback.format_exception_only(type(e), e)).strip()
                                              for e in found))
+                classes[re.sub(r"\d+", "N", violations[-1].splitlines()[0])[:300]] += 1
                 print(f"--- violation {len(violations)}:\n{violations[-1]}", flush=True)
-            print(f"... {world.sequences} sequences, {world.steps} steps, {len(violations)} violations, "
+                if hasattr(exc, "__notes__"):
+                    print("\n".join(exc.__notes__), flush=True)  # the failing sequence, step by step
+            print(f"... {world.sequences} sequences, {world.steps} steps, {len(violations)} violations "
+                  f"({len(classes)} distinct), known findings {dict(world.known)}, "
                   f"{time.monotonic() - started:.0f} s", flush=True)
     finally:
         machine.WORLD = None
+        world.close()
         templates.close()
         node.stop()
     elapsed = time.monotonic() - started
-    print(f"sequences: {world.sequences}, steps: {world.steps}, violations: {len(violations)}")
+    print(f"sequences: {world.sequences}, steps: {world.steps}, violations: {len(violations)} "
+          f"({len(classes)} distinct)")
+    for name, n in world.known.items():
+        print(f"known finding in {n} sequences: {name} (e.g. {world.known_examples[name]})")
     print(f"database: {'postgresql' if args.database_url else 'sqlite'}, {elapsed:.0f} s "
           f"({world.seconds_in_steps:.0f} s inside service calls)")
-    print("reached:", dict(sorted(world.happened.items())))
-    for i, violation in enumerate(violations, 1):
-        print(f"--- violation {i}:\n{violation}")
+    print("reached (sequences):", dict(sorted(world.reached.items())))
+    print("happened (times):", dict(sorted(world.happened.items())))
+    for i, (text, n) in enumerate(classes.most_common(), 1):
+        print(f"--- distinct violation {i} ({n} batches):\n{text}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The whole service layer as a hypothesis state machine, on SQLite and PostgreSQL (issue 12, part 3).
 
-The machine and its model are in machine.py. CI size: MICROLEND_STATE_MACHINE_SEQUENCES sequences per
-database (default below), each up to STEPS steps; bench/state_machine.py runs thousands.
+The machine and its model are in machine.py. CI size: SEQUENCES hypothesis examples per database
+(MICROLEND_STATE_MACHINE_SEQUENCES overrides), each up to STEPS steps; bench/state_machine.py runs thousands.
 """
 from __future__ import annotations
 
@@ -10,16 +10,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from tests.conftest import BACKENDS
 from tests.databases import PostgresTemplate, SqliteTemplate
 from tests.fixtures.devnode import DevNode
+from marketplace.domain.loans.schedules import Frequency
 from tests.statemachine import machine
 
-# 30 per database keeps the whole suite near its 10-minute budget on a 2-core machine; the bench runs thousands.
-SEQUENCES = int(os.environ.get("MICROLEND_STATE_MACHINE_SEQUENCES", "30"))
+# At most about 30 s per database when run alone on the shared 2-core build machine (the suite's 10-minute
+# budget): 70 hypothesis examples (about 85 sequences) on SQLite, 30 (about 35) on PostgreSQL, where a
+# sequence costs about twice as much. MICROLEND_STATE_MACHINE_SEQUENCES sets both; the bench runs thousands.
+SEQUENCES = {"sqlite": 70, "postgresql": 30}
 STEPS = 15
 
 
@@ -32,13 +35,44 @@ def world(request: pytest.FixtureRequest, devnode_session: DevNode, tmp_path: Pa
     try:
         yield machine.WORLD
     finally:
+        machine.WORLD.close()
         machine.WORLD = None
 
 
 def test_the_services_keep_the_books_and_the_model(world: machine.World) -> None:
+    examples = int(os.environ.get("MICROLEND_STATE_MACHINE_SEQUENCES", "0")) or SEQUENCES[
+        "sqlite" if isinstance(world.templates, SqliteTemplate) else "postgresql"]
+    # No shrinking here (it can take minutes): a failing sequence is printed as it was found, at most STEPS
+    # steps; `python -m bench.state_machine --shrink` shrinks.
     run_state_machine_as_test(machine.ServiceMachine, settings=settings(
-        max_examples=SEQUENCES, stateful_step_count=STEPS, deadline=None, database=None,
-        suppress_health_check=list(HealthCheck)))
-    assert world.sequences >= SEQUENCES // 2  # it really ran about that many sequences, not a handful
+        max_examples=examples, stateful_step_count=STEPS, deadline=None, database=None,
+        suppress_health_check=list(HealthCheck), phases=[Phase.generate, Phase.target]))
+    assert world.sequences >= examples // 2  # it really ran about that many sequences, not a handful
     print(f"\nstate machine: {world.sequences} sequences, {world.steps} steps, {world.seconds_in_steps:.1f} s in steps")
-    print("reached:", dict(sorted(world.happened.items())))
+    print("reached (sequences):", dict(sorted(world.reached.items())))
+    if world.known:
+        # A known finding (machine.known_finding) was met and tallied, nothing else: not a pass.
+        pytest.xfail("; ".join(f"{name}: in {n} of {world.sequences} sequences, e.g. {world.known_examples[name]}"
+                               for name, n in world.known.items()))
+
+
+@pytest.mark.xfail(strict=True, reason="finding of 2026-11-28, open: the interest of a payment made while an "
+                   "installment is past due, beyond that installment's, is recorded on no installment")
+def test_a_payoff_while_an_installment_is_past_due_records_all_its_interest_on_installments(
+        world: machine.World) -> None:
+    """The smallest sequence found for machine.known_finding, step by step: a 30,000 sat loan in three weekly
+    installments from three lenders, disbursed; 8 days pass (the first installment is a day past due); the
+    borrower pays the whole payoff. The repayment records more interest than its installments do."""
+    run = machine.ServiceMachine()
+    try:
+        run.start(depth="disbursed", lenders=3, deposit_sat=16_000, loan_sat=30_000, count=3,
+                  frequency=Frequency.WEEKLY, robots=0)
+        loan_id = min(run.loans)
+        run._age(8)
+        assert run.loans[loan_id].delinquency == "grace"
+        run._repay(loan_id, 100, exact_due=False)
+        assert run.loans[loan_id].status == "repaid"
+        problems = run.database.read(run._problems)
+    finally:
+        run.teardown()
+    assert problems == []
