@@ -20,7 +20,7 @@ from marketplace.domain.loans.schedules import Frequency
 from tests.statemachine import machine
 
 # At most about 30 s per database when run alone on the shared 2-core build machine (the suite's 10-minute
-# budget): 70 hypothesis examples (about 85 sequences) on SQLite, 30 (about 35) on PostgreSQL, where a
+# budget): 70 hypothesis examples (about 85 sequences) on SQLite, 30 (about 31) on PostgreSQL, where a
 # sequence costs about twice as much. MICROLEND_STATE_MACHINE_SEQUENCES sets both; the bench runs thousands.
 SEQUENCES = {"sqlite": 70, "postgresql": 30}
 STEPS = 15
