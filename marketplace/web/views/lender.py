@@ -30,7 +30,7 @@ from marketplace.services import marketplace_list as market
 from marketplace.services.lightning_calls import reading
 from marketplace.services.market_cache import CachedPage
 from marketplace.web.csrf import csrf_token_for
-from marketplace.web.i18n import current_language, install_i18n, say
+from marketplace.web.i18n import current_language, say
 from marketplace.web.params import query_whole
 from marketplace.web.rendering import render, word
 from marketplace.web.sessions import require_role
@@ -41,13 +41,6 @@ from marketplace.domain.messages import N_
 
 CSV_FILENAME = "microlend-statement.csv"
 NOTE_STATES = ("pledged", "active", "repaid", "written_off")
-
-
-def _ensure_i18n(request: Request) -> None:
-    """Until build_templates() installs the catalog itself, install it on first use (idempotent)."""
-    env = templates_of(request).env
-    if "_" not in env.globals:
-        install_i18n(env)
 
 
 def _is_fragment(request: Request) -> bool:
@@ -61,7 +54,6 @@ def _is_fragment(request: Request) -> bool:
 
 async def market_page(request: Request) -> Response:
     user = await require_role(request, *ANYONE)
-    _ensure_i18n(request)
     settings = settings_of(request)
     fragment = _is_fragment(request)
     context: dict[str, Any] = {
@@ -195,7 +187,6 @@ def analytics_charts(found: analytics.LenderAnalytics) -> dict[str, Markup]:
 
 async def portfolio_page(request: Request) -> Response:
     user = await require_role(request, Role.LENDER)
-    _ensure_i18n(request)
     today = datetime.now(timezone.utc).date()
 
     page = query_whole(request, "page", default=1, minimum=1, maximum=NOTES_PAGE_MAX,
@@ -216,7 +207,6 @@ async def portfolio_page(request: Request) -> Response:
 
 async def statement_page(request: Request) -> Response:
     user = await require_role(request, *ANYONE)
-    _ensure_i18n(request)
     page = statements.parse_page(request.query_params.get("page"))
     found = await reading(database_of(request), lambda c: statements.statement_page(c, user.id, page))
     return await render(request, "lender/statement.html", {"found": found})
