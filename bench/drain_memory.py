@@ -27,7 +27,7 @@ from bench.repayments import count, setup_loans
 from bench.settlement import pay_all
 from lightning.cln import ClnAdapter
 from marketplace.db.tables import repayments
-from marketplace.services import loans as loan_service
+from marketplace.services import deposits, loans as loan_service
 from marketplace.settings import Settings
 from marketplace.workers.listener import PaymentListener
 
@@ -66,9 +66,19 @@ def main() -> None:
         port = ClnAdapter(node.rpc("marketplace"))
         pairs = setup_loans(database, settings, port, ClnAdapter(node.rpc("wallet")), args.notes)
 
+        # The caps are lifted for the backlog, but each creation would still count every open invoice made so
+        # far (the per-user window and the marketplace-wide count): 100,000 of them made creation ~4x slower by
+        # the end. Production never holds more open invoices than its caps; the drain is what is measured here.
+        for check in ("check_invoice_rate", "check_open_invoices"):
+            setattr(deposits, check, lambda *args, **kwargs: None)
+
         async def issue() -> list[str]:
             bolt11s = []
+            made = time.perf_counter()
             for i in range(args.payments):
+                if i and i % 10_000 == 0:
+                    print(f"  {i:,} invoices made, {10_000 / (time.perf_counter() - made):.0f}/s lately", flush=True)
+                    made = time.perf_counter()
                 borrower, loan_id = pairs[i % len(pairs)]
                 invoice = await loan_service.repayment_invoice(database, port, settings, borrower, loan_id,
                                                                1_000 + i % 7)
