@@ -61,7 +61,7 @@ def main() -> None:
                 if hasattr(exc, "__notes__"):
                     print("\n".join(exc.__notes__), flush=True)  # the failing sequence, step by step
             print(f"... {world.sequences} sequences, {world.steps} steps, {len(violations)} violations "
-                  f"({len(classes)} distinct), known findings {dict(world.known)}, "
+                  f"({len(classes)} distinct), "
                   f"{time.monotonic() - started:.0f} s", flush=True)
     finally:
         machine.WORLD = None
@@ -71,8 +71,6 @@ def main() -> None:
     elapsed = time.monotonic() - started
     print(f"sequences: {world.sequences}, steps: {world.steps}, violations: {len(violations)} "
           f"({len(classes)} distinct)")
-    for name, n in world.known.items():
-        print(f"known finding in {n} sequences: {name} (e.g. {world.known_examples[name]})")
     print(f"database: {'postgresql' if args.database_url else 'sqlite'}, {elapsed:.0f} s "
           f"({world.seconds_in_steps:.0f} s inside service calls)")
     print("reached (sequences):", dict(sorted(world.reached.items())))

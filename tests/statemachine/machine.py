@@ -35,7 +35,6 @@ bench/state_machine.py (thousands of sequences).
 from __future__ import annotations
 
 import itertools
-import re
 import time
 import warnings
 from collections import Counter
@@ -86,21 +85,6 @@ LOAN_DATE_COLUMNS = ("funding_deadline", "funded_at", "disbursed_at", "start_dat
                      "disburse_by", "accrued_on")
 USER_KINDS = (AccountKind.USER_AVAILABLE.value, AccountKind.USER_RESERVED.value, AccountKind.USER_PENDING_OUT.value)
 MAX_USERS = 8
-# Findings of these sequences reported to the services' owner and not fixed yet: a problem of this shape is
-# tallied (World.known: in how many sequences, with the first example) and the sequence goes on, so a long run
-# measures how common it is and still meets everything else; any other problem fails the step at once.
-_INSTALLMENTS_PAID = re.compile(r"^loan \d+: installments paid \((\d+), (\d+), (\d+)\) != "
-                                r"repayments \((\d+), (\d+), (\d+)\)$")
-
-
-def known_finding(problem: str) -> str | None:
-    """The name of the known finding this problem is, if it is one."""
-    found = _INSTALLMENTS_PAID.match(problem)
-    if found:
-        _, inst_interest, inst_fee, _, paid_interest, paid_fee = (int(g) for g in found.groups())
-        if inst_fee == paid_fee and paid_interest > inst_interest:
-            return "a repayment while an installment is past due records interest on no installment"
-    return None
 _labels = itertools.count()
 
 
@@ -198,8 +182,6 @@ class World:
     sequences: int = 0
     steps: int = 0
     seconds_in_steps: float = 0.0
-    known: Counter[str] = field(default_factory=Counter)  # known findings: in how many sequences
-    known_examples: dict[str, str] = field(default_factory=dict)  # the first problem text of each
     happened: Counter[str] = field(default_factory=Counter)  # how often each thing happened: coverage, not a check
     reached: Counter[str] = field(default_factory=Counter)  # in how many sequences each thing happened
     sandbox: Sandbox | None = None
@@ -268,15 +250,12 @@ class ServiceMachine(RuleBasedStateMachine):
         self.loans: dict[int, ModelLoan] = {}
         self.seen: set[str] = set()
         self.robots: set[int] = set()  # lenders who saved auto-invest rules
-        self.known_seen: set[str] = set()
         self.net_in = 0  # what came from the wallet node into the marketplace's node, less what went back
         self.world.sequences += 1
 
     def teardown(self) -> None:
         for what in self.seen:
             self.world.reached[what] += 1
-        for what in self.known_seen:
-            self.world.known[what] += 1
         # The dev node keeps channel balances: give the wallet back what this sequence took, or a long run
         # drains it and every later payment fails for want of a route.
         if self.net_in > 0:
@@ -685,14 +664,7 @@ class ServiceMachine(RuleBasedStateMachine):
     def books_loans_and_model_hold(self) -> None:
         """Every rule of the books, every loan against its repayments, and the model against the ledger,
         read in one transaction (one consistent view, one round trip fewer per check)."""
-        problems = []
-        for problem in self.database.read(self._problems):
-            known = known_finding(problem)
-            if known is None:
-                problems.append(problem)
-            else:
-                self.known_seen.add(known)
-                self.world.known_examples.setdefault(known, problem)
+        problems = self.database.read(self._problems)
         assert problems == [], problems
 
     def _problems(self, conn: Connection) -> list[str]:

@@ -292,17 +292,43 @@ def apply_payment(state: LoanState, received_msat: int, on: date) -> Payment:
     principal_left -= p
     principal += p
 
+    fixed_totals: dict[int, int | None] = {}
+    if current is not None:
+        fixed_totals[rows[current].number] = state.recorded[current].due_msat
+    if i:
+        # Interest is only ever paid on an installment: what accrued beyond the ones paid belongs to the next.
+        fixed_totals.update(_record_prepaid_interest(rows, i, on))
+
     balance = Balance(principal_left, interest_left, on)
     if _rest_can_wait(rows, current, anything_due, p, principal_left):
         # Only the installment being paid moved; its total is fixed, so the rest can wait (LoanState.project_from).
         level = None if state.level_msat == state.contract.level_msat else state.level_msat
         after = LoanState(state.contract, balance, tuple(rows), level, project_from=on)
     else:
-        after = reproject(state.contract, balance, rows, on, fixed_totals={
-            rows[current].number: state.recorded[current].due_msat} if current is not None else {},
+        after = reproject(state.contract, balance, rows, on, fixed_totals=fixed_totals,
                           level_msat=state.level_msat, new_level=p > 0)
     applied = received_msat - left
     return Payment(received_msat, applied, left, late_fee, interest, principal, after)
+
+
+def _record_prepaid_interest(rows: list[InstallmentState], interest_msat: int, on: date) -> dict[int, None]:
+    """Record interest paid ahead (beyond every installment the payment reached) as paid on an installment.
+
+    It is interest accrued up to `on` in the period of the first installment still open, which the
+    projection already counts in that installment's interest: record it there as paid. Its total still
+    follows the projection (the payment was a prepayment, not a part-payment of it): the number returned
+    maps to None in the fixed totals. After the last due date the last installment carries it.
+    """
+    index = _first_unpaid(rows)
+    if index < len(rows) and rows[index].due_date > on:
+        inst = rows[index]
+        paid = inst.interest_paid_msat + interest_msat
+        rows[index] = inst._replace(interest_msat=max(inst.interest_msat, paid), interest_paid_msat=paid)
+        return {inst.number: None} if inst.principal_paid_msat + inst.interest_paid_msat == 0 else {}
+    inst = rows[-1]
+    rows[-1] = inst._replace(interest_msat=inst.interest_msat + interest_msat,
+                             interest_paid_msat=inst.interest_paid_msat + interest_msat)
+    return {}
 
 
 def _rest_can_wait(rows: list[InstallmentState], current: int | None, anything_due: bool, prepaid: int,
@@ -334,7 +360,7 @@ def _first_unpaid(rows: Sequence[InstallmentState], begin: int = 0) -> int:
 
 
 def reproject(contract: Contract, balance: Balance, installments: Sequence[InstallmentState], as_of: date,
-              fixed_totals: dict[int, int] | None = None, level_msat: int | None = None,
+              fixed_totals: dict[int, int | None] | None = None, level_msat: int | None = None,
               new_level: bool = False) -> LoanState:
     """The loan seen from `as_of`, its open installments recomputed from `balance` (schedules.project).
 
