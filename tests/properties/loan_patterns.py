@@ -99,7 +99,7 @@ def on_time_run(data: st.DataObject, contract: Contract) -> Run:
     return run
 
 
-def present_value_msat(flows: list[tuple[date, int]], start_date: date, annual_rate_bps: int,
+def present_value_msat(flows: list[tuple[date, int]], start_date: date, annual_rate_bps: int | Decimal,
                        periods_per_year: int) -> Decimal:
     """The payments discounted to the start at the given annual rate, with the loans' own clock."""
     with localcontext() as ctx:
