@@ -11,6 +11,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from lightning.port import LightningPort
 from marketplace.db.engine import Database
 from marketplace.domain.errors import Refusal
+from marketplace.services.analytics import AnalyticsMemo
 from marketplace.services.market_cache import MarketCache
 from marketplace.settings import Settings
 from marketplace.web.i18n import LanguageMiddleware
@@ -60,6 +61,7 @@ def create_app(
     app.state.settings = settings
     app.state.templates = build_templates()
     app.state.market_cache = MarketCache()
+    app.state.analytics_memo = AnalyticsMemo()
     app.state.jinja = app.state.templates.env
     app.state.lightning = build_runtime(settings, lightning, demo_wallet)
     return app

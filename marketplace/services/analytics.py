@@ -14,9 +14,11 @@ loan's rate on the outstanding principal less PD x LGD).
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
 import numpy as np
 from sqlalchemy import Connection, case, func, select
@@ -30,7 +32,8 @@ from portfolio.pd import GRADES, LGD_DEFAULT
 PPM = 1_000_000
 SPREAD_COUNTS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 TERM_BUCKETS = ((31, "up to a month"), (92, "1-3 months"), (366, "3-12 months"), (10**6, "over a year"))
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH_DAY = date(1970, 1, 1)
+_US_PER_DAY = 86_400 * 1_000_000
 
 
 @dataclass(frozen=True)
@@ -97,23 +100,36 @@ def _bucket(days: int) -> str:
 
 def holdings_of(conn: Connection, lender_id: int | None, as_of: date) -> list[Holding]:
     """One lender's exposures by loan (or the whole book's with `lender_id` None)."""
-    exposure = func.sum(notes.c.principal_outstanding_msat)
-    query = (select(loans.c.id, exposure, loans.c.pd_ppm, loans.c.grade, loans.c.purpose, loans.c.term_count,
-                    loans.c.frequency, loans.c.annual_rate_bps, loans.c.start_date)
-             .select_from(notes.join(loans, loans.c.id == notes.c.loan_id))
-             .where(notes.c.status.in_(("pledged", "active")))
-             .group_by(loans.c.id, loans.c.pd_ppm, loans.c.grade, loans.c.purpose, loans.c.term_count,
-                       loans.c.frequency, loans.c.annual_rate_bps, loans.c.start_date)
-             .order_by(loans.c.id))
+    return _holdings(_holding_rows(conn, lender_id), as_of)
+
+
+HoldingRow = tuple[int, int | None, int, str, str, int, str, int, date | None]
+
+
+def _holding_rows(conn: Connection, lender_id: int | None) -> list[HoldingRow]:
+    # Summed by loan over the lender's notes first (their index), then one loan row each: grouping the join
+    # by every loan column sorted twice as many wide rows (12 -> 7 ms for 2,000 notes on SQLite).
+    held = select(notes.c.loan_id, func.sum(notes.c.principal_outstanding_msat).label("exposure")).where(
+        notes.c.status.in_(("pledged", "active")))
     if lender_id is not None:
-        query = query.where(notes.c.lender_id == lender_id)
+        held = held.where(notes.c.lender_id == lender_id)
+    by_loan = held.group_by(notes.c.loan_id).subquery()
+    query = (select(loans.c.id, by_loan.c.exposure, loans.c.pd_ppm, loans.c.grade, loans.c.purpose,
+                    loans.c.term_count, loans.c.frequency, loans.c.annual_rate_bps, loans.c.start_date)
+             .select_from(by_loan.join(loans, loans.c.id == by_loan.c.loan_id)).order_by(loans.c.id))
+    return [tuple(r) for r in conn.execute(query).all()]  # fetched at once, as plain tuples
+
+
+def _holdings(rows: Sequence[HoldingRow], as_of: date) -> list[Holding]:
     result = []
-    for r in conn.execute(query).all():  # fetched at once: row by row costs a driver call each
-        term = _term_days(int(r.term_count), r.frequency)
-        elapsed = (as_of - r.start_date).days if r.start_date else 0
-        result.append(Holding(int(r.id), int(r[1] or 0), int(r.pd_ppm), r.grade, r.purpose, term,
-                              int(r.annual_rate_bps), max(term - elapsed, 0) / 365.0))
-    return [h for h in result if h.exposure_msat > 0]
+    for loan_id, exposure, pd_ppm, grade, purpose, term_count, frequency, rate, start_date in rows:
+        if not exposure:
+            continue
+        term = _term_days(int(term_count), frequency)
+        elapsed = (as_of - start_date).days if start_date else 0
+        result.append(Holding(int(loan_id), int(exposure), int(pd_ppm), grade, purpose, term, int(rate),
+                              max(term - elapsed, 0) / 365.0))
+    return result
 
 
 def risk_of(held: Sequence[Holding]) -> Risk:
@@ -145,26 +161,32 @@ def risk_of(held: Sequence[Holding]) -> Risk:
 
 
 def lending_flows(conn: Connection, lender_id: int) -> list[tuple[date, int]]:
-    """The lender's lending cash flows by day, from their available balance: pledges out, releases and shares in."""
-    available = ledger.account_id(conn, ledger.user_account_code(lender_id, AccountKind.USER_AVAILABLE))
+    """The lender's lending cash flows by day, from their available balance: pledges out, releases and shares in.
+
+    Summed by UTC day in the database: a lender with thousands of notes has thousands of lines, and a few
+    hundred days."""
+    code = ledger.user_account_code(lender_id, AccountKind.USER_AVAILABLE)
+    available = ledger.account_id(conn, code)
+    credit_normal = conn.execute(select(accounts.c.normal_side).where(accounts.c.id == available)).scalar_one() \
+        == "credit"
+    day = (journal_entries.c.posted_at_us // _US_PER_DAY).label("day")
     rows = conn.execute(
-        select(journal_entries.c.posted_at_us, journal_lines.c.amount_msat, accounts.c.normal_side)
-        .select_from(journal_lines.join(journal_entries, journal_entries.c.id == journal_lines.c.entry_id)
-                     .join(accounts, accounts.c.id == journal_lines.c.account_id))
+        select(day, func.sum(journal_lines.c.amount_msat))
+        .select_from(journal_lines.join(journal_entries, journal_entries.c.id == journal_lines.c.entry_id))
         .where(journal_lines.c.account_id == available,
                journal_entries.c.kind.in_(("pledge", "pledge_withdrawn", "request_expired", "request_lapsed",
                                            "repayment")))
-        .order_by(journal_entries.c.id)).all()
-    by_day: dict[date, int] = {}
-    for posted_us, amount, side in rows:
-        day = (_EPOCH + timedelta(microseconds=int(posted_us))).date()
-        natural = -int(amount) if side == "credit" else int(amount)
-        by_day[day] = by_day.get(day, 0) + natural
-    return sorted(by_day.items())
+        .group_by(day).order_by(day)).all()
+    # Seen from the lender: money into their balance is money back from lending.
+    sign = -1 if credit_normal else 1
+    return [(_EPOCH_DAY + timedelta(days=int(d)), sign * int(total)) for d, total in rows]
 
 
 def returns_of(conn: Connection, lender_id: int, held: Sequence[Holding], as_of: date) -> Returns:
-    flows = lending_flows(conn, lender_id)
+    return _returns(lending_flows(conn, lender_id), held, as_of)
+
+
+def _returns(flows: list[tuple[date, int]], held: Sequence[Holding], as_of: date) -> Returns:
     value_now = sum(h.exposure_msat for h in held)
     cash = flows + ([(as_of, value_now)] if value_now else [])
     realised = None
@@ -192,9 +214,65 @@ def spread_of(held: Sequence[Holding]) -> Spread:
     return Spread(SPREAD_COUNTS, tuple(int(round(float(p) * PPM)) for p in curve), int(round(pd * PPM)), rate)
 
 
-def lender_analytics(conn: Connection, lender_id: int, as_of: date) -> LenderAnalytics:
-    held = holdings_of(conn, lender_id, as_of)
-    return LenderAnalytics(risk_of(held), returns_of(conn, lender_id, held, as_of), spread_of(held))
+def lender_analytics(conn: Connection, lender_id: int, as_of: date,
+                     memo: AnalyticsMemo | None = None) -> LenderAnalytics:
+    """Risk, returns and spread of one lender's holdings on `as_of`.
+
+    The figures are a pure function of what is read (the holdings by loan, the flows by day) and the date:
+    with a memo, the reads are done and, when they are what they were last time, the sums are not.
+    """
+    rows = _holding_rows(conn, lender_id)
+    flows = lending_flows(conn, lender_id)
+    key = (as_of, tuple(rows), tuple(flows))
+    if memo is not None:
+        found = memo.get(lender_id, key)
+        if found is not None:
+            return found
+    held = _holdings(rows, as_of)
+    result = LenderAnalytics(risk_of(held), _returns(flows, held, as_of), spread_of(held))
+    if memo is not None:
+        memo.put(lender_id, key, result)
+    return result
+
+
+class AnalyticsMemo:
+    """Each lender's last figures with a digest of what they were computed from; thread-safe.
+
+    The digest is Python's hash of the inputs (the rows read and the date), kept beside their sizes: a
+    lender's figures are only ever compared with that same lender's previous inputs, so a stale answer
+    needs a 64-bit collision between two successive states of one portfolio.
+    """
+
+    def __init__(self, entries: int = 4_096) -> None:
+        self._entries: OrderedDict[int, tuple[tuple[int, int, int], LenderAnalytics]] = OrderedDict()
+        self._size = entries
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def _digest(key: tuple[date, tuple[object, ...], tuple[object, ...]]) -> tuple[int, int, int]:
+        return hash(key), len(key[1]), len(key[2])
+
+    def get(self, lender_id: int, key: tuple[date, tuple[object, ...], tuple[object, ...]]) -> LenderAnalytics | None:
+        digest = self._digest(key)
+        with self._lock:
+            entry = self._entries.get(lender_id)
+            if entry is not None and entry[0] == digest:
+                self._entries.move_to_end(lender_id)
+                self.hits += 1
+                return entry[1]
+            self.misses += 1
+            return None
+
+    def put(self, lender_id: int, key: tuple[date, tuple[object, ...], tuple[object, ...]],
+            found: LenderAnalytics) -> None:
+        digest = self._digest(key)
+        with self._lock:
+            self._entries[lender_id] = (digest, found)
+            self._entries.move_to_end(lender_id)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
 
 
 @dataclass(frozen=True)

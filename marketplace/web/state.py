@@ -7,6 +7,7 @@ from starlette.requests import HTTPConnection
 from starlette.templating import Jinja2Templates
 
 from marketplace.db.engine import Database
+from marketplace.services.analytics import AnalyticsMemo
 from marketplace.services.market_cache import MarketCache
 from marketplace.settings import Settings
 
@@ -34,3 +35,8 @@ def templates_of(conn: HTTPConnection) -> Jinja2Templates:
 def market_cache_of(conn: HTTPConnection) -> MarketCache:
     cache: MarketCache = conn.app.state.market_cache
     return cache
+
+
+def analytics_memo_of(conn: HTTPConnection) -> AnalyticsMemo:
+    memo: AnalyticsMemo = conn.app.state.analytics_memo
+    return memo

@@ -65,3 +65,38 @@ def _date_entries(database: Database, kind: str, day: date) -> None:
     moment = int(datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc).timestamp()) * 10**6
     database.run(lambda c: c.execute(update(journal_entries).where(journal_entries.c.kind == kind)
                                      .values(posted_at_us=moment)))
+
+
+def test_the_memo_reuses_figures_only_while_their_inputs_are_the_same(database: Database, settings: Settings) -> None:
+    borrowers = [funded_users(database, 0, 0)[0] for _ in range(2)]
+    _, (lender,) = funded_users(database, 1, 100_000_000)
+    loan_ids, note_ids = [], []
+    for borrower in borrowers:
+        terms = LoanTerms(30_000_000, 2400, 6, Frequency.MONTHLY, Method.ANNUITY)
+        loan_id = loan_service.request_loan(database, settings, borrower, terms, "farming", "Seeds for the season.")
+        note_ids.append(loan_service.pledge(database, settings, lender, loan_id, 20_000_000))
+        loan_ids.append(loan_id)
+    loan_service.pledge(database, settings, funded_users(database, 1, 20_000_000)[1][0], loan_ids[0], 10_000_000)
+    disburse(database, loan_ids[0], borrowers[0], date(2026, 1, 5))
+    today = date(2026, 3, 5)
+    memo = analytics.AnalyticsMemo()
+
+    def figures(on: date = today) -> analytics.LenderAnalytics:
+        return database.read(lambda c: analytics.lender_analytics(c, lender, on, memo))
+
+    first = figures()
+    assert figures() is first and (memo.hits, memo.misses) == (1, 1)
+    # A repayment changes the lender's flows and exposure: computed again, equal to a computation without memo.
+    repay(database, loan_ids[0], borrowers[0], 11_000_000, date(2026, 2, 5))
+    after = figures()
+    assert after is not first and after.risk.exposure_msat < first.risk.exposure_msat
+    assert after == database.read(lambda c: analytics.lender_analytics(c, lender, today))
+    # Another day: the remaining terms (and so the expected return) move even with no write.
+    assert figures(date(2026, 3, 6)) is not after
+    # A pledge withdrawn by the lender: holdings change.
+    loan_service.withdraw_pledge(database, lender, note_ids[1])
+    assert figures().risk.holdings == 1 and memo.misses == 4
+    # Another lender's figures are kept apart.
+    _, (other,) = funded_users(database, 1, 10_000_000)
+    assert database.read(lambda c: analytics.lender_analytics(c, other, today, memo)).risk.holdings == 0
+    assert figures().risk.holdings == 1 and memo.hits == 2

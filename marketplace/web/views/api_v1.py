@@ -47,7 +47,7 @@ from marketplace.web.api_auth import api_user
 from marketplace.web.lightning import lightning_of
 from marketplace.web.params import declared_length, path_id, query_whole
 from marketplace.web.security import client_address
-from marketplace.web.state import database_of, settings_of
+from marketplace.web.state import analytics_memo_of, database_of, settings_of
 from marketplace.web.views import api as api_v0
 from marketplace.web.views import autoinvest as autoinvest_views
 from marketplace.domain.messages import Message, N_
@@ -389,8 +389,9 @@ async def withdraw_note(request: Request) -> Response:
 async def portfolio(request: Request) -> Response:
     user = await api_user(request, Role.LENDER)
     today = loan_service.utc_today()
+    memo = analytics_memo_of(request)
     found, figures = await reading(database_of(request), lambda c: (
-        loan_views.lender_portfolio(c, user.id, size=None), analytics.lender_analytics(c, user.id, today)))
+        loan_views.lender_portfolio(c, user.id, size=None), analytics.lender_analytics(c, user.id, today, memo)))
     r = figures.risk
     return _json({
         "analytics": {

@@ -34,7 +34,7 @@ from marketplace.web.i18n import current_language, say
 from marketplace.web.params import query_whole
 from marketplace.web.rendering import render, word
 from marketplace.web.sessions import require_role
-from marketplace.web.state import database_of, market_cache_of, settings_of, templates_of
+from marketplace.web.state import analytics_memo_of, database_of, market_cache_of, settings_of, templates_of
 from marketplace.web import charts
 from marketplace.web.views.loans import ANYONE, FREQUENCY_WORDS, bps_percent, ppm_percent
 from marketplace.domain.messages import N_
@@ -193,8 +193,11 @@ async def portfolio_page(request: Request) -> Response:
                        sentence=N_("The page number must be a whole number from 1 to %(most)s.",
                                    most=format(NOTES_PAGE_MAX, ",")))
 
+    memo = analytics_memo_of(request)
+
     def read(conn: Connection) -> tuple[loan_views.Portfolio, analytics.LenderAnalytics]:
-        return loan_views.lender_portfolio(conn, user.id, page), analytics.lender_analytics(conn, user.id, today)
+        return (loan_views.lender_portfolio(conn, user.id, page),
+                analytics.lender_analytics(conn, user.id, today, memo))
 
     portfolio, found = await reading(database_of(request), read)
     return await render(request, "lender/portfolio.html", {
