@@ -16,7 +16,8 @@ The rules, in the words the loan pages show to borrowers and lenders:
    come are recomputed from what is left: they keep their amount and the
    loan ends sooner (or, if the borrower chose so, the loan keeps its end
    date and every later installment gets smaller). Interest on the repaid
-   principal stops the same day.
+   principal stops the same day; the interest such a payment pays (accrued
+   since the last due date) shows as paid on the next installment.
 5. Paying the whole loan off costs what is overdue, the late fees, the
    interest accrued to today and the principal still owed — never more than
    what paying on the due dates would cost. Anything beyond that is
