@@ -18,9 +18,10 @@ ALLOCATION_STEPS = (
     N_("When nothing is due yet, a payment goes to the next installment: the interest accrued up to today, then "
        "principal. Paying exactly what is shown as next due settles that installment (early pays it less "
        "interest); the following one becomes the next."),
-    N_("Anything more repays principal at once, and the installments still to come are recomputed from what is "
-       "left: they keep their amount and the loan ends sooner (or, if the borrower chose so, the loan keeps its "
-       "end date and every later installment gets smaller). Interest on the repaid principal stops the same day."),
+    N_("Anything more pays the interest accrued up to today (shown as paid on the next installment), then repays "
+       "principal at once, and the installments still to come are recomputed from what is left: they keep their "
+       "amount and the loan ends sooner (or, if the borrower chose so, the loan keeps its end date and every later "
+       "installment gets smaller). Interest on the repaid principal stops the same day."),
     N_("Paying the whole loan off costs what is overdue, the late fees, the interest accrued to today and the "
        "principal still owed — never more than what paying on the due dates would cost. Anything beyond that is "
        "returned to the borrower's balance; no msat is ever lost."),
