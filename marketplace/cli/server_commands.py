@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,18 +39,6 @@ def _settings(args: argparse.Namespace) -> Settings | None:
     return load_settings(args, host=args.host, port=args.port)
 
 
-class _TcpConfig(uvicorn.Config):
-    """uvicorn binds the socket its worker processes share with protocol 0, and asyncio turns Nagle off
-    (TCP_NODELAY) only on sockets whose protocol says TCP; without it each answer on a kept-alive connection
-    waited for the client's delayed ACK: ~43 ms a request (23/s on one connection with 2 workers, 600/s with 1)."""
-
-    def bind_socket(self) -> socket.socket:
-        sock = super().bind_socket()
-        if sock.family not in (socket.AF_INET, socket.AF_INET6):
-            return sock
-        return socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
-
-
 def _serve(settings: Settings, extras: Sequence[LifespanExtra] = (), workers: int = 1) -> int:
     from marketplace.app import create_app
 
@@ -65,8 +52,10 @@ def _serve(settings: Settings, extras: Sequence[LifespanExtra] = (), workers: in
         database.dispose()
         # Each worker process builds the same settings from the environment it inherits.
         os.environ.update(settings_env(settings))
-        config = _TcpConfig("marketplace.cli.asgi:app_from_env", factory=True, workers=workers, host=settings.host,
-                            port=settings.port, proxy_headers=True, log_level="info")
+        # uvicorn >= 0.55 binds the shared socket as TCP, so asyncio turns Nagle off on each connection
+        # (tests/multiprocess/test_worker_socket.py); before, every kept-alive answer waited ~40 ms.
+        config = uvicorn.Config("marketplace.cli.asgi:app_from_env", factory=True, workers=workers,
+                                host=settings.host, port=settings.port, proxy_headers=True, log_level="info")
         try:
             Multiprocess(config, sockets=[config.bind_socket()]).run()
         except KeyboardInterrupt:
