@@ -36,7 +36,9 @@ class SqliteTemplate:
 
     def drop(self, url: str) -> None:
         path = Path(make_url(url).database or "")
-        for suffix in ("", "-wal", "-shm"):
+        # The database, its WAL files, and the lock files the listener's leadership and the payment locks keep
+        # beside it (marketplace/workers).
+        for suffix in ("", "-wal", "-shm", ".listener.lock", ".payments.lock"):
             Path(str(path) + suffix).unlink(missing_ok=True)
 
     def close(self) -> None:
