@@ -262,6 +262,19 @@ async def load(base: str, heavy: str, loan_ids: list[int], n_clients: int, secon
         await client.aclose()
 
 
+def memory_of(pid: int) -> str:
+    """The server's resident memory by process: the supervisor, its workers, and helpers (multiprocessing's
+    resource tracker) apart."""
+    found = subprocess.run(["ps", "-o", "pid=,rss=,args=", "--ppid", str(pid), "-p", str(pid)],
+                           capture_output=True, text=True).stdout.splitlines()
+    parts: dict[str, list[str]] = {"supervisor": [], "workers": [], "helpers": []}
+    for line in found:
+        child, rss, command = line.split(None, 2)
+        kind = ("supervisor" if int(child) == pid else "helpers" if "resource_tracker" in command else "workers")
+        parts[kind].append(f"{int(rss) // 1024} MiB")
+    return "; ".join(f"{kind} {', '.join(sizes)}" for kind, sizes in parts.items() if sizes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--database-url", default=None)
@@ -289,11 +302,7 @@ def main() -> None:
     server = start_server(url, root, node, args.workers, args.port)
     try:
         asyncio.run(load(f"http://127.0.0.1:{args.port}", heavy, loan_ids, args.clients, args.seconds))
-        rss = subprocess.run(["ps", "-o", "rss=", "--ppid", str(server.pid), "-p", str(server.pid)],
-                             capture_output=True, text=True).stdout.split()
-        print(f"resident memory after the run: {', '.join(f'{int(k) // 1024} MiB' for k in rss)} "
-              f"({args.workers} worker(s) + supervisor)" if args.workers > 1 else
-              f"resident memory after the run: {int(rss[0]) // 1024} MiB", flush=True)
+        print(f"resident memory after the run: {memory_of(server.pid)}", flush=True)
     finally:
         server.send_signal(signal.SIGTERM)
         try:
