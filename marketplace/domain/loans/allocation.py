@@ -369,6 +369,11 @@ def reproject(contract: Contract, balance: Balance, installments: Sequence[Insta
     amounts. What is overdue keeps bearing interest until it is paid; that
     interest lands on the next open installment, or, after the last due
     date, on the last installment. The balance itself is not changed.
+
+    An open installment with something paid keeps its total (a part-payment
+    counts toward it) unless `fixed_totals` says otherwise: a total by
+    installment number, or None for one whose total still follows the
+    projection (only interest paid ahead on it).
     """
     as_of = max(as_of, balance.accrued_on)
     fixed = fixed_totals or {}
