@@ -24,8 +24,8 @@ import numpy as np
 from sqlalchemy import Connection, case, func, select
 
 from marketplace.db import ledger
-from marketplace.db.tables import accounts, journal_entries, journal_lines, loans, notes
-from marketplace.domain.journal import AccountKind
+from marketplace.db.tables import journal_entries, journal_lines, loans, notes
+from marketplace.domain.journal import AccountKind, natural_delta
 from portfolio import returns, risk
 from portfolio.pd import GRADES, LGD_DEFAULT
 
@@ -165,10 +165,7 @@ def lending_flows(conn: Connection, lender_id: int) -> list[tuple[date, int]]:
 
     Summed by UTC day in the database: a lender with thousands of notes has thousands of lines, and a few
     hundred days."""
-    code = ledger.user_account_code(lender_id, AccountKind.USER_AVAILABLE)
-    available = ledger.account_id(conn, code)
-    credit_normal = conn.execute(select(accounts.c.normal_side).where(accounts.c.id == available)).scalar_one() \
-        == "credit"
+    available = ledger.account_id(conn, ledger.user_account_code(lender_id, AccountKind.USER_AVAILABLE))
     day = (journal_entries.c.posted_at_us // _US_PER_DAY).label("day")
     rows = conn.execute(
         select(day, func.sum(journal_lines.c.amount_msat))
@@ -177,13 +174,9 @@ def lending_flows(conn: Connection, lender_id: int) -> list[tuple[date, int]]:
                journal_entries.c.kind.in_(("pledge", "pledge_withdrawn", "request_expired", "request_lapsed",
                                            "repayment")))
         .group_by(day).order_by(day)).all()
-    # Seen from the lender: money into their balance is money back from lending.
-    sign = -1 if credit_normal else 1
-    return [(_EPOCH_DAY + timedelta(days=int(d)), sign * int(total)) for d, total in rows]
-
-
-def returns_of(conn: Connection, lender_id: int, held: Sequence[Holding], as_of: date) -> Returns:
-    return _returns(lending_flows(conn, lender_id), held, as_of)
+    # Seen from the lender (their balance's natural side): money into it is money back from lending.
+    side = AccountKind.USER_AVAILABLE.normal_side
+    return [(_EPOCH_DAY + timedelta(days=int(d)), natural_delta(side, int(total))) for d, total in rows]
 
 
 def _returns(flows: list[tuple[date, int]], held: Sequence[Holding], as_of: date) -> Returns:
@@ -223,15 +216,14 @@ def lender_analytics(conn: Connection, lender_id: int, as_of: date,
     """
     rows = _holding_rows(conn, lender_id)
     flows = lending_flows(conn, lender_id)
-    key = (as_of, tuple(rows), tuple(flows))
-    if memo is not None:
-        found = memo.get(lender_id, key)
-        if found is not None:
-            return found
+    digest = AnalyticsMemo.digest(as_of, rows, flows)
+    found = memo.get(lender_id, digest) if memo is not None else None
+    if found is not None:
+        return found
     held = _holdings(rows, as_of)
     result = LenderAnalytics(risk_of(held), _returns(flows, held, as_of), spread_of(held))
     if memo is not None:
-        memo.put(lender_id, key, result)
+        memo.put(lender_id, digest, result)
     return result
 
 
@@ -251,11 +243,10 @@ class AnalyticsMemo:
         self.misses = 0
 
     @staticmethod
-    def _digest(key: tuple[date, tuple[object, ...], tuple[object, ...]]) -> tuple[int, int, int]:
-        return hash(key), len(key[1]), len(key[2])
+    def digest(as_of: date, rows: Sequence[object], flows: Sequence[object]) -> tuple[int, int, int]:
+        return hash((as_of, tuple(rows), tuple(flows))), len(rows), len(flows)
 
-    def get(self, lender_id: int, key: tuple[date, tuple[object, ...], tuple[object, ...]]) -> LenderAnalytics | None:
-        digest = self._digest(key)
+    def get(self, lender_id: int, digest: tuple[int, int, int]) -> LenderAnalytics | None:
         with self._lock:
             entry = self._entries.get(lender_id)
             if entry is not None and entry[0] == digest:
@@ -265,9 +256,7 @@ class AnalyticsMemo:
             self.misses += 1
             return None
 
-    def put(self, lender_id: int, key: tuple[date, tuple[object, ...], tuple[object, ...]],
-            found: LenderAnalytics) -> None:
-        digest = self._digest(key)
+    def put(self, lender_id: int, digest: tuple[int, int, int], found: LenderAnalytics) -> None:
         with self._lock:
             self._entries[lender_id] = (digest, found)
             self._entries.move_to_end(lender_id)
