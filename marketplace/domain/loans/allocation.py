@@ -293,12 +293,8 @@ def apply_payment(state: LoanState, received_msat: int, on: date) -> Payment:
     principal_left -= p
     principal += p
 
-    fixed_totals: dict[int, int | None] = {}
-    if current is not None:
-        fixed_totals[rows[current].number] = state.recorded[current].due_msat
-    if i:
-        # Interest is only ever paid on an installment: what accrued beyond the ones paid belongs to the next.
-        fixed_totals.update(_record_prepaid_interest(rows, i, on))
+    # Interest is only ever paid on an installment: what accrued beyond the ones paid belongs to the next.
+    fixed_totals: dict[int, int | None] = _record_prepaid_interest(rows, i, on) if i else {}
 
     balance = Balance(principal_left, interest_left, on)
     if _rest_can_wait(rows, current, anything_due, p, principal_left):
@@ -306,13 +302,15 @@ def apply_payment(state: LoanState, received_msat: int, on: date) -> Payment:
         level = None if state.level_msat == state.contract.level_msat else state.level_msat
         after = LoanState(state.contract, balance, tuple(rows), level, project_from=on)
     else:
+        if current is not None:
+            fixed_totals[rows[current].number] = state.recorded[current].due_msat
         after = reproject(state.contract, balance, rows, on, fixed_totals=fixed_totals,
                           level_msat=state.level_msat, new_level=p > 0)
     applied = received_msat - left
     return Payment(received_msat, applied, left, late_fee, interest, principal, after)
 
 
-def _record_prepaid_interest(rows: list[InstallmentState], interest_msat: int, on: date) -> dict[int, None]:
+def _record_prepaid_interest(rows: list[InstallmentState], interest_msat: int, on: date) -> dict[int, int | None]:
     """Record interest paid ahead (beyond every installment the payment reached) as paid on an installment.
 
     It is interest accrued up to `on` in the period of the first installment still open, which the
