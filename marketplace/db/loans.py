@@ -57,6 +57,7 @@ class LoanRow:
     pd_ppm: int
     origination_grade: str
     origination_pd_ppm: int
+    shared_cash_base_msat: int | None
 
     @property
     def remaining_msat(self) -> int:
@@ -66,8 +67,10 @@ class LoanRow:
     def contract(self) -> Contract:
         """The loan's terms; before disbursement, as if it started today."""
         start = self.start_date or datetime.now(timezone.utc).date()
+        # A written-off loan accrues nothing after the write-off (closed_on).
+        stops = self.closed_on if self.status == "written_off" else None
         return Contract(self.amount_msat, self.annual_rate_bps, self.term_count, Frequency(self.frequency),
-                        Method(self.method), start, Prepayment(self.prepayment))
+                        Method(self.method), start, Prepayment(self.prepayment), stops)
 
     @property
     def balance(self) -> Balance:

@@ -91,7 +91,7 @@ def _apply(work: LoanWork, received: int, on: date) -> Applied:
     cash_before, principal_before = work.cash_total, work.principal_total
     shares = share_out(work.notes, cash_before, cash_before + lenders, principal_before,
                        principal_before + payment.principal_msat, closing=payment.fully_repaid,
-                       rotation=work.loan.id)
+                       rotation=work.loan.id, cash_base_msat=work.loan.shared_cash_base_msat or 0)
     work.state = payment.state
     work.cash_total += lenders
     work.principal_total += payment.principal_msat
@@ -266,9 +266,12 @@ def repayment_shares(conn: Connection, payment_hash: str) -> list[NoteShare]:
         return []
     lenders = int(found.applied_msat) - int(found.service_fee_msat)
     cash_before, principal_before = int(found.shared_cash_before_msat), int(found.shared_principal_before_msat)
+    base = conn.execute(select(loans.c.shared_cash_base_msat).where(loans.c.id == found.loan_id)).scalar()
+    # A recovery after the write-off's payout is shared counting from it; a repayment before, from 0.
+    base = int(base) if base is not None and cash_before >= int(base) else 0
     shares = share_out(Notes.of([w for _, w, _ in held]), cash_before, cash_before + lenders, principal_before,
                        principal_before + int(found.principal_msat), closing=bool(found.closing),
-                       rotation=int(found.loan_id))
+                       rotation=int(found.loan_id), cash_base_msat=base)
     return [NoteShare(note_id, cash, principal) for (note_id, _, _), cash, principal in
             zip(held, shares.cash_msat.tolist(), shares.principal_msat.tolist())]
 

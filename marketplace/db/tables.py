@@ -255,6 +255,9 @@ loans = Table(
     Column("shared_cash_msat", BigInteger, nullable=False, server_default="0"),
     Column("shared_principal_msat", BigInteger, nullable=False, server_default="0"),
     Column("shared_income_msat", BigInteger, nullable=False, server_default="0"),
+    # The lenders' cash total when the escrow's remainders were paid out at the write-off: recoveries
+    # after it are shared counting from here (sharing.share_out). NULL: not written off (or not yet paid).
+    Column("shared_cash_base_msat", BigInteger, nullable=True),
     CheckConstraint("status IN ('funding', 'funded', 'active', 'repaid', 'expired', 'lapsed', 'written_off')",
                     name="status"),
     CheckConstraint("delinquency IN ('current', 'grace', 'late', 'defaulted')", name="delinquency"),

@@ -6,6 +6,7 @@ from datetime import date, datetime, timezone
 from sqlalchemy import Connection, insert, select, update
 
 from marketplace.db import loans
+from marketplace.db.write_offs import pay_out_remainders
 from marketplace.db.tables import job_runs, notes
 from marketplace.domain.errors import Conflict
 from marketplace.domain.loans.allocation import assess, refresh
@@ -28,6 +29,10 @@ def record_run(conn: Connection, name: str, as_of: date) -> None:
 
 def age_all(conn: Connection, policy: DelinquencyPolicy, as_of: date) -> tuple[int, int, int, int, int]:
     """(loans checked, loans whose state changed, late fees assessed, loans written off, loans repaid)."""
+    # Written off before their remainders were paid out at the write-off (before issue 18): pay them now.
+    for loan in loans.list_loans(conn, status=("written_off",), limit=1_000_000):
+        if loan.shared_cash_base_msat is None:
+            pay_out_remainders(conn, loan.id)
     active = loans.list_loans(conn, status=("active",), limit=1_000_000)
     if not active:
         return 0, 0, 0, 0, 0
@@ -35,14 +40,13 @@ def age_all(conn: Connection, policy: DelinquencyPolicy, as_of: date) -> tuple[i
     changed = fees_assessed = written_off = repaid = 0
     for loan in active:
         before = states[loan.id]
-        fees = late_fees_due(before.installments, as_of, policy)
+        fees = late_fees_due(before.behind(as_of), as_of, policy)
         after = assess(before, fees, as_of) if fees else refresh(before, as_of)
         if after.installments != before.installments:
             loans.save_installments(conn, loan.id, before.installments, after.installments)
         fees_assessed += len(fees)
         dpd = after.days_past_due(as_of)
-        state = LoanState.REPAID if after.is_repaid else loan_state(after.installments, as_of, policy,
-                                                                    LoanState(loan.delinquency))
+        state = LoanState.REPAID if after.is_repaid else loan_state(dpd, policy, LoanState(loan.delinquency))
         values: dict[str, object] = {}
         if dpd > loan.max_days_past_due:
             values["max_days_past_due"] = dpd
@@ -51,6 +55,10 @@ def age_all(conn: Connection, policy: DelinquencyPolicy, as_of: date) -> tuple[i
                           defaulted_on=loan.defaulted_on or as_of)
             conn.execute(update(notes).where(notes.c.loan_id == loan.id, notes.c.status == "active")
                          .values(status="written_off", loss_msat=notes.c.principal_outstanding_msat))
+            # Interest stops today: the installments still to come carry none beyond it.
+            stopped = after.written_off(as_of)
+            if stopped.installments != after.installments:
+                loans.save_installments(conn, loan.id, after.installments, stopped.installments)
             written_off += 1
         elif state is LoanState.REPAID:
             # Nothing owed (say, the last late fee was paid): the loan is repaid.
@@ -66,4 +74,6 @@ def age_all(conn: Connection, policy: DelinquencyPolicy, as_of: date) -> tuple[i
             changed += 1
         if values:
             loans.set_loan(conn, loan.id, **values)
+        if state is LoanState.WRITTEN_OFF:
+            pay_out_remainders(conn, loan.id)
     return len(active), changed, fees_assessed, written_off, repaid

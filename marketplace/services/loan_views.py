@@ -116,7 +116,8 @@ class LoanView:
         return sum(line.interest_msat for line in self.lines)
 
 
-def _lines(states: Sequence[InstallmentState], as_of: date) -> tuple[ScheduleLine, ...]:
+def _lines(states: Sequence[InstallmentState], as_of: date, behind: frozenset[int]) -> tuple[ScheduleLine, ...]:
+    """The schedule as shown; an installment past its date is "late" only if the borrower is behind on it."""
     next_open = next((s.number for s in states if not s.is_paid and s.due_date >= as_of), None)
     result = []
     for s in states:
@@ -124,7 +125,7 @@ def _lines(states: Sequence[InstallmentState], as_of: date) -> tuple[ScheduleLin
         if s.is_paid:
             mark = "paid"
         elif s.due_date < as_of:
-            mark = "late"
+            mark = "late" if s.number in behind else "due"
         elif s.number == next_open:
             mark = "due"
         elif paid:
@@ -177,7 +178,7 @@ def loan_view(conn: Connection, loan_id: int, viewer_id: int, as_of: date,
     if state is not None:
         owing = loan.status in ("active", "written_off")
         seen = refresh(state, as_of) if owing else state
-        lines = _lines(seen.installments, as_of)
+        lines = _lines(seen.installments, as_of, frozenset(i.number for i in seen.behind(as_of)))
         due = seen.next_due(as_of) if owing else None
         payoff = seen.payoff_msat(as_of) if owing else 0
         principal_left = state.balance.principal_msat

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import Decimal, localcontext
+from fractions import Fraction
 
 from hypothesis import strategies as st
 
@@ -77,8 +77,8 @@ def on_time_run(data: st.DataObject, contract: Contract) -> Run:
         days = (due_date - previous).days
         for _ in range(data.draw(st.integers(0, 3))):
             on = previous + timedelta(days=data.draw(st.integers(0, days)))
-            if on < run.state.balance.accrued_on:
-                on = run.state.balance.accrued_on
+            if run.payments and on < run.payments[-1][0]:
+                on = run.payments[-1][0]  # payments are credited in the order they were made
             kind = data.draw(st.sampled_from(KINDS))
             amount = amount_of(data, kind, run.state, on)
             if amount:
@@ -86,7 +86,7 @@ def on_time_run(data: st.DataObject, contract: Contract) -> Run:
             if run.state.is_repaid:
                 break
         # Settle whatever is due by the due date, on that day at the latest.
-        on = max(due_date, run.state.balance.accrued_on)
+        on = max(due_date, run.payments[-1][0]) if run.payments else due_date
         while not run.state.is_repaid:
             due = run.state.next_due(on)
             if due is None or due[0] > due_date:
@@ -94,20 +94,27 @@ def on_time_run(data: st.DataObject, contract: Contract) -> Run:
             run.pay(due[1], on)
         previous = due_date
     if not run.state.is_repaid:
-        last = max(contract.due_dates[-1], run.state.balance.accrued_on)
+        last = max(contract.due_dates[-1], run.payments[-1][0]) if run.payments else contract.due_dates[-1]
         run.pay(run.state.payoff_msat(last), last)
     return run
 
 
-def present_value_msat(flows: list[tuple[date, int]], start_date: date, annual_rate_bps: int | Decimal,
-                       periods_per_year: int) -> Decimal:
-    """The payments discounted to the start at the given annual rate, with the loans' own clock."""
-    with localcontext() as ctx:
-        ctx.prec = 50
-        growth = 1 + Decimal(annual_rate_bps) / (10_000 * periods_per_year)
-        total = Decimal(0)
-        for when, amount in flows:
-            periods = unit_periods(start_date, when, periods_per_year)
-            factor = growth ** (Decimal(periods.numerator) / Decimal(periods.denominator))
-            total += Decimal(amount) / factor
-        return total
+def us_rule_left_msat(principal_msat: int, flows: list[tuple[date, int]], start_date: date,
+                     annual_rate: Fraction, periods_per_year: int) -> Fraction:
+    """What the payments leave owed under the U.S. Rule at `annual_rate` (bps), in exact arithmetic.
+
+    Regulation Z's second method for the APR: simple interest on the principal for the time it is
+    owed (the loans' own clock, accrual.unit_periods), each payment paying accrued interest first, no
+    interest on interest. Negative: the payments were worth more than the loan at that rate.
+    """
+    r = annual_rate / (10_000 * periods_per_year)
+    principal, interest = Fraction(principal_msat), Fraction(0)
+    previous = Fraction(0)
+    for when, amount in flows:
+        now = unit_periods(start_date, when, periods_per_year)
+        interest += principal * r * (now - previous)
+        previous = now
+        to_interest = min(Fraction(amount), interest)
+        interest -= to_interest
+        principal -= amount - to_interest
+    return principal + interest

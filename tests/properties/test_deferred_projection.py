@@ -31,6 +31,7 @@ def test_deferring_the_projection_changes_nothing(data, contract) -> None:  # ty
     lazy = eager = start(contract)
     on = contract.start_date
     deferred = 0
+    history: list[object] = [contract]
     for _ in range(data.draw(st.integers(1, 40))):
         on += timedelta(days=data.draw(st.sampled_from([0, 0, 0, 1, 2, 9, 40])))
         if data.draw(st.integers(0, 9)) == 0:
@@ -38,13 +39,14 @@ def test_deferring_the_projection_changes_nothing(data, contract) -> None:  # ty
             lazy, eager = assess(lazy, fees, on), assess(eager, fees, on)
         kind = data.draw(st.sampled_from(KINDS + ("tiny", "tiny", "partial")))
         amount = amount_of(data, kind, eager, on)
+        history.append((on, kind, amount))
         a, b = apply_payment(lazy, amount, on), apply_payment(eager, amount, on)
         deferred += a.state.project_from is not None
         assert (a.received_msat, a.applied_msat, a.refund_msat, a.late_fee_msat, a.interest_msat,
                 a.principal_msat) == (b.received_msat, b.applied_msat, b.refund_msat, b.late_fee_msat,
                                       b.interest_msat, b.principal_msat)
         lazy, eager = a.state, projected(b.state)
-        assert lazy == eager
+        assert lazy == eager, history
         assert lazy.next_due(on) == eager.next_due(on) and lazy.payoff_msat(on) == eager.payoff_msat(on)
         validate(lazy)
         if eager.is_repaid:

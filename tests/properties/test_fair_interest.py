@@ -2,9 +2,11 @@
 
 The invariants, as a borrower would sign them:
 
-* Paying on time in any pattern (early, partial, lump sums, payoff), the
-  payments discounted at the disclosed APR are never worth more than the
-  principal received: the IRR of what I pay never exceeds the APR.
+* Paying on time in any pattern (early, partial, lump sums, payoff), I never
+  pay more than the disclosed APR charges by the U.S. Rule (Regulation Z,
+  appendix J: simple interest on the principal for the time it is owed,
+  payments to interest first): the APR of what I pay never exceeds the
+  disclosed one.
 * Paying exactly on the due dates costs exactly the disclosed schedule.
 * Next due is never more than paying the whole loan off, and paying exactly
   the next due settles that installment and moves next due on.
@@ -12,18 +14,18 @@ The invariants, as a borrower would sign them:
   the principal I owe, and whatever I owe can be paid, after which the loan
   is repaid.
 
-Why the first holds (the proof the accrual module cites): accrual restarts at
-every payment and every due date; over a stretch of δ ≤ 1 periods a balance
-B accrues B((1 + r)^δ − 1), rounded down; each payment pays accrued interest
-before principal; and unpaid interest does not accrue. So after every
-payment what is owed is at most the actuarial debt D(t) = (D(s) − x)(1 + r)^(t−s)
-of the same payments, and the final payoff leaves D ≥ 0: the present value
-of the payments at r is at most the principal.
+Why the first holds: the loan's accrual *is* the U.S. Rule at its rate
+(accrual.py), each accrual rounded down, so after every payment what is owed
+is at most what the rule leaves owed; the final payoff leaves the rule's
+balance ≥ 0. (The actuarial present value is not the measure any more: simple
+interest paid mid-period can put it a second-order amount above the
+principal, while compounding inside a period made the interest depend on how
+often the borrower paid — issue 18.)
 """
 from __future__ import annotations
 
 from datetime import date, timedelta
-from decimal import Decimal
+from fractions import Fraction
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -40,7 +42,7 @@ from marketplace.domain.loans.schedules import (
     build_schedule,
     contract_schedule,
 )
-from tests.properties.loan_patterns import KINDS, START, Run, amount_of, contracts, on_time_run, present_value_msat
+from tests.properties.loan_patterns import KINDS, START, Run, amount_of, contracts, on_time_run, us_rule_left_msat
 
 EXAMPLES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -57,16 +59,16 @@ def test_an_on_time_borrower_never_pays_more_than_the_disclosed_apr(data: st.Dat
     flows = run.cash_flows()
     disclosed_apr = schedule_apr_bps(contract_schedule(contract))
     ppy = contract.periods_per_year
-    # The disclosed APR is the schedule's IRR rounded to the nearest basis point, so the IRR of what is paid is
-    # at most half a basis point above it (a few msat of present value at high rates) -- up to the schedule's own
-    # rounding: it rounds each installment's interest down to the msat, which can put its IRR below the loan's
-    # rate (70 bps disclosed as 69 on 12 daily installments of 10,000 sat), while a borrower who pays early meets
-    # fewer roundings. At most one msat an installment.
-    worth = present_value_msat(flows, contract.start_date, disclosed_apr + Decimal("0.5"), ppy)
-    assert worth <= contract.principal_msat + contract.count, (worth - contract.principal_msat, flows)
-    at_rate = present_value_msat(flows, contract.start_date, contract.annual_rate_bps, ppy)
-    # At the loan's own rate the bound is exact, but for the 50-digit arithmetic (1E-41 seen).
-    assert at_rate <= contract.principal_msat + Decimal("1e-9"), (at_rate - contract.principal_msat, flows)
+    # At the loan's own rate the U.S. Rule leaves nothing overpaid: every accrual is that rule's, rounded down.
+    at_rate = us_rule_left_msat(contract.principal_msat, flows, contract.start_date,
+                                Fraction(contract.annual_rate_bps), ppy)
+    assert at_rate >= 0, (float(at_rate), flows)
+    # The disclosed APR is the schedule's rate rounded to the nearest basis point (half a bp of rounding),
+    # and the schedule rounds each installment's interest down, which can put its rate below the loan's
+    # (70 bps disclosed as 69 on 12 daily installments of 10,000 sat): at most one msat an installment.
+    at_apr = us_rule_left_msat(contract.principal_msat, flows, contract.start_date,
+                               disclosed_apr + Fraction(1, 2), ppy)
+    assert at_apr >= -contract.count, (float(at_apr), flows)
     # Never more interest than the disclosed schedule's, and all principal back exactly.
     assert _total_interest(run) <= contract_schedule(contract).total_interest_msat, [
         (d, p.interest_msat, p.principal_msat) for d, p in run.payments]
@@ -175,30 +177,33 @@ def test_every_msat_is_accounted_for_and_any_loan_can_end(data: st.DataObject, c
 
 
 def test_issue_example_prepaying_half_on_the_first_due_date() -> None:
-    """1,000,000 sat at 36 %, 12 monthly; 500,000 sat extra with the first installment.
+    """1,000,000 sat at 36 %, 12 monthly; 500,000 sat extra with the first installment, then the level
+    installment on every due date until the loan is repaid.
 
     The old rules charged 177,124 sat of interest (the remaining installments
-    kept interest on the original balance). Interest on the real balance, the
-    installment kept and the term shortened, is 67,357.823 sat — and an
-    independent float model of "interest on what is owed, paid monthly" agrees.
+    kept interest on the original balance). Interest on the real balance is
+    67,357.823 sat — and an independent float model of "interest on what is
+    owed, paid monthly" agrees. The extra now settles the next installments
+    ahead (issue 18), but interest depends only on when the money came, so
+    the same payments cost the same.
     """
     contract = Contract(10**9, 3600, 12, Frequency.MONTHLY, Method.ANNUITY, date(2026, 1, 15))
+    level = contract.level_msat
+    assert level is not None
     state = start(contract)
     first = state.installments[0]
     payment = apply_payment(state, first.due_msat + 500_000_000, first.due_date)
     interest = payment.interest_msat
     state = payment.state
-    while not state.is_repaid:
-        row = next(i for i in state.installments if not i.is_paid)
-        due = state.next_due(row.due_date)
-        assert due is not None
-        payment = apply_payment(state, due[1], row.due_date)
+    for due_date in contract.due_dates[1:]:
+        if state.is_repaid:
+            break
+        payment = apply_payment(state, min(level, state.payoff_msat(due_date)), due_date)
         interest += payment.interest_msat
         state = payment.state
+    assert state.is_repaid
     assert interest == 67_357_823
     # The same in floats: monthly interest on the balance, the level payment kept.
-    level = contract.level_msat
-    assert level is not None
     balance = 10**9 * 1.03 - level - 500_000_000
     model = 10**9 * 0.03
     while balance > 0:
@@ -206,6 +211,27 @@ def test_issue_example_prepaying_half_on_the_first_due_date() -> None:
         model += period_interest
         balance = balance + period_interest - level
     assert abs(model - interest) < 10
+
+
+def test_a_lump_sum_settles_the_next_installments_and_nothing_is_due_until_the_first_left() -> None:
+    """The same 500,000 sat extra settles installments 2 to 5 ahead (all principal: the interest to date
+    went with installment 1) and part of 6, so nothing is due until installment 6's date, and the
+    installments after keep their amount (reduce term): the loan ends sooner."""
+    contract = Contract(10**9, 3600, 12, Frequency.MONTHLY, Method.ANNUITY, date(2026, 1, 15))
+    level = contract.level_msat
+    assert level is not None
+    state = start(contract)
+    first = state.installments[0]
+    payment = apply_payment(state, first.due_msat + 500_000_000, first.due_date)
+    assert (payment.interest_msat, payment.refund_msat) == (first.interest_msat, 0)
+    after = payment.state
+    settled = [i.number for i in after.installments if i.is_paid]
+    assert settled == [1, 2, 3, 4, 5]
+    sixth = after.installments[5]
+    assert sixth.paid_msat == 500_000_000 - 4 * level and sixth.due_msat == level
+    assert after.next_due(first.due_date) == (sixth.due_date, level - sixth.paid_msat)
+    assert after.days_past_due(contract.due_dates[4]) == 0
+    assert after.balance.principal_msat == 10**9 - (first.due_msat - first.interest_msat) - 500_000_000
 
 
 def test_issue_example_150_msat_left_owes_interest_on_150_msat() -> None:
@@ -262,19 +288,27 @@ def test_late_fees_alone_can_be_paid_and_then_the_loan_is_repaid() -> None:
 
 
 def test_reduce_installment_keeps_the_end_date_and_lowers_the_installments() -> None:
+    """20,000,000 msat extra with the first installment settles installment 2 ahead (all principal) and pays
+    part of 3; with "lower the installments" the ones after are smaller, with "shorten the loan" they keep
+    their amount and the last one shrinks (by the interest installment 2 did not cost)."""
     kept_term = Contract(60_000_000, 2400, 6, Frequency.MONTHLY, Method.ANNUITY, date(2026, 1, 1),
                          Prepayment.REDUCE_INSTALLMENT)
     state = start(kept_term)
     first = state.installments[0]
     after = apply_payment(state, first.due_msat + 20_000_000, first.due_date).state
+    assert [i.number for i in after.installments if i.is_paid] == [1, 2]
     open_rows = [i for i in after.installments if not i.is_paid]
     assert open_rows[-1].due_date == kept_term.due_dates[-1]
-    assert len(open_rows) == 5
-    assert max(i.due_msat for i in open_rows) < first.due_msat
+    assert [i.number for i in open_rows] == [3, 4, 5, 6]
+    assert max(i.due_msat for i in open_rows[1:]) < first.due_msat
     shortened = apply_payment(start(Contract(60_000_000, 2400, 6, Frequency.MONTHLY, Method.ANNUITY,
                                              date(2026, 1, 1))), first.due_msat + 20_000_000,
                               first.due_date).state
-    assert len([i for i in shortened.installments if not i.is_paid]) < 5
+    open_shortened = [i for i in shortened.installments if not i.is_paid]
+    assert all(i.due_msat == first.due_msat for i in open_shortened[:-1])
+    assert open_shortened[-1].due_msat < first.due_msat
+    # Same money, same dates: lowering the installments spreads what shortening takes off the last one.
+    assert sum(i.due_msat for i in open_shortened) <= sum(i.due_msat for i in open_rows)
 
 
 @EXAMPLES

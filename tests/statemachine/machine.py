@@ -582,12 +582,27 @@ class ServiceMachine(RuleBasedStateMachine):
         default, write-off."""
         for model in self.loans.values():
             model.days_aged += days
+        running = [k for k, m in self.loans.items() if m.status == "active"]
+        before = self.database.read(lambda c: {k: (_note_received(c, k), _escrow(c, k)) for k in running})
 
         def work() -> None:
             self.database.run(lambda c: _shift_dates(c, days))
             loan_service.age_loans(self.database, self.settings)
 
         self._step(work)
+        # A write-off pays the msats its escrow held to the notes with the largest remainders (issue 18).
+        after = self.database.read(lambda c: {k: (_note_received(c, k), _escrow(c, k), str(c.execute(
+            select(loans.c.status).where(loans.c.id == k)).scalar_one())) for k in running})
+        for loan_id, (received, escrow, status) in after.items():
+            if status != "written_off":
+                continue
+            got = {n: received[n] - before[loan_id][0].get(n, 0) for n in received}
+            assert escrow == 0 and sum(got.values()) == before[loan_id][1], (loan_id, got, escrow)
+            assert all(0 <= one <= 1 for one in got.values()), got
+            for note_id, one in got.items():
+                self.available[self.notes[note_id].lender] += one
+            if before[loan_id][1]:
+                self._happen("remainders paid at a write-off")
         self._sync_loan_statuses()
 
     @precondition(lambda self: any(a >= 2 * SAT for a in self.available.values()))

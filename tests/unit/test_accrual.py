@@ -1,7 +1,7 @@
-"""Interest accrual: a whole period costs exactly the periodic rate, a part of one never more than its share."""
+"""Interest accrual: simple interest on the principal owed, every day costing its share, a whole period the rate."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from fractions import Fraction
 
 from hypothesis import given, settings
@@ -21,32 +21,47 @@ def test_whole_periods_are_exact_and_rounded_down() -> None:
     assert interest_between(10**9, 3600, 12, Fraction(2), Fraction(2)) == 0
 
 
-def test_a_part_of_a_period_compounds_inside_it() -> None:
-    # Half a month at 3 %: (1.03^0.5 - 1) = 1.4889157 %, less than the simple 1.5 %.
-    half = interest_between(10**9, 3600, 12, Fraction(0), Fraction(1, 2))
-    assert half == 14_889_156
-    # Across a due date: half a period on each side, each compounding on its own.
-    assert interest_between(10**9, 3600, 12, Fraction(1, 2), Fraction(3, 2)) == 2 * 14_889_156 + 1
+def test_a_part_of_a_period_costs_its_share() -> None:
+    # Half a month at 3 %: 1.5 %, the same whether or not the half straddles a due date.
+    assert interest_between(10**9, 3600, 12, Fraction(0), Fraction(1, 2)) == 15_000_000
+    assert interest_between(10**9, 3600, 12, Fraction(1, 2), Fraction(3, 2)) == 30_000_000
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(1, 10**12), st.integers(0, 10_000), st.sampled_from([12, 52, 365]), positions, positions)
-def test_never_more_than_the_rate_for_the_time(principal: int, rate: int, ppy: int, a: Fraction, b: Fraction) -> None:
-    begin, end = min(a, b), max(a, b)
-    got = interest_between(principal, rate, ppy, begin, end)
+@given(st.integers(1, 10**12), st.integers(0, 10_000), st.sampled_from([12, 52, 365]), positions, positions,
+       positions)
+def test_a_stretch_costs_the_same_however_it_is_cut(principal: int, rate: int, ppy: int, a: Fraction, b: Fraction,
+                                                      c: Fraction) -> None:
+    """The interest of a stretch depends only on the principal over it and its length: cut anywhere, the
+    parts add up to the whole but for the rounding down of each part (under 1 msat a cut)."""
+    begin, middle, end = sorted((a, b, c))
+    whole = interest_between(principal, rate, ppy, begin, end)
     r = Fraction(rate, 10_000 * ppy)
-    assert 0 <= got <= principal * r * (end - begin)  # compounding inside a period costs less than simple
-    # Monotone in the end date, and cutting at a whole period changes nothing but rounding.
-    assert interest_between(principal, rate, ppy, begin, end + Fraction(1, 7)) >= got
-    middle = Fraction(begin.__floor__() + 1)
-    if begin < middle < end:
-        parts = interest_between(principal, rate, ppy, begin, middle) + interest_between(principal, rate, ppy,
-                                                                                          middle, end)
-        assert parts <= got <= parts + 1
+    assert whole == (principal * r * (end - begin)).__floor__()
+    parts = interest_between(principal, rate, ppy, begin, middle) + interest_between(principal, rate, ppy,
+                                                                                      middle, end)
+    assert parts <= whole <= parts + 1
+    # Only the length matters: the same stretch shifted costs the same.
+    assert interest_between(principal, rate, ppy, begin + 3, end + 3) == whole
 
 
 def test_the_clock() -> None:
+    # Monthly: whole months from the start (as the due dates fall), then days over that month's days.
     assert unit_periods(date(2026, 1, 31), date(2026, 2, 28), 12) == 1
-    assert unit_periods(date(2026, 1, 31), date(2026, 3, 30), 12) == 1 + Fraction(30, 30)
-    assert unit_periods(date(2026, 1, 15), date(2026, 2, 18), 12) == Fraction(11, 10)
+    assert unit_periods(date(2026, 1, 31), date(2026, 3, 30), 12) == 1 + Fraction(30, 31)
+    assert unit_periods(date(2026, 1, 31), date(2026, 3, 31), 12) == 2
+    assert unit_periods(date(2026, 1, 15), date(2026, 2, 18), 12) == 1 + Fraction(3, 28)
     assert unit_periods(date(2026, 1, 1), date(2026, 1, 15), 52) == 2
+    assert unit_periods(date(2026, 1, 1), date(2026, 1, 11), 365) == 10
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dates(date(2020, 1, 1), date(2030, 12, 31)), st.integers(1, 800))
+def test_every_day_of_a_month_costs_something_and_a_month_costs_one_period(start: date, days: int) -> None:
+    """The old clock counted days / 30 capped at one period, so the 31st day of a month was free."""
+    when = start + timedelta(days=days)
+    before = unit_periods(start, when - timedelta(days=1), 12)
+    now = unit_periods(start, when, 12)
+    assert now > before
+    # A day never costs more than a 28-day month's share, nor less than a 31-day month's.
+    assert Fraction(1, 31) <= now - before <= Fraction(1, 28)

@@ -96,7 +96,7 @@ def test_unit_periods() -> None:
     # Each monthly due date is one period, whatever the month's length.
     assert unit_periods(date(2026, 1, 31), date(2026, 2, 28), 12) == 1
     assert unit_periods(date(2026, 1, 31), date(2026, 3, 31), 12) == 2
-    assert unit_periods(date(2026, 1, 15), date(2026, 2, 18), 12) == Fraction(11, 10)
+    assert unit_periods(date(2026, 1, 15), date(2026, 2, 18), 12) == 1 + Fraction(3, 28)  # days of Feb 15-Mar 15
     assert unit_periods(date(2026, 1, 1), date(2026, 1, 15), 52) == 2
     assert unit_periods(date(2026, 1, 1), date(2026, 1, 1) + timedelta(days=10), 365) == 10
 

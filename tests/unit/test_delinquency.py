@@ -35,6 +35,10 @@ def _day(n: int) -> date:
     return DUE + timedelta(days=n)
 
 
+def _dpd(installments: list[InstallmentState], day: int) -> int:
+    return days_past_due(installments, _day(day))
+
+
 def test_days_past_due_counts_from_the_oldest_unpaid_installment() -> None:
     installments = _installments()
     assert days_past_due(installments, _day(-1)) == 0
@@ -61,7 +65,7 @@ def test_days_past_due_counts_from_the_oldest_unpaid_installment() -> None:
     ],
 )
 def test_thresholds(day: int, expected: LoanState) -> None:
-    assert loan_state(_installments(), _day(day), POLICY, LoanState.CURRENT) == expected
+    assert loan_state(_dpd(_installments(), day), POLICY, LoanState.CURRENT) == expected
 
 
 def test_a_loan_walks_through_every_state_as_days_pass() -> None:
@@ -69,9 +73,9 @@ def test_a_loan_walks_through_every_state_as_days_pass() -> None:
     state = LoanState.CURRENT
     seen: list[LoanState] = []
     for day in range(0, 130):
-        state = loan_state(installments, _day(day), POLICY, state)
+        state = loan_state(_dpd(installments, day), POLICY, state)
         # Idempotent: the daily job may run twice on the same day.
-        assert loan_state(installments, _day(day), POLICY, state) == state
+        assert loan_state(_dpd(installments, day), POLICY, state) == state
         if not seen or seen[-1] != state:
             seen.append(state)
     assert seen == [LoanState.CURRENT, LoanState.GRACE, LoanState.LATE, LoanState.DEFAULTED, LoanState.WRITTEN_OFF]
@@ -79,23 +83,20 @@ def test_a_loan_walks_through_every_state_as_days_pass() -> None:
 
 def test_late_loans_recover_but_defaulted_ones_do_not_until_repaid() -> None:
     installments = _installments()
-    assert loan_state(installments, _day(20), POLICY, LoanState.GRACE) == LoanState.LATE
+    assert loan_state(_dpd(installments, 20), POLICY, LoanState.GRACE) == LoanState.LATE
     caught_up = [installments[0]._replace(principal_paid_msat=100_000, interest_paid_msat=2_000), installments[1]]
-    assert loan_state(caught_up, _day(20), POLICY, LoanState.LATE) == LoanState.CURRENT
-    # Catching up after default leaves the loan defaulted ...
-    assert loan_state(caught_up, _day(29), POLICY, LoanState.DEFAULTED) == LoanState.DEFAULTED
-    # ... until it is repaid in full.
-    repaid = [i._replace(principal_paid_msat=i.principal_msat, interest_paid_msat=i.interest_msat)
-              for i in installments]
-    assert loan_state(repaid, _day(70), POLICY, LoanState.DEFAULTED) == LoanState.REPAID
+    assert loan_state(_dpd(caught_up, 20), POLICY, LoanState.LATE) == LoanState.CURRENT
+    # Catching up after default leaves the loan defaulted (only repaying it in full, which the
+    # aging pass checks first, or a write-off ends that).
+    assert loan_state(_dpd(caught_up, 29), POLICY, LoanState.DEFAULTED) == LoanState.DEFAULTED
     # A defaulted loan that stays unpaid is still written off.
-    assert loan_state(installments, _day(121), POLICY, LoanState.DEFAULTED) == LoanState.WRITTEN_OFF
+    assert loan_state(_dpd(installments, 121), POLICY, LoanState.DEFAULTED) == LoanState.WRITTEN_OFF
 
 
 def test_terminal_states_stay() -> None:
     installments = _installments()
-    assert loan_state(installments, _day(0), POLICY, LoanState.WRITTEN_OFF) == LoanState.WRITTEN_OFF
-    assert loan_state(installments, _day(200), POLICY, LoanState.REPAID) == LoanState.REPAID
+    assert loan_state(_dpd(installments, 0), POLICY, LoanState.WRITTEN_OFF) == LoanState.WRITTEN_OFF
+    assert loan_state(_dpd(installments, 200), POLICY, LoanState.REPAID) == LoanState.REPAID
 
 
 def test_late_fees_are_assessed_once_when_leaving_grace() -> None:
@@ -117,16 +118,17 @@ def test_late_fees_are_assessed_once_when_leaving_grace() -> None:
         assess_late_fees(assessed, [(1, 5)])
 
 
-def test_late_fee_rounds_half_up_and_skips_paid_or_zero_fees() -> None:
+def test_late_fee_rounds_down_and_skips_paid_or_zero_fees() -> None:
     policy = DelinquencyPolicy(late_fee_bps=1)
-    # 1 bp of 5,000 msat is 0.5 msat -> 1; of 4,999 msat is 0.4999 -> 0 (and a 0 fee is never listed).
-    five = [InstallmentState(1, DUE, 5_000, 0, 0, 0, 0, 0)]
-    assert late_fees_due(five, _day(16), policy) == [(1, 1)]
-    under = [InstallmentState(1, DUE, 4_999, 0, 0, 0, 0, 0)]
+    # 1 bp of 19,999 msat is 1.9999 msat -> 1 (never rounded against the borrower); of 9,999 msat -> 0,
+    # and a 0 fee is never listed.
+    some = [InstallmentState(1, DUE, 19_999, 0, 0, 0, 0, 0)]
+    assert late_fees_due(some, _day(16), policy) == [(1, 1)]
+    under = [InstallmentState(1, DUE, 9_999, 0, 0, 0, 0, 0)]
     assert late_fees_due(under, _day(16), policy) == []
-    paid = [InstallmentState(1, DUE, 5_000, 0, 0, 5_000, 0, 0)]
+    paid = [InstallmentState(1, DUE, 19_999, 0, 0, 19_999, 0, 0)]
     assert late_fees_due(paid, _day(16), policy) == []
-    assert late_fees_due(five, _day(16), DelinquencyPolicy()) == []  # no fee configured
+    assert late_fees_due(some, _day(16), DelinquencyPolicy()) == []  # no fee configured
 
 
 def test_portfolio_at_risk_counts_the_whole_principal_of_late_loans() -> None:

@@ -122,7 +122,7 @@ def test_a_borrower_requests_a_loan_and_everyone_can_read_its_page(clients: dict
         assert "<progress" in text and "Funding deadline" in text
         assert "never of principal; it does not change what the borrower pays" in text
         assert "Overdue installments first" in text and "15 days" in text and "more than 60 days" in text
-        assert "Interest is charged only on the principal still owed" in text  # the rules, from the domain
+        assert "Interest is simple interest on the principal still owed" in text  # the rules, from the domain
         assert "within 1 msat" not in text or "rounded down to the" in text
         assert "exact share" in text or "pro-rata part" in text
         assert "APRC" in text and "19.68 %" in text

@@ -2,23 +2,31 @@
 
 The rules, in the words the loan pages show to borrowers and lenders:
 
-1. Interest is charged only on the principal still owed, for the time it is
-   owed, at the loan's rate: a whole period costs exactly the periodic rate,
-   part of a period less, and unpaid interest never bears interest itself.
-   Paid on the due dates, the loan costs exactly its schedule.
+1. Interest is simple interest on the principal still owed, for the time it
+   is owed, at the loan's rate: each day costs its share of the period it
+   falls in, so a whole period costs exactly the periodic rate, and unpaid
+   interest never bears interest itself. How often the borrower pays does
+   not change what the loan costs. Paid on the due dates, the loan costs
+   exactly its schedule.
 2. Overdue installments first (due on or before the day of the payment),
    oldest first: in each, the late fee, then the interest, then the principal.
-3. When nothing is due yet, a payment goes to the next installment: the
-   interest accrued up to today, then principal. Paying exactly what is
-   shown as next due settles that installment (early pays it less
-   interest); the following one becomes the next.
-4. Anything more pays the interest accrued up to today (shown as paid on
-   the next installment), then repays principal at once, and the
-   installments still to come are recomputed from what is left: they keep
-   their amount and the loan ends sooner (or, if the borrower chose so, the
-   loan keeps its end date and every later installment gets smaller).
-   Interest on the repaid principal stops the same day.
-5. Paying the whole loan off costs what is overdue, the late fees, the
+3. Then the next installments, in order: each takes the interest accrued up
+   to today, then principal. Paying exactly what is shown as next due
+   settles that installment (early pays it less interest) and the following
+   one becomes the next; more settles the ones after it the same way, so
+   the day's payments count by their total, however they are split. Paid
+   ahead, nothing more is due until the first installment not settled.
+4. An installment paid ahead costs only the interest accrued to the day it
+   is paid, so more of it repays principal, and the installments still to
+   come are recomputed from what is left: they keep their amount and the
+   loan ends sooner (or, if the borrower chose so, every later installment
+   gets smaller). Interest on the repaid principal stops the same day.
+5. A borrower who owes no more principal than the schedule leaves after the
+   installments already due is never late and pays no late fee, even with
+   something left unpaid. Late fees, like interest, are rounded down.
+6. From the day a loan is written off it bears no more interest; what was
+   owed then stays owed.
+7. Paying the whole loan off costs what is overdue, the late fees, the
    interest accrued to today and the principal still owed — never more than
    what paying on the due dates would cost. Anything beyond that is
    returned to the borrower's balance; no msat is ever lost.
@@ -26,64 +34,26 @@ The rules, in the words the loan pages show to borrowers and lenders:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import cached_property
-from typing import NamedTuple
-
 from marketplace.domain.errors import InvalidInput
-from marketplace.domain.loans.schedules import Contract, OpenInstallment, contract_schedule, project
+from marketplace.domain.loans.delinquency import assess_late_fees, days_past_due
+from marketplace.domain.loans.installments import InstallmentState as InstallmentState  # re-exported
+from marketplace.domain.loans.schedules import Contract, OpenInstallment, Prepayment, contract_schedule, project
 from marketplace.domain.messages import N_
-
-
-class InstallmentState(NamedTuple):
-    """One installment as it stands: what it is made of, what was paid of it. (A tuple: the settlement
-    path makes one per open installment per repayment.)"""
-
-    number: int
-    due_date: date
-    principal_msat: int
-    interest_msat: int
-    late_fee_msat: int
-    principal_paid_msat: int
-    interest_paid_msat: int
-    late_fee_paid_msat: int
-    # The day the last msat of it was paid (None while it is open, or from before this was kept).
-    settled_on: date | None = None
-
-    @property
-    def principal_unpaid_msat(self) -> int:
-        return self.principal_msat - self.principal_paid_msat
-
-    @property
-    def interest_unpaid_msat(self) -> int:
-        return self.interest_msat - self.interest_paid_msat
-
-    @property
-    def late_fee_unpaid_msat(self) -> int:
-        return self.late_fee_msat - self.late_fee_paid_msat
-
-    @property
-    def due_msat(self) -> int:
-        """The installment itself: principal and interest (late fee apart)."""
-        return self.principal_msat + self.interest_msat
-
-    @property
-    def paid_msat(self) -> int:
-        return self.principal_paid_msat + self.interest_paid_msat + self.late_fee_paid_msat
-
-    @property
-    def unpaid_msat(self) -> int:
-        return self.principal_unpaid_msat + self.interest_unpaid_msat + self.late_fee_unpaid_msat
-
-    @property
-    def is_paid(self) -> bool:
-        return self.unpaid_msat == 0
 
 
 @dataclass(frozen=True)
 class Balance:
-    """What the borrower owes besides late fees: principal, and interest accrued up to `accrued_on`."""
+    """What the borrower owes besides late fees: principal, and interest.
+
+    `accrued_on` is the day the principal last changed (or the start): interest accrues from it on the
+    principal, and `interest_msat` is what had accrued by then less the interest paid since — negative
+    when the borrower has paid interest accrued after that day. A payment that repays no principal
+    therefore never restarts the accrual, so it never rounds anything (interest_to adds what accrued
+    since, rounded down once): how often a borrower pays cannot change the interest.
+    """
 
     principal_msat: int
     interest_msat: int
@@ -118,6 +88,13 @@ class LoanState:
                 == (other.contract, other.balance, other.installments, other.level_msat))
 
     __hash__ = None  # type: ignore[assignment]
+
+    def written_off(self, on: date) -> LoanState:
+        """The loan written off on `on`: nothing accrues after that day (what is owed stays owed), and the
+        installments still to come carry no interest beyond it."""
+        stopped = LoanState(replace(self.contract, interest_stops_on=on), self.balance, self.installments,
+                            self.level_msat)
+        return refresh(stopped, on)
 
     def interest_to(self, as_of: date) -> int:
         """Interest owed on `as_of`: accrued before, plus accrued since (never negative time)."""
@@ -164,9 +141,17 @@ class LoanState:
             return as_of, payoff
         return upcoming.due_date, min(payoff, upcoming.unpaid_msat)
 
+    def behind(self, as_of: date) -> list[InstallmentState]:
+        """The overdue installments the borrower is late on: those after which the disclosed schedule
+        leaves less principal owed than the borrower owes now. A borrower at or ahead of the schedule's
+        principal is never late (no late fee, no days past due), whatever is left unpaid."""
+        owed = self.balance.principal_msat
+        left = self.contract.scheduled_principal_left
+        return [i for i in self.overdue(as_of) if owed > left[i.number - 1]]
+
     def days_past_due(self, as_of: date) -> int:
-        oldest = min((i.due_date for i in self.overdue(as_of)), default=None)
-        return 0 if oldest is None else (as_of - oldest).days
+        """Days since the oldest installment the borrower is behind on fell due (0 if none)."""
+        return days_past_due(self.behind(as_of), as_of)
 
 
 @dataclass(frozen=True)
@@ -194,7 +179,8 @@ class Payment:
 def validate(state: LoanState) -> None:
     """Refuse a state that breaks the bookkeeping rules (amounts, order, principal carried by installments)."""
     b = state.balance
-    if min(b.principal_msat, b.interest_msat) < 0:
+    # Interest carried is negative only while principal is owed (it is interest paid as it accrued).
+    if b.principal_msat < 0 or (b.interest_msat < 0 and b.principal_msat == 0):
         raise InvalidInput(N_("A loan's balance cannot be negative."))
     previous: InstallmentState | None = None
     for inst in state.installments:
@@ -214,13 +200,33 @@ def validate(state: LoanState) -> None:
 
 
 def apply_payment(state: LoanState, received_msat: int, on: date) -> Payment:
-    """Apply `received_msat`, paid on `on`, by the rules in the module docstring."""
+    """Apply `received_msat`, paid on `on`, by the rules in the module docstring.
+
+    Money beyond the installment being paid goes on to the next one, as a second payment the same day
+    would: the result depends only on the day's total, not on how it was split, by construction
+    (tests/properties/test_payment_invariance.py).
+    """
     if received_msat < 0:
         raise InvalidInput(N_("A repayment cannot be negative."))
     # A payment cannot fall before the last one: the listener credits in
     # order, so an earlier date can only be a clock difference.
     on = max(on, state.balance.accrued_on)
-    interest_left = state.interest_to(on)
+    payment = _apply_step(state, received_msat, on)
+    while payment.refund_msat and not payment.state.is_repaid:
+        more = _apply_step(payment.state, payment.refund_msat, on)
+        if more.applied_msat == 0:
+            raise AssertionError("a loan not repaid took none of a payment")
+        payment = Payment(received_msat, payment.applied_msat + more.applied_msat, more.refund_msat,
+                          payment.late_fee_msat + more.late_fee_msat, payment.interest_msat + more.interest_msat,
+                          payment.principal_msat + more.principal_msat, more.state)
+    return payment
+
+
+def _apply_step(state: LoanState, received_msat: int, on: date) -> Payment:
+    """What is overdue, then the next installment; what is left comes back as `refund_msat` for the next step
+    (apply_payment), or is a refund once the loan is repaid."""
+    # Never below 0: only a payment dated before an earlier one (a clock difference) could make it so.
+    interest_left = max(state.interest_to(on), 0)
     principal_left = state.balance.principal_msat
     left = received_msat
     late_fee = interest = principal = 0
@@ -229,7 +235,7 @@ def apply_payment(state: LoanState, received_msat: int, on: date) -> Payment:
     if state.project_from is not None and first < len(rows) and rows[first].due_date <= on:
         rows = list(state.installments)  # rows waiting to be projected are due: project them first
         first = _first_unpaid(rows)
-    anything_due = False
+    anything_due = settled_ahead = False
     current: int | None = None
     for index in range(first, len(rows)):
         inst = rows[index]
@@ -237,7 +243,7 @@ def apply_payment(state: LoanState, received_msat: int, on: date) -> Payment:
         if principal_due - principal_paid + interest_due - interest_paid + fee_due - fee_paid == 0:
             continue
         if due_date > on:
-            current = index  # the rest fall due later still (rows are in due-date order)
+            current = index  # the next installment to pay (rows are in due-date order)
             break
         anything_due = True
         # Overdue: late fee, interest, principal.
@@ -260,11 +266,13 @@ def apply_payment(state: LoanState, received_msat: int, on: date) -> Payment:
             rows[index] = InstallmentState(inst.number, inst.due_date, inst.principal_msat, inst.interest_msat,
                                            inst.late_fee_msat, paid_p, paid_i, paid_fee, on if done else None)
 
-    if anything_due:
-        current = None
+    current_total: int | None = None  # the next installment's total before this payment reached it
     if current is not None and left:
         inst = rows[current]
+        current_total = inst.due_msat
         owed = inst.due_msat - inst.principal_paid_msat - inst.interest_paid_msat
+        if _first_unpaid(rows, current + 1) == len(rows):
+            owed = interest_left + principal_left  # the last installment takes whatever is left
         credit = min(left, owed, interest_left + principal_left)
         i = min(credit, interest_left)
         p = credit - i
@@ -278,34 +286,42 @@ def apply_payment(state: LoanState, received_msat: int, on: date) -> Payment:
             # Settled: its parts are now what was actually paid.
             rows[current] = inst._replace(interest_msat=paid_i, principal_msat=paid_p,
                                           interest_paid_msat=paid_i, principal_paid_msat=paid_p, settled_on=on)
+            settled_ahead = True
         else:
             # Part-paid: the total stays (passed on below); the split is recomputed.
-            rows[current] = inst._replace(interest_msat=paid_i, principal_msat=inst.due_msat - paid_i,
+            rows[current] = inst._replace(interest_msat=paid_i, principal_msat=max(inst.due_msat - paid_i, paid_p),
                                           interest_paid_msat=paid_i, principal_paid_msat=paid_p)
 
-    # Prepayment: accrued interest, then principal.
-    i = min(left, interest_left)
-    left -= i
-    interest_left -= i
-    interest += i
-    p = min(left, principal_left)
-    left -= p
-    principal_left -= p
-    principal += p
+    # No installment after today to take it (all are due, or settled): accrued interest, then principal.
+    i = p = 0
+    if current is None:
+        i = min(left, interest_left)
+        left -= i
+        interest_left -= i
+        interest += i
+        p = min(left, principal_left)
+        left -= p
+        principal_left -= p
+        principal += p
 
     # Interest is only ever paid on an installment: what accrued beyond the ones paid belongs to the next.
     fixed_totals: dict[int, int | None] = _record_prepaid_interest(rows, i, on) if i else {}
 
-    balance = Balance(principal_left, interest_left, on)
+    if principal_left == state.balance.principal_msat:
+        balance = Balance(principal_left, state.balance.interest_msat - interest, state.balance.accrued_on)
+    else:
+        balance = Balance(principal_left, interest_left, on)
     if _rest_can_wait(rows, current, anything_due, p, principal_left):
         # Only the installment being paid moved; its total is fixed, so the rest can wait (LoanState.project_from).
         level = None if state.level_msat == state.contract.level_msat else state.level_msat
         after = LoanState(state.contract, balance, tuple(rows), level, project_from=on)
     else:
-        if current is not None:
-            fixed_totals[rows[current].number] = state.recorded[current].due_msat
+        if current is not None and current_total is not None:
+            fixed_totals[rows[current].number] = current_total
+        # Paid ahead, an installment costs less interest than projected and repays more principal: the
+        # borrower's choice says whether that shortens the loan or lowers the installments still to come.
         after = reproject(state.contract, balance, rows, on, fixed_totals=fixed_totals,
-                          level_msat=state.level_msat, new_level=p > 0)
+                          level_msat=state.level_msat, new_level=p > 0 or settled_ahead)
     applied = received_msat - left
     return Payment(received_msat, applied, left, late_fee, interest, principal, after)
 
@@ -395,6 +411,15 @@ def reproject(contract: Contract, balance: Balance, installments: Sequence[Insta
         slots.append((number, due_date, principal_paid, interest_paid,  # type: ignore[arg-type]
                       fixed.get(number, principal + interest if paid else None)))
         open_rows.append(inst)
+    if new_level and contract.prepayment is Prepayment.REDUCE_INSTALLMENT and installments:
+        # Lower installments keep the end date: spread over every due date left in the contract, including
+        # any an earlier projection found no longer needed (so the result depends on the balance alone).
+        for number in range(installments[-1].number + 1, contract.count + 1):
+            due = contract.due_dates[number - 1]
+            if due <= as_of:
+                continue
+            slots.append((number, due, 0, 0, None))  # type: ignore[arg-type]
+            open_rows.append(InstallmentState(number, due, 0, 0, 0, 0, 0, 0))
     principal_open = balance.principal_msat - overdue_principal
     if principal_open < 0:
         raise InvalidInput(N_("The overdue installments carry more principal than is owed."))
@@ -465,8 +490,6 @@ def start(contract: Contract) -> LoanState:
 
 def assess(state: LoanState, fees: Sequence[tuple[int, int]], as_of: date) -> LoanState:
     """The loan with late fees recorded and its open installments brought up to `as_of`."""
-    from marketplace.domain.loans.delinquency import assess_late_fees
-
     rows = assess_late_fees(state.installments, fees)
     return refresh(LoanState(state.contract, state.balance, tuple(rows), state.level_msat), as_of)
 

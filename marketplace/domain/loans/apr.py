@@ -11,8 +11,11 @@ unit periods, are worth exactly the principal received. Then:
 
 Because both are computed from the payments actually scheduled (rounded to
 the msat, fees included), they cannot hide a cost that the nominal rate
-leaves out. Time is counted in unit periods (accrual.unit_periods): days,
-7-day weeks, or whole calendar months plus leftover days / 30.
+leaves out. Time is counted in unit periods (accrual.unit_periods), the same
+clock the interest accrues by: days, 7-day weeks, or whole months from the
+start plus the days since over the days of that month of the loan. A
+schedule's payments fall on whole periods, where this actuarial APR and the
+U.S. Rule's (the simple interest the loan charges) are the same rate.
 """
 from __future__ import annotations
 

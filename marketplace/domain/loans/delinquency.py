@@ -1,7 +1,10 @@
 """Days past due, the loan's state, late fees and portfolio at risk.
 
 States, by the days since the oldest installment still unpaid fell due
-(days past due, "dpd"), with the policy's numbers (defaults in brackets):
+(days past due, "dpd"), with the policy's numbers (defaults in brackets). An
+installment counts only while the borrower is behind the disclosed schedule's
+principal (allocation.LoanState.behind): a borrower who owes no more principal
+than the schedule leaves after it is never late on it.
 
 * current: nothing overdue (dpd 0; an installment due today is not late yet);
 * grace: 1 to `grace_days` [15] days past due; no fee;
@@ -9,8 +12,9 @@ States, by the days since the oldest installment still unpaid fell due
   once per installment as it leaves grace, and goes to the lenders;
 * defaulted: more than `default_after_days` [60]; catching up does not make
   the loan current again by itself, only repaying it in full (-> repaid);
-* written off: more than `write_off_after_days` [120]; final in the books
-  (recoveries are still credited to the note holders by the services);
+* written off: more than `write_off_after_days` [120]; final in the books;
+  interest stops accruing on the day of the write-off (what was owed then
+  stays owed, and recoveries are credited to the note holders);
 * repaid: everything paid; final.
 """
 from __future__ import annotations
@@ -21,7 +25,7 @@ from datetime import date
 from enum import Enum
 
 from marketplace.domain.errors import InvalidInput
-from marketplace.domain.loans.allocation import InstallmentState
+from marketplace.domain.loans.installments import InstallmentState
 from marketplace.domain.messages import N_
 
 BPS_PER_UNIT = 10_000
@@ -77,13 +81,8 @@ def _state_by_days(dpd: int, policy: DelinquencyPolicy) -> LoanState:
     return LoanState.CURRENT
 
 
-def loan_state(
-    installments: Sequence[InstallmentState],
-    as_of: date,
-    policy: DelinquencyPolicy,
-    previous: LoanState,
-) -> LoanState:
-    """The loan's state on `as_of`, given the state it was in before.
+def loan_state(dpd: int, policy: DelinquencyPolicy, previous: LoanState) -> LoanState:
+    """The state of a loan not repaid, `dpd` days past due (LoanState.days_past_due), given its state before.
 
     Idempotent: calling it again with its own answer as `previous` gives the
     same answer, so the daily job can run any number of times.
@@ -91,9 +90,7 @@ def loan_state(
     previous = LoanState(previous)
     if previous in TERMINAL_STATES:
         return previous
-    if all(i.is_paid for i in installments):
-        return LoanState.REPAID
-    by_days = _state_by_days(days_past_due(installments, as_of), policy)
+    by_days = _state_by_days(dpd, policy)
     # A default is a fact about the loan's history: catching up on the arrears
     # does not undo it (only full repayment, handled above, or write-off).
     if previous is LoanState.DEFAULTED and by_days is not LoanState.WRITTEN_OFF:
@@ -102,17 +99,19 @@ def loan_state(
 
 
 def late_fee_for(installment: InstallmentState, policy: DelinquencyPolicy) -> int:
-    """The fee for one installment leaving grace: bps of what it still owes, rounded half-up, plus the flat fee."""
+    """The fee for one installment leaving grace: bps of what it still owes plus the flat fee, rounded DOWN
+    (like interest: no rounding is ever charged against the borrower)."""
     base = installment.principal_unpaid_msat + installment.interest_unpaid_msat
-    denominator = BPS_PER_UNIT
-    proportional = (2 * base * policy.late_fee_bps + denominator) // (2 * denominator)
-    return proportional + policy.late_fee_flat_msat
+    return base * policy.late_fee_bps // BPS_PER_UNIT + policy.late_fee_flat_msat
 
 
 def late_fees_due(
     installments: Sequence[InstallmentState], as_of: date, policy: DelinquencyPolicy
 ) -> list[tuple[int, int]]:
     """(installment number, fee) for each unpaid installment past grace with no fee assessed yet.
+
+    Pass the installments the borrower is behind on (LoanState.behind): one at or ahead of the
+    schedule's principal is never charged.
 
     An installment is assessed at most once: after its fee is recorded
     (late_fee_msat > 0) it is never listed again, so the call is idempotent. A

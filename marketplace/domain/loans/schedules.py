@@ -25,7 +25,7 @@ the exact annuity, so the last installment is never larger than the others.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from enum import Enum
 from fractions import Fraction
@@ -111,6 +111,31 @@ def annuity_payment_msat(principal_msat: int, annual_rate_bps: int, count: int, 
     return -(-numerator // denominator)
 
 
+def level_from(principal_msat: int, first_interest_msat: int, annual_rate_bps: int, count: int,
+               periods_per_year: int) -> int:
+    """The level payment that repays `principal_msat` over `count` installments when the first of them
+    carries `first_interest_msat` (its interest may cover more than one period: after an installment was
+    settled ahead, the next one carries the interest of both periods), rounded UP to the msat.
+
+    With a = the annuity factor over the count - 1 installments after the first, paying L leaves
+    B + I - L to repay at a, so L = (B + I) a / (1 + a). A first interest of one period's worth
+    gives the annuity payment itself.
+    """
+    owed = principal_msat + first_interest_msat
+    if count <= 1:
+        return owed
+    rest = count - 1
+    if annual_rate_bps == 0:
+        return -(-owed // count)
+    d = BPS_PER_UNIT * periods_per_year
+    a_n: int = (d + annual_rate_bps) ** rest
+    d_n: int = d**rest
+    # a = bps A^n / (d (A^n - D^n)); L = owed a / (1 + a) = owed bps A^n / (d (A^n - D^n) + bps A^n).
+    numerator = owed * annual_rate_bps * a_n
+    denominator = d * (a_n - d_n) + annual_rate_bps * a_n
+    return -(-numerator // denominator)
+
+
 def _validate(principal_msat: int, annual_rate_bps: int, count: int) -> None:
     if count < 1:
         raise InvalidInput(N_("A loan needs at least one installment."))
@@ -133,6 +158,8 @@ class Contract:
     method: Method
     start_date: date
     prepayment: Prepayment = Prepayment.REDUCE_TERM
+    # Not part of the agreement but of the loan's fate: a written-off loan accrues nothing after this day.
+    interest_stops_on: date | None = None
 
     def __post_init__(self) -> None:
         _validate(self.principal_msat, self.annual_rate_bps, self.count)
@@ -172,8 +199,23 @@ class Contract:
             self._positions[day] = found
         return found
 
+    @cached_property
+    def scheduled_principal_left(self) -> tuple[int, ...]:
+        """The principal the disclosed schedule leaves owed after each installment (index = number - 1).
+
+        The yardstick of "ahead of the schedule": a borrower who owes no more principal than this after
+        an installment's due date is never late on it (delinquency.py)."""
+        disclosed = contract_schedule(replace(self, interest_stops_on=None))
+        left, result = self.principal_msat, []
+        for inst in disclosed.installments:
+            left -= inst.principal_msat
+            result.append(left)
+        return tuple(result + [0] * (self.count - len(result)))
+
     def interest_msat(self, principal_msat: int, begin: date, end: date) -> int:
         """Interest accrued on `principal_msat` from `begin` to `end` (accrual.py), rounded down."""
+        if self.interest_stops_on is not None and end > self.interest_stops_on:
+            end = self.interest_stops_on
         return interest_between(principal_msat, self.annual_rate_bps, self.periods_per_year,
                                 self.position(begin), self.position(end))
 
@@ -234,9 +276,13 @@ def project(contract: Contract, slots: Sequence[OpenInstallment], principal_msat
     result: list[tuple[int, int]] = []
     previous_number = -1
     carried = 0
-    for index, (number, _, principal_paid, interest_paid, fixed) in enumerate(slots):
+    stops = contract.interest_stops_on is not None
+    previous_due = slots[0][1]
+    for index, (number, due, principal_paid, interest_paid, fixed) in enumerate(slots):
         if index == 0:
             interest = first_interest_msat
+        elif stops:  # a written-off loan: nothing accrues past the write-off
+            interest = carried + contract.interest_msat(balance, previous_due, due)
         else:
             # Due dates fall on whole periods, so between two of them interest is whole periods' worth.
             interest = carried + balance * rate * (number - previous_number) // per_period
@@ -248,7 +294,7 @@ def project(contract: Contract, slots: Sequence[OpenInstallment], principal_msat
         elif annuity:
             if recompute:
                 # Once per projection: the level that repays what is owed over the installments left.
-                level = annuity_payment_msat(balance, rate, len(slots) - index, contract.periods_per_year)
+                level = level_from(balance, interest, rate, len(slots) - index, contract.periods_per_year)
                 recompute = False
             assert level is not None
             target = level - paid
@@ -262,7 +308,7 @@ def project(contract: Contract, slots: Sequence[OpenInstallment], principal_msat
             # The last installment needed: everything that is left.
             result.append((principal_paid + balance, interest_paid + interest))
             return result, level
-        previous_number = number
+        previous_number, previous_due = number, due
         if fixed is not None and target < interest:
             # A part-paid installment keeps its total: the interest it cannot carry goes on the next one.
             result.append((principal_paid, interest_paid + target))

@@ -13,8 +13,11 @@ The rules, as the loan pages state them:
    msat: never more, less by under 1 msat, never a negative share, and the
    same for every note whatever its position.
 3. The under-1-msat remainders (fewer msats than there are notes) wait in
-   the loan's escrow account and are paid out when the loan is repaid: by
-   largest remainder, ties going round the notes in turn from loan to loan.
+   the loan's escrow account and are paid out when the loan is repaid or
+   written off: by largest remainder, ties going round the notes in turn
+   from loan to loan. After a write-off, recoveries are shared the same way
+   counting from the write-off, so nothing waits for a recovery that may
+   never come.
 4. Principal repaid is attributed the same way (each note's repaid principal
    is its entitlement rounded down), so every note's principal is exactly
    repaid when the loan is. A note's income is its cash less its principal.
@@ -134,10 +137,12 @@ class Notes:
 
 
 def share_out(notes: Notes, cash_before_msat: int, cash_after_msat: int, principal_before_msat: int,
-              principal_after_msat: int, *, closing: bool = False, rotation: int = 0) -> Shares:
+              principal_after_msat: int, *, closing: bool = False, rotation: int = 0,
+              cash_base_msat: int = 0) -> Shares:
     """Each note's cash and principal from the lenders' cumulative totals moving before -> after.
 
-    With `closing`, the held remainders are paid out too (rule 3), ties rotated by `rotation`.
+    With `closing`, the held remainders are paid out too (rule 3), ties rotated by `rotation`. Cash is
+    shared counting from `cash_base_msat` (the total when the remainders were paid out at a write-off).
     """
     if not 0 <= cash_before_msat <= cash_after_msat or not 0 <= principal_before_msat <= principal_after_msat:
         raise InvalidInput(N_("The lenders' totals can only grow."))
@@ -145,8 +150,11 @@ def share_out(notes: Notes, cash_before_msat: int, cash_after_msat: int, princip
         raise InvalidInput(N_("The lenders cannot be repaid more principal than cash."))
     if principal_after_msat > notes.total:
         raise InvalidInput(N_("The notes cannot be repaid more principal than they lent."))
+    if not 0 <= cash_base_msat <= cash_before_msat:
+        raise InvalidInput(N_("Cash is shared from a total already reached."))
     way = share_out_small if len(notes.weights) <= SMALL else share_out_arrays
-    return way(notes, cash_before_msat, cash_after_msat, principal_before_msat, principal_after_msat, closing, rotation)
+    return way(notes, cash_before_msat - cash_base_msat, cash_after_msat - cash_base_msat,
+               principal_before_msat, principal_after_msat, closing, rotation)
 
 
 def share_out_arrays(notes: Notes, cash_before_msat: int, cash_after_msat: int, principal_before_msat: int,
@@ -188,6 +196,17 @@ def share_out_small(notes: Notes, cash_before_msat: int, cash_after_msat: int, p
     else:
         principal = [principal_after_msat * w // total - principal_before_msat * w // total for w in weights]
     return Shares(np.array(cash, dtype=np.int64), np.array(principal, dtype=np.int64), held_before, held_after)
+
+
+def remainder_payout(notes: Notes, cash_msat: int, rotation: int) -> list[int]:
+    """At a write-off: 1 msat to each note that gets one of the held remainders of `cash_msat` (rule 3), as a
+    list of 0 or 1 by note; they add up to what the escrow holds."""
+    floors, remainders = notes.floors(cash_msat)
+    held = cash_msat - int(floors.sum())
+    bonus = [0] * len(notes.weights)
+    for index in bonus_order(remainders, rotation)[:held].tolist():
+        bonus[index] = 1
+    return bonus
 
 
 def bonus_order(remainders: NDArray[np.int64], rotation: int) -> NDArray[np.intp]:
