@@ -27,6 +27,8 @@ from typing import Any, TypeVar
 
 from pyln.client import LightningRpc, RpcError
 
+from lightning.cln import ClnAdapter
+
 T = TypeVar("T")
 
 RPC_USER = "microlend"
@@ -285,6 +287,15 @@ class RegtestNetwork:
 
     def __getitem__(self, name: str) -> ClnNode:
         return self.nodes[name]
+
+    def rpc_path(self, name: str = "marketplace") -> str:
+        return self.nodes[name].rpc_path
+
+    def rpc(self, name: str = "marketplace") -> LightningRpc:
+        return self.nodes[name].rpc()
+
+    def adapter(self, name: str = "marketplace") -> ClnAdapter:
+        return ClnAdapter(self.nodes[name].rpc_path)
 
     def start(self) -> None:
         try:
