@@ -31,6 +31,9 @@ from lightning.cln import ClnAdapter
 
 T = TypeVar("T")
 
+# The Core Lightning release this project runs against: the real-node tier's binaries
+# (../shared/realcln) and docker-compose.yml's images are this one (tests/unit/test_compose_files.py).
+CORE_LIGHTNING_RELEASE = "v26.06.6"
 RPC_USER = "microlend"
 RPC_PASSWORD = "regtest-only"
 # A node is usable about 1-2 s after start; bitcoind about 1 s; generous for a loaded 2-core machine.
