@@ -5,9 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Two workers: the suite (SQLite, PostgreSQL, dev node subprocesses, a browser) fits this 2-core machine.
-# loadgroup: the real-node tier (marked `realnode`, grouped by tests/fixtures/realnode.py) runs on one
-# worker, so one bitcoind + Core Lightning network serves it all.
-PYTEST_ARGS ?= -n 2 --dist loadgroup
+# Each worker that runs a real-node test (marked `realnode`) builds its own bitcoind + Core Lightning network.
+PYTEST_ARGS ?= -n 2
 # Core Lightning v26.06.6 + bitcoind for the real-node tier: this repository's CI keeps them beside it.
 MICROLEND_REALCLN ?= $(firstword $(wildcard ../shared/realcln /work/shared/realcln))
 export MICROLEND_REALCLN

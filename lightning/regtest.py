@@ -11,6 +11,7 @@ ending does not take it down mid-write; `stop()` ends them by their pid.
 from __future__ import annotations
 
 import base64
+import ctypes
 import json
 import os
 import shutil
@@ -100,10 +101,22 @@ def wait_until(what: str, probe: Callable[[], T | None], timeout_s: float = CHAI
                        + (f" (last error: {last_error})" if last_error else ""))
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the process that started it dies (a killed test run or `microlend regtest`
+    leaves no daemon behind), while its own session keeps a terminal's Ctrl-C from reaching it mid-write."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: stop() still ends it
+        pass
+
+
 def _spawn(command: list[str], log_path: Path) -> subprocess.Popen[bytes]:
     with log_path.open("ab") as log:
         return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_die_with_parent)
 
 
 def _end(process: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM, timeout_s: float = 20.0) -> None:

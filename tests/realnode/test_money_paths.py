@@ -17,6 +17,7 @@ import pytest
 from lightning.regtest import RegtestNetwork
 from marketplace.app import create_app
 from marketplace.db.engine import Database
+from marketplace.db.invoices import cursor as invoice_cursor
 from marketplace.db.verify import verify_ledger
 from marketplace.domain.journal import AccountKind
 from marketplace.settings import Settings
@@ -200,7 +201,9 @@ def test_deposits_paid_while_the_marketplace_node_is_killed_are_credited_once_ea
     node_paid = {i["bolt11"] for i in realnet.rpc("marketplace").listinvoices()["invoices"]
                  if i.get("bolt11") in bolt11s and i["status"] == "paid"}
     assert node_paid == set(bolt11s)
-    time.sleep(1.5)  # a listener wait later: still exactly once
+    # Once the listener's cursor has passed every payment the node holds, it has seen them all: still once each.
+    last = max(i["pay_index"] for i in realnet.rpc("marketplace").listinvoices()["invoices"] if i.get("pay_index"))
+    wait_for(lambda: database.read(invoice_cursor).last_pay_index >= last, 30)
     assert available(database, user_id) == expected
     assert database.read(verify_ledger).ok
 
