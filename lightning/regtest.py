@@ -102,15 +102,18 @@ def wait_until(what: str, probe: Callable[[], T | None], timeout_s: float = CHAI
 
 
 _PR_SET_PDEATHSIG = 1
+# Looked up once here, not in the forked child: dlopen after fork in a threaded process can deadlock.
+try:
+    _PRCTL: Any = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux: stop() still ends the daemons
+    _PRCTL = None
 
 
 def _die_with_parent() -> None:
     """In the child: SIGTERM when the process that started it dies (a killed test run or `microlend regtest`
     leaves no daemon behind), while its own session keeps a terminal's Ctrl-C from reaching it mid-write."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # not Linux: stop() still ends it
-        pass
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _spawn(command: list[str], log_path: Path) -> subprocess.Popen[bytes]:
