@@ -394,6 +394,19 @@ class RegtestNetwork:
         for plan in self.channels:
             if name in (plan.funder, plan.fundee):
                 self.wait_channel(plan.funder, plan.fundee)
+        self.forget_failures()
+
+    def forget_failures(self) -> None:
+        """Drop what every node's xpay learned from payments that failed while a peer was down.
+
+        xpay keeps the limits it infers from failures in its persistent `xpay` layer and lets them age
+        slowly; after a deliberate outage they would hold a healthy channel to a fraction of its capacity
+        (seen here: "layer xpay says max is 2001999msat" on a channel with millions to spare).
+        """
+        cutoff = int(time.time()) + 1
+        for node in self.nodes.values():
+            if node.process is not None:
+                node.rpc().call("askrene-age", {"layer": "xpay", "cutoff": cutoff})
 
     def stop(self) -> None:
         for node in self.nodes.values():

@@ -110,6 +110,7 @@ def test_the_listener_resumes_after_the_marketplace_node_is_stopped_and_started(
     finally:
         realnet["marketplace"].start()
     realnet.wait_channel("wallet", "marketplace")
+    realnet.forget_failures()
     # The invoice made before the stop is paid after the start: the listener finds it.
     bolt11 = bolt11_of(database, before_stop)
     paid = realnet.rpc("wallet").call("xpay", {"invstring": bolt11})
