@@ -170,7 +170,7 @@ else
     if ! ln_wallet -k fundchannel id="$MARKET_ID" amount="$CHANNEL_SAT" \
             feerate="$FUNDING_FEERATE" push_msat="$PUSH_MSAT" >"$funding" 2>&1; then
         log "fundchannel with push_msat failed: $(cat "$funding")"
-        log "retrying without push_msat (the marketplace's share is sent by keysend once the channel is up)"
+        log "retrying without push_msat (the marketplace's share is sent by xkeysend once the channel is up)"
         ln_wallet -k fundchannel id="$MARKET_ID" amount="$CHANNEL_SAT" \
             feerate="$FUNDING_FEERATE" >"$funding"
         pushed=no
@@ -197,8 +197,8 @@ done
 log "channel is CHANNELD_NORMAL"
 
 if [ "${pushed:-yes}" = no ] && [ "$PUSH_MSAT" -gt 0 ]; then
-    log "sending ${PUSH_MSAT} msat to cln-marketplace by keysend (outbound liquidity for withdrawals)"
-    ln_wallet keysend "$MARKET_ID" "$PUSH_MSAT" >/dev/null
+    log "sending ${PUSH_MSAT} msat to cln-marketplace by xkeysend (outbound liquidity for withdrawals)"
+    ln_wallet xkeysend "$MARKET_ID" "$PUSH_MSAT" >/dev/null
 fi
 
 summary

@@ -20,6 +20,7 @@ from lightning.port import (
     ChannelClosed,
     ChannelOpened,
     CreatedInvoice,
+    CreatedOffer,
     DecodedPayment,
     Funds,
     InvoiceStatus,
@@ -160,6 +161,10 @@ class ClnAdapter:
         reply = await self.call("listinvoices", {"label": label})
         found = [i for i in cln_parse.invoices(reply) if i.label == label]
         return found[0] if found else None
+
+    async def create_offer(self, description: str, label: str) -> CreatedOffer:
+        reply = await self.call("offer", {"amount": "any", "description": description, "label": label})
+        return cln_parse.created_offer(reply)
 
     async def list_invoices(
         self, status: InvoiceStatus | None = None, start: int = 0, limit: int | None = None

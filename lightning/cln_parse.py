@@ -22,6 +22,7 @@ from lightning.port import (
     ChannelFunds,
     ChannelOpened,
     CreatedInvoice,
+    CreatedOffer,
     DecodedPayment,
     Funds,
     InvoiceStatus,
@@ -136,6 +137,7 @@ def invoice(reply: Any) -> InvoiceUpdate:
         amount_received_msat=_opt_int(body, "amount_received_msat", what),
         paid_at=_opt_int(body, "paid_at", what),
         payment_preimage=_opt_hex32(body, "payment_preimage", what),
+        local_offer_id=_opt_hex32(body, "local_offer_id", what),
     )
     if status is InvoiceStatus.PAID:
         _check_paid(update, what)
@@ -324,3 +326,11 @@ def version_tuple(version: str) -> tuple[int, int]:
         return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
     except ValueError:
         return (99, 0)
+
+
+def created_offer(reply: Any) -> CreatedOffer:
+    body = _obj(reply, "offer reply")
+    bolt12 = _str(body, "bolt12", "offer reply")
+    if not bolt12.startswith("lno1"):
+        raise MalformedReply("offer reply: bolt12 is not an offer (lno1...)")
+    return CreatedOffer(offer_id=_hex32(body, "offer_id", "offer reply"), bolt12=bolt12)

@@ -59,6 +59,8 @@ class InvoiceUpdate:
     amount_received_msat: int | None = None
     paid_at: int | None = None
     payment_preimage: str | None = None
+    # A BOLT12 invoice made for one of our offers carries the offer's id (`local_offer_id`).
+    local_offer_id: str | None = None
 
 
 # A paid invoice is the same record with the paid fields present.
@@ -111,6 +113,14 @@ class DecodedPayment:
     @property
     def expires_at(self) -> int:
         return self.created_at + self.expiry
+
+
+@dataclass(frozen=True)
+class CreatedOffer:
+    """A reusable BOLT12 offer (`lno1...`) the node answers invoice requests for."""
+
+    offer_id: str
+    bolt12: str
 
 
 @dataclass(frozen=True)
@@ -203,6 +213,11 @@ class LightningPort(Protocol):
         ...
 
     async def lookup_invoice(self, label: str) -> InvoiceUpdate | None: ...
+
+    async def create_offer(self, description: str, label: str) -> CreatedOffer:
+        """An any-amount BOLT12 offer. Making the same offer again answers the existing one (CLN's `offer`
+        is idempotent by content); UnknownCommand where the node has no offers (the dev node)."""
+        ...
 
     async def list_invoices(
         self, status: InvoiceStatus | None = None, start: int = 0, limit: int | None = None

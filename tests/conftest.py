@@ -16,7 +16,7 @@ from marketplace.db.engine import Database
 from marketplace.settings import Settings
 from tests.databases import PostgresTemplate, SqliteTemplate
 
-pytest_plugins = ["tests.fixtures.devnode"]
+pytest_plugins = ["tests.fixtures.devnode", "tests.fixtures.realnode"]
 
 PG_URL = os.environ.get("MICROLEND_TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite"] + (["postgres"] if PG_URL else [])

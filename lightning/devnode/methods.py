@@ -30,6 +30,7 @@ METHODS: dict[str, tuple[Handler, Spec]] = {
     "xpay": (paying.xpay, paying.XPAY_PARAMS),
     "pay": (paying.pay, paying.PAY_PARAMS),
     "keysend": (paying.keysend, paying.KEYSEND_PARAMS),
+    "xkeysend": (paying.xkeysend, paying.XKEYSEND_PARAMS),
     "listpays": (paying.listpays, paying.LIST_PARAMS),
     "listsendpays": (paying.listsendpays, paying.LIST_PARAMS),
 }

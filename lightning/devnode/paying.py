@@ -1,4 +1,4 @@
-"""Sending: xpay, pay, keysend, listpays, listsendpays.
+"""Sending: xpay, pay, keysend, xkeysend, listpays, listsendpays.
 
 A payment between hosted nodes settles atomically in one store transaction:
 route over direct channels (or one hop through another hosted node), move
@@ -299,6 +299,30 @@ KEYSEND_PARAMS: p.Spec = (
 
 
 def keysend(net: Network, node: HostedNode, args: Json) -> Json:
+    return _pay_reply(_keysend(net, node, args))
+
+
+# xkeysend (v24.11+) is keysend through xpay: the replacement a node in developer mode, where
+# deprecated commands such as keysend are off, accepts; its reply has xpay's shape.
+XKEYSEND_PARAMS: p.Spec = (
+    ["destination", "amount_msat", "maxfee", "layers", "maxdelay", "extratlvs"],
+    {"destination", "amount_msat"},
+    {"destination": p.pubkey, "amount_msat": p.msat, "maxfee": p.msat, "maxdelay": p.u64},
+)
+
+
+def xkeysend(net: Network, node: HostedNode, args: Json) -> Json:
+    sendpay = _keysend(net, node, args)
+    return {
+        "payment_preimage": sendpay["preimage"],
+        "amount_msat": sendpay["amount_msat"],
+        "amount_sent_msat": sendpay["amount_sent_msat"],
+        "failed_parts": 0,
+        "successful_parts": 1,
+    }
+
+
+def _keysend(net: Network, node: HostedNode, args: Json) -> Json:
     payee = net.by_id(args["destination"])
     if payee is None:
         raise RpcFailure(PAY_ROUTE_NOT_FOUND, "Failed: We could not find a usable set of paths. Unknown destination")
@@ -312,7 +336,7 @@ def keysend(net: Network, node: HostedNode, args: Json) -> Json:
         row = insert_invoice(db, net, prepared)
         row["bolt11_for_payer"] = None
         sendpay = _settle(db, net, node, row, args["amount_msat"], args.get("maxfee"), PAY_ROUTE_NOT_FOUND)
-    return _pay_reply(sendpay)
+    return sendpay
 
 
 LIST_PARAMS: p.Spec = (

@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from marketplace.cli import db_commands, lightning_commands, loan_commands, server_commands, user_commands
+from marketplace.cli import (
+    db_commands, lightning_commands, loan_commands, regtest_commands, server_commands, user_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,7 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for module in (server_commands, db_commands, user_commands, loan_commands, lightning_commands):
+    for module in (server_commands, db_commands, user_commands, loan_commands, lightning_commands,
+                   regtest_commands):
         module.register(subparsers)
     return parser
 

@@ -52,6 +52,7 @@ def _wallet_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--node", default="wallet", help="dev node to use (default wallet)")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                         help="the dev node's data dir (default ./data/devnode)")
+    parser.add_argument("--rpc", help="a lightningd socket instead (e.g. the wallet node `microlend regtest` prints)")
 
 
 def _devnode(args: argparse.Namespace) -> int:
@@ -59,7 +60,7 @@ def _devnode(args: argparse.Namespace) -> int:
 
 
 def _adapter(args: argparse.Namespace) -> ClnAdapter:
-    return ClnAdapter(str(socket_path(args.data_dir, args.node)))
+    return ClnAdapter(args.rpc or str(socket_path(args.data_dir, args.node)))
 
 
 def _fail(message: str) -> int:

@@ -69,6 +69,11 @@ def _serve(settings: Settings, extras: Sequence[LifespanExtra] = (), workers: in
     return 0
 
 
+def serve_settings(settings: Settings) -> int:
+    """Serve with these settings (one process): what `microlend regtest` runs once its network is up."""
+    return _serve(settings)
+
+
 def serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         return fail("--workers must be at least 1", 2)

@@ -15,6 +15,7 @@ from lightning.port import InvoiceStatus, InvoiceUpdate
 from marketplace.db import ledger
 from marketplace.db.invoices import COLUMNS, Cursor, InvoiceRow, cursor, row_from
 from marketplace.db.ledger import PostedEntry
+from marketplace.db.offers import adopt_offer_payments
 from marketplace.db.tables import invoices, listener_state
 from marketplace.domain.journal import AccountKind, EntryDraft
 from marketplace.domain.payments import deposit_entry
@@ -80,6 +81,8 @@ def apply_updates(conn: Connection, updates: Sequence[InvoiceUpdate], *, advance
     (a repayment's share-out to the notes) is written; both inside this transaction.
     """
     state = cursor(conn)
+    # Payments to a loan's BOLT12 offer: invoices the node made on its own, written down here first.
+    adopt_offer_payments(conn, updates)
     hashes = [u.payment_hash for u in updates]
     # Locked (PostgreSQL; SQLite's write lock already covers it), in id order against deadlocks: a second
     # credit path with the same paid invoice (a drain and a sweep at once, two listeners in a failover)

@@ -297,6 +297,17 @@ pay_handles = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+# The BOLT12 offer the marketplace's node made for a loan (any amount, no personal data): a payment to it
+# is credited to this loan by the listener, matched by the paid invoice's `local_offer_id`.
+loan_offers = Table(
+    "loan_offers",
+    metadata,
+    Column("loan_id", BigId, ForeignKey("loans.id"), primary_key=True),
+    Column("offer_id", String(64), nullable=False, unique=True),
+    Column("bolt12", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 notes = Table(
     "notes",
     metadata,

@@ -160,8 +160,10 @@ def test_amount_beyond_liquidity_is_no_route_205(lightning_pair: NodePair) -> No
 def test_keysend_receipt_is_a_paid_invoice_without_amount(lightning_pair: NodePair) -> None:
     payee = lightning_pair.payee()
     info = run(payee.node_info)
-    reply = lightning_pair.payer_rpc().call("keysend", {"destination": info.id, "amount_msat": 7000})
-    invoice = lightning_pair.payee_rpc().listinvoices(payment_hash=reply["payment_hash"])["invoices"][0]
+    # xkeysend, not keysend: the tier's nodes run in developer mode, where deprecated commands are off.
+    reply = lightning_pair.payer_rpc().call("xkeysend", {"destination": info.id, "amount_msat": 7000})
+    payment_hash = hashlib.sha256(bytes.fromhex(reply["payment_preimage"])).hexdigest()
+    invoice = lightning_pair.payee_rpc().listinvoices(payment_hash=payment_hash)["invoices"][0]
     assert invoice["label"].startswith("keysend-")
     assert invoice["status"] == "paid" and "amount_msat" not in invoice
     assert invoice["amount_received_msat"] == 7000 and invoice["pay_index"] >= 1

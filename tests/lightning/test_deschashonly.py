@@ -10,7 +10,7 @@ import bolt11
 import pytest
 from pyln.client import RpcError
 
-from tests.fixtures.devnode import DevNode
+from tests.fixtures.devnode import DevNode, NodePair
 from tests.lightning.helpers import label, run
 from tests.lightning.schema import TRANSCRIPT_DIR, json_shape, request_errors, response_errors
 
@@ -20,15 +20,16 @@ def _transcript(name: str) -> dict[str, Any]:
     return loaded
 
 
-def test_the_dev_node_commits_to_the_same_hash_as_core_lightning(devnode_session: DevNode) -> None:
+def test_the_node_commits_to_the_same_hash_as_the_recorded_core_lightning(lightning_pair: NodePair) -> None:
+    """On the dev node and (parity) on the real-node tier's Core Lightning."""
     recorded = _transcript("invoice_deschashonly.json")
     params = dict(recorded["params"])
     params["label"] = label("deschash")
     assert request_errors("invoice", params) == []
-    reply = devnode_session.rpc("marketplace").call("invoice", params)
+    reply = lightning_pair.payee_rpc().call("invoice", params)
     assert response_errors("invoice", reply) == []
     assert set(json_shape(reply)) - {"warning_deadends"} <= set(json_shape(recorded["response"]))
-    decoded = devnode_session.rpc("wallet").call("decode", {"string": reply["bolt11"]})
+    decoded = lightning_pair.payer_rpc().call("decode", {"string": reply["bolt11"]})
     real_decode = _transcript("decode_bolt11_deschashonly.json")["response"]
     assert response_errors("decode", decoded) == []
     # The same description gives the same `h` as on the real node, and no `d`.
@@ -37,7 +38,7 @@ def test_the_dev_node_commits_to_the_same_hash_as_core_lightning(devnode_session
     assert "description" not in decoded and "description" not in real_decode
     assert bolt11.decode(reply["bolt11"]).description_hash == decoded["description_hash"]
     # listinvoices still shows the description itself, as on the real node.
-    listed = devnode_session.rpc("marketplace").call("listinvoices", {"label": params["label"]})["invoices"][0]
+    listed = lightning_pair.payee_rpc().call("listinvoices", {"label": params["label"]})["invoices"][0]
     assert listed["description"] == params["description"]
 
 

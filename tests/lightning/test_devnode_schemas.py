@@ -88,6 +88,7 @@ def tour(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DevNode, di
         cases["xpay_capacity"] = _call(w, "xpay", {"invstring": huge["bolt11"]})
         cases["pay_capacity"] = _call(w, "pay", {"bolt11": huge["bolt11"]})
         cases["keysend"] = _call(w, "keysend", {"destination": cases["getinfo"]["id"], "amount_msat": 1234000})
+        cases["xkeysend"] = _call(w, "xkeysend", {"destination": cases["getinfo"]["id"], "amount_msat": 2345000})
         via_hub = _call(c, "invoice", {"amount_msat": 88000, "label": label(), "description": "via hub"})
         cases["xpay_via_hub"] = _call(w, "xpay", {"invstring": via_hub["bolt11"], "maxfee": 1000})
         # Made last: on a loaded machine a 1-second invoice made earlier could expire before the
@@ -217,6 +218,7 @@ TRANSCRIPT_CASES = {
     "xpay_error_amount_exceeds_capacity.json": "xpay_capacity",
     "xpay_error_expired_invoice.json": "xpay_expired",
     "keysend_nodeB_to_nodeA.json": "keysend",
+    "xkeysend_nodeB_to_nodeA.json": "xkeysend",
     "listinvoices_by_label_paid.json": "listinvoices_label_paid",
     "listinvoices_by_label_expired.json": "listinvoices_label_expired",
     "listinvoices_by_label_unpaid.json": "listinvoices_label_unpaid",

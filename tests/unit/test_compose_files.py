@@ -163,6 +163,11 @@ def test_images_are_pinned(compose: dict[str, Any]) -> None:
     assert match, cln
     assert (int(match[1]), int(match[2])) >= (24, 11), "xpay needs Core Lightning v24.11+"
     assert compose["services"]["cln-wallet"]["image"] == cln
+    # The release the real-node tier runs: what CI tests is what compose deploys.
+    from lightning.regtest import CORE_LIGHTNING_RELEASE
+
+    assert cln == f"elementsproject/lightningd:{CORE_LIGHTNING_RELEASE}"
+    assert compose["services"]["init"]["image"] == cln
     assert compose["services"]["postgres"]["image"].startswith("postgres:16")
 
 

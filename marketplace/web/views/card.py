@@ -12,6 +12,8 @@ from marketplace.services import lnurl as lnurl_service
 from marketplace.web.qr import pay_code_qr_svg
 from marketplace.web.rendering import render
 from marketplace.web.sessions import require_role
+from marketplace.services import offers as offer_service
+from marketplace.web.lightning import lightning_of
 from marketplace.web.state import database_of
 from marketplace.web.views.lnurl import site_of
 from marketplace.domain.messages import N_
@@ -25,7 +27,9 @@ async def card_page(request: Request) -> Response:
     site = site_of(request)
     card = await run_in_threadpool(lnurl_service.repayment_card, database_of(request), site, int(raw), user.id,
                                    user.role == Role.OPERATOR)
-    return await render(request, "loans/card.html", {"card": card, "qr_svg": pay_code_qr_svg(card.code.lnurl)})
+    offer = await offer_service.loan_offer(database_of(request), lightning_of(request).port, card.loan_id)
+    return await render(request, "loans/card.html", {"card": card, "qr_svg": pay_code_qr_svg(card.code.lnurl),
+                                                     "offer": offer})
 
 
 def card_routes() -> list[BaseRoute]:

@@ -29,6 +29,7 @@ from marketplace.domain.money import MSAT_PER_SAT
 from marketplace.domain.users import Role
 from marketplace.services import accounts, analytics, deposits, loan_views
 from marketplace.services import loans as loan_service
+from marketplace.services import offers as offer_service
 from marketplace.services.lightning_calls import reading
 from marketplace.settings import Settings
 from marketplace.web import charts
@@ -39,7 +40,7 @@ from marketplace.web.params import path_id, query_whole
 from marketplace.web.qr import invoice_qr_svg
 from marketplace.web.rendering import render
 from marketplace.web.security import client_address
-from marketplace.web.sessions import require_role
+from marketplace.web.sessions import current_user, require_role
 from marketplace.web.state import database_of, settings_of
 from marketplace.domain.messages import Message, N_
 from marketplace.web import rules_text
@@ -204,8 +205,15 @@ async def _loan_page(request: Request, user_id: int, loan_id: int, *, refusal: R
     today = loan_service.utc_today()
     view = await reading(database_of(request), lambda c: loan_views.loan_view(c, loan_id, user_id, today))
     runtime = lightning_of(request)
+    offer = None
+    viewer = await current_user(request)
+    if view.loan.status in ("active", "written_off") and (
+            view.loan.borrower_id == user_id or (viewer is not None and viewer.role == Role.OPERATOR)):
+        # Beside the repayment card: the loan's BOLT12 offer (made by the node on first view).
+        offer = await offer_service.loan_offer(database_of(request), runtime.port, loan_id)
     context = {
         **_common(settings), "view": view, "loan": view.loan, "error": say(refusal) if refusal else None,
+        "offer": offer,
         "echo": dict(echo or {}), "disbursed": disbursed, "notice": notice, "today": today,
         "request_key": secrets.token_urlsafe(18), "demo_hint": runtime.demo_wallet is not None,
         "balances": await _balances(request, user_id),
