@@ -303,3 +303,26 @@ def expected_loss(pd: npt.ArrayLike, exposure_msat: npt.ArrayLike, lgd: npt.Arra
     if np.any((p < 0) | (p > 1)) or np.any(e < 0) or np.any((g < 0) | (g > 1)):
         raise PortfolioInputError("PD and LGD must be between 0 and 1 and exposure not negative.")
     return np.asarray(p * e * g, dtype=np.float64)
+
+
+RISK_HORIZON_MONTHS: Final = 12.0
+
+
+def horizon_pd(term_pd: npt.ArrayLike, months_left: npt.ArrayLike,
+               horizon_months: float = RISK_HORIZON_MONTHS) -> FloatArray:
+    """A PD over a loan's remaining `months_left` as the PD over the next `horizon_months`.
+
+    The risk figures use one horizon, 12 months, the one the Basel retail
+    correlation is calibrated for. A loan with at most a year left can only
+    default within it: its PD is kept. A longer one is assumed to default at a
+    constant monthly rate over its remaining term, so PD_12 = 1 - (1 -
+    PD_T)^(12 / T) (a stated approximation: the Beta-geometric hazard falls
+    with time, so this slightly understates the first year's share). A loan
+    that has already defaulted (PD 1) keeps PD 1.
+    """
+    p, m = _as_float(term_pd, "pd"), _as_float(months_left, "months_left")
+    if np.any((p < 0) | (p > 1)) or np.any(m < 0) or horizon_months <= 0:
+        raise PortfolioInputError("PD must be between 0 and 1, the months left and the horizon not negative.")
+    share = np.minimum(horizon_months / np.where(m > 0, m, 1.0), 1.0)
+    converted = -np.expm1(share * np.log1p(-np.minimum(p, 1.0 - 1e-16)))
+    return np.asarray(np.where(p >= 1.0, 1.0, np.where(m > horizon_months, converted, p)), dtype=np.float64)

@@ -2,7 +2,12 @@
 
 Exposure is what a note can still lose: the principal outstanding of an
 active note, the amount of a pledged one (the money is committed). Each
-loan's PD is the daily job's (grading.py); loss given default is 90 %.
+loan's PD is the daily job's (grading.py) over its remaining term, turned into
+a PD over the next 12 months (``pd.horizon_pd``): every risk figure is for
+that one horizon, the one the Basel correlation is calibrated for. Loss given
+default is 90 %. A holding of up to ``holding_risk.EXACT_MAX_LOANS`` loans
+gets its exact loss distribution (``portfolio.holding_risk``), a larger one the
+200-node normal mixture; the operator's book the same.
 
 Realised return is the XIRR of the lender's lending cash flows as the ledger
 records them — money pledged to notes out, pledges released and repayment
@@ -26,8 +31,8 @@ from sqlalchemy import Connection, case, func, select
 from marketplace.db import ledger
 from marketplace.db.tables import journal_entries, journal_lines, loans, notes
 from marketplace.domain.journal import AccountKind, natural_delta
-from portfolio import returns, risk
-from portfolio.pd import GRADES, LGD_DEFAULT
+from portfolio import holding_risk, returns, risk
+from portfolio.pd import GRADES, LGD_DEFAULT, RISK_HORIZON_MONTHS, horizon_pd
 
 PPM = 1_000_000
 SPREAD_COUNTS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
@@ -66,6 +71,10 @@ class Risk:
     histogram_edges_msat: tuple[float, ...]
     histogram_probabilities: tuple[float, ...]
     holdings: int
+    method: str = "lattice"  # "lattice" (exact distribution) or "normal" (200-node mixture, large holdings)
+    horizon_months: float = RISK_HORIZON_MONTHS
+    defaulted_exposure_msat: int = 0  # on loans that have already defaulted: the loss already taken
+    prob_further_loss_ppm: int = 0  # chance of a loss on what has not defaulted, within the horizon
 
 
 @dataclass(frozen=True)
@@ -132,14 +141,27 @@ def _holdings(rows: Sequence[HoldingRow], as_of: date) -> list[Holding]:
     return result
 
 
+def horizon_pds(held: Sequence[Holding]) -> np.ndarray:
+    """Each holding's PD over the risk horizon (12 months), from its PD over the remaining term."""
+    term_pd = np.array([h.pd_ppm for h in held], dtype=np.float64) / PPM
+    months_left = np.array([h.remaining_years * 12.0 for h in held], dtype=np.float64)
+    return horizon_pd(term_pd, months_left)
+
+
 def risk_of(held: Sequence[Holding]) -> Risk:
     if not held:
         return Risk(0, 0, 0, 0, 0, 0, 0, 0, 0.0, 0, (), (), (), (), (), 0)
     exposure = np.array([h.exposure_msat for h in held], dtype=np.float64)
-    pd = np.array([h.pd_ppm for h in held], dtype=np.float64) / PPM
-    figures = risk.quadrature_risk(exposure[None, :], pd, LGD_DEFAULT)
+    pd = horizon_pds(held)
+    found = holding_risk.holding_risk(exposure, pd, LGD_DEFAULT)
+    figures, edges, probabilities = found.figures, found.edges, found.probabilities
     hhi, effective, largest = risk.concentration(exposure[None, :])
-    edges, probabilities = risk.book_loss_distribution(exposure, pd, LGD_DEFAULT, bins=30)
+    defaulted = np.array([h.pd_ppm >= PPM for h in held])
+    # The chance of a loss still to come: P(any default) among loans that have not defaulted (exact per node).
+    further = 0.0
+    if (~defaulted).any():
+        further = float(risk.ConditionalMoments(exposure[None, ~defaulted], pd[~defaulted], LGD_DEFAULT,
+                                                nodes=holding_risk.LARGE_NODES, single=False).prob_any_loss[0])
 
     def grouped(labels: Sequence[str], order: Sequence[str] | None = None) -> tuple[tuple[str, int], ...]:
         sums: dict[str, int] = {}
@@ -157,7 +179,8 @@ def risk_of(held: Sequence[Holding]) -> Risk:
         by_grade=grouped([h.grade for h in held], GRADES), by_purpose=grouped([h.purpose for h in held]),
         by_term=grouped([_bucket(h.term_days) for h in held], [label for _, label in TERM_BUCKETS]),
         histogram_edges_msat=tuple(float(e) for e in edges),
-        histogram_probabilities=tuple(float(p) for p in probabilities), holdings=len(held))
+        histogram_probabilities=tuple(float(p) for p in probabilities), holdings=len(held), method=found.method,
+        defaulted_exposure_msat=int(exposure[defaulted].sum()), prob_further_loss_ppm=int(round(further * PPM)))
 
 
 def lending_flows(conn: Connection, lender_id: int) -> list[tuple[date, int]]:

@@ -13,7 +13,8 @@ from marketplace.domain.loans.schedules import Frequency, Method
 from marketplace.domain.loans.terms import LoanTerms
 from marketplace.services import analytics, loans as loan_service
 from marketplace.settings import Settings
-from portfolio import risk
+from portfolio import holding_risk
+from portfolio.pd import horizon_pd
 from tests.loans.test_fair_rules_in_the_books import disburse, repay
 from tests.loans.test_lifecycle import funded_users
 
@@ -40,12 +41,15 @@ def test_lender_figures_come_from_their_notes_and_ledger(database: Database, set
     _date_entries(database, "repayment", date(2026, 2, 5))
     found = database.read(lambda c: analytics.lender_analytics(c, lender, today))
     r = found.risk
-    # The same figures straight from the library, on the holdings as the notes state them.
+    # The same figures straight from the library, on the holdings as the notes state them, over 12 months:
+    # the 24- and 36-month loans' term PDs turned into 12-month ones, the shorter ones kept.
     held = database.read(lambda c: analytics.holdings_of(c, lender, today))
     exposure = np.array([h.exposure_msat for h in held], dtype=float)
-    pd = np.array([h.pd_ppm for h in held]) / 1e6
-    direct = risk.quadrature_risk(exposure[None, :], pd, 0.9)
-    assert r.exposure_msat == int(exposure.sum()) < 120_000_000
+    term_pd = np.array([h.pd_ppm for h in held]) / 1e6
+    pd = horizon_pd(term_pd, np.array([h.remaining_years * 12 for h in held]))
+    assert list(pd[:2]) == list(term_pd[:2]) and all(pd[2:] < term_pd[2:])
+    direct = holding_risk.holding_risk(exposure, pd, 0.9).figures
+    assert r.exposure_msat == int(exposure.sum()) < 120_000_000 and r.method == "lattice"
     assert r.expected_loss_msat == int(direct.expected_loss[0]) and r.var99_msat == int(direct.var99[0])
     assert 0 < r.expected_loss_msat <= r.es99_msat and r.var95_msat <= r.var99_msat
     assert abs(r.effective_loans - 1 / sum((e / exposure.sum()) ** 2 for e in exposure)) < 1e-9
