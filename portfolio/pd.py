@@ -69,6 +69,11 @@ GRADE_BAD_RATE: Final = {g: GRADE_BAD[g] / GRADE_LOANS[g] for g in GRADES}
 POOLED_BAD_RATE: Final = 517 / 9857
 PRIOR_HORIZON_MONTHS: Final = 12.0
 PRIOR_STRENGTH_MONTHS: Final = 24.0
+# A grade's prior is worth 300 loan-years of the book's own evidence (credibility): the Beta-Binomial posterior
+# mean is Buhlmann's credibility blend Z x (the book's rate) + (1 - Z) x (the prior's), Z = months / (months +
+# 3,600). One loan's default moves a grade's monthly rate by at most 1 / 3,600 (grade_rate_bound).
+GRADE_PRIOR_STRENGTH_MONTHS: Final = 3_600.0
+MAX_LOAN_MONTHS: Final = 50.0  # the longest term the marketplace allows (1,500 days), in months
 AMOUNT_ELASTICITY: Final = 0.117
 # Geometric midpoints of neighbouring grade rates, rounded.
 GRADE_PD_EDGES: Final = (0.015, 0.037, 0.073, 0.12)
@@ -289,6 +294,19 @@ def first_request_grade(
 ) -> npt.NDArray[np.str_]:
     """Grade letter(s) of a first request: the band of `first_request_pd`."""
     return grade_of_pd(first_request_pd(amount_msat, count, frequency, reference_amount_msat))
+
+
+def grade_rate_bound(current_mean: npt.ArrayLike, strength: float = GRADE_PRIOR_STRENGTH_MONTHS) -> FloatArray:
+    """The most one loan's outcome can move a grade's posterior mean monthly rate.
+
+    The posterior has alpha + beta >= `strength`. A default (one event, after
+    s >= 0 months repaid) moves the mean by (a + 1) / (N + s) - a / N <= 1 / N;
+    a loan repaid over s <= MAX_LOAN_MONTHS months by -m s / (N + s), at most
+    m x MAX_LOAN_MONTHS / N in size. So |change| <= max(1, m x 50) / strength,
+    m the grade's mean before the outcome (0.003 a month for B: 1 / 3,600).
+    """
+    m = _as_float(current_mean, "current_mean")
+    return np.asarray(np.maximum(1.0, m * MAX_LOAN_MONTHS) / strength, dtype=np.float64)
 
 
 def calibration_factor(alpha_post: FloatArray, beta_post: FloatArray, strength: float = PRIOR_STRENGTH_MONTHS) -> FloatArray:
