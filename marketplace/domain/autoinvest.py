@@ -113,3 +113,15 @@ def rules_from(fields: Mapping[str, object], parse_sat: Parser, parse_percent_bp
 def unit_msat(note_min_sat: int) -> int:
     """The marketplace's auto-invest unit: the smallest note."""
     return note_min_sat * MSAT_PER_SAT
+
+
+def nothing_to_buy(rules: Rules, available_msat: int, held_msat: int, unit: int) -> Message | None:
+    """Why auto-invest would buy nothing whatever requests match, or None: what it may still put in is below one
+    note of the marketplace's smallest size (the budget less what is held, or the money available)."""
+    if not rules.enabled:
+        return None
+    room = max(0, min(available_msat, rules.budget_msat - held_msat))
+    if room >= unit:
+        return None
+    return N_("Auto-invest can put in %(room)s more, less than the smallest note (%(unit)s): it will buy nothing "
+              "until you raise the budget or deposit more.", room=format_msat(room), unit=format_msat(unit))

@@ -704,7 +704,7 @@ def test_too_many_invoices_is_a_documented_429(settings: Settings, database: Dat
 
 def test_auto_invest_rules_through_the_api(people: Api) -> None:
     assert people.get("lea", "/autoinvest").json() == {"rules": None, "matching_requests": 0, "held_msat": 0,
-                                                       "available_msat": 50_000_000}
+                                                       "available_msat": 50_000_000, "nothing_to_buy": None}
     new_loan(people)
     saved = people.call("lea", "PUT", "/autoinvest", json={"enabled": True, "budget_msat": 20_000_000,
                                                             "grades": ["A", "B", "C", "D", "E"],

@@ -198,3 +198,15 @@ def test_rules_no_request_matches_invest_nothing(database: Database, settings: S
     assert database.read(lambda c: autoinvest.matching_requests(c, settings, rules)) == 0
     report = autoinvest.run_autoinvest(database, settings, datetime.now(timezone.utc) + timedelta(seconds=1))
     assert report.planned == 0 and report.bought == 0
+
+
+def test_a_budget_below_one_note_says_it_will_buy_nothing() -> None:
+    from marketplace.domain.autoinvest import Rules, nothing_to_buy
+
+    rules = Rules(enabled=True, budget_msat=5_000_000, note_msat=5_000_000)
+    # 4,500 sat of the 5,000-sat budget already in notes: 500 sat left, below the 1,000-sat smallest note.
+    said = nothing_to_buy(rules, 50_000_000, 4_500_000, 1_000_000)
+    assert said is not None and dict(said.params) == {"room": "500 sat", "unit": "1,000 sat"}
+    assert nothing_to_buy(rules, 50_000_000, 0, 1_000_000) is None
+    assert nothing_to_buy(rules, 999_000, 0, 1_000_000) is not None  # too little money available
+    assert nothing_to_buy(Rules(enabled=False), 0, 0, 1_000_000) is None

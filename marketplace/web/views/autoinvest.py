@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Route
 from marketplace.db import ledger
 from marketplace.db.tables import autoinvest_orders, loans
 from marketplace.domain import numbers
-from marketplace.domain.autoinvest import GRADES, Rules, rules_from
+from marketplace.domain.autoinvest import GRADES, Rules, nothing_to_buy, rules_from, unit_msat
 from marketplace.domain.errors import InvalidInput, Refusal
 from marketplace.domain.journal import AccountKind
 from marketplace.domain.loans.calendar import Frequency
@@ -123,8 +123,10 @@ async def _page(request: Request, user_id: int, echo: dict[str, Any], rules: Rul
         return available, held, matching, _recent_orders(conn, user_id)
 
     available, held, matching, orders = await reading(database_of(request), read)
+    idle = nothing_to_buy(rules or Rules(), available, held, unit_msat(settings.note_min_sat))
     return await render(request, "lender/autoinvest.html", {
         "echo": echo, "rules": rules, "error": error, "saved": saved, "available_msat": available, "held_msat": held,
+        "nothing_to_buy": idle,
         "matching": matching, "orders": orders, "grades": GRADES, "frequencies": [f.value for f in Frequency],
         "purposes": PURPOSES, "unit_sat": settings.note_min_sat, "pct": bps_percent,
     }, status=status)
