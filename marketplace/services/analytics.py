@@ -215,14 +215,14 @@ def written_off_msat(conn: Connection, lender_id: int) -> int:
         notes.c.lender_id == lender_id, notes.c.status == "written_off")).scalar_one())
 
 
-RECOVERY = 1.0 - LGD_DEFAULT  # what a defaulted or written-off note is expected to bring back: 10 %
+RECOVERY_PPM = PPM - round(LGD_DEFAULT * PPM)  # what a defaulted or written-off note is expected to bring back
 
 
 def value_held(held: Sequence[Holding], written_off: int) -> int:
     """Today's value of the lending: notes at their principal, defaulted and written-off ones at 10 % of it."""
     live = sum(h.exposure_msat for h in held if h.pd_ppm < PPM)
     defaulted = sum(h.exposure_msat for h in held if h.pd_ppm >= PPM)
-    return live + int(RECOVERY * (defaulted + written_off))
+    return live + (defaulted + written_off) * RECOVERY_PPM // PPM
 
 
 def _returns(flows: list[tuple[date, int]], held: Sequence[Holding], as_of: date, written_off: int = 0) -> Returns:

@@ -104,3 +104,29 @@ def test_the_memo_reuses_figures_only_while_their_inputs_are_the_same(database: 
     _, (other,) = funded_users(database, 1, 10_000_000)
     assert database.read(lambda c: analytics.lender_analytics(c, other, today, memo)).risk.holdings == 0
     assert figures().risk.holdings == 1 and memo.hits == 2
+
+
+def test_defaulted_and_written_off_notes_count_at_their_expected_recovery() -> None:
+    def held(exposure: int, pd_ppm: int) -> analytics.Holding:
+        return analytics.Holding(1, exposure, pd_ppm, "C", "farming", 180, 2400, 0.3, 6, "monthly", "annuity", 1000)
+
+    # A live 10,000-sat note at its principal; a defaulted 5,000-sat one and 20,000 sat written off at 10 %.
+    assert analytics.value_held([held(10_000_000, 50_000), held(5_000_000, 1_000_000)], 20_000_000) \
+        == 10_000_000 + 500_000 + 2_000_000
+    # XIRR of lending 35,000 sat a year ago and holding those notes: a loss, not the 0 % of full value.
+    flows = [(date(2025, 3, 5), -35_000_000)]
+    found = analytics._returns(flows, [held(10_000_000, 50_000), held(5_000_000, 1_000_000)], date(2026, 3, 5),
+                               20_000_000)
+    assert found.realised_xirr is not None and abs(found.realised_xirr - (12_500_000 / 35_000_000 - 1)) < 1e-6
+
+
+def test_the_spread_curve_uses_what_the_schedule_pays() -> None:
+    notes_ = [analytics.Holding(i, 2_000_000, 60_000, "C", "farming", 84, 2100, 0.2, 12, "weekly", "annuity", 1000)
+              for i in range(3)]
+    spread = analytics.spread_of(notes_)
+    assert 0.02 < spread.return_if_repaid < 0.03  # the schedule's 2.4 % after the fee, not 21 % x 84 / 365 = 4.8 %
+    # With a 6 % chance of default and ~48 % lost on one, 10 notes lose money far more often than 3.75 %.
+    assert spread.prob_losing_ppm[SPREAD_TEN] > 200_000
+
+
+SPREAD_TEN = analytics.SPREAD_COUNTS.index(10)
