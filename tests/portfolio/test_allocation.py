@@ -275,3 +275,37 @@ def test_pairs_in_any_order_give_the_same_notes_in_the_callers_order() -> None:
     shuffled = al.allocate(**{**problem, "pair_lender": problem["pair_lender"][shuffle],
                               "pair_loan": problem["pair_loan"][shuffle]})
     assert shuffled.notes.tolist() == ordered.notes[shuffle].tolist()
+
+
+def _milp_most_notes(problem: dict, el: np.ndarray, ceiling: np.ndarray) -> int:
+    """The exact integer optimum (scipy milp, HiGHS) of the same constraints: the most whole notes."""
+    import scipy.sparse as sp
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    i, j = problem["pair_lender"], problem["pair_loan"]
+    m, n, p = len(problem["budget_notes"]), len(problem["remaining_notes"]), len(i)
+    has = ~np.isnan(ceiling)
+    bps = np.round(el * 10_000)[j] - np.round(np.nan_to_num(ceiling) * 10_000)[i]
+    rows = sp.vstack([sp.csr_matrix((np.ones(p), (i, np.arange(p))), shape=(m, p)),
+                      sp.csr_matrix((np.ones(p), (j, np.arange(p))), shape=(n, p)),
+                      sp.csr_matrix((bps[has[i]], (i[has[i]], np.arange(p)[has[i]])), shape=(m, p))])
+    upper = np.concatenate([problem["budget_notes"], problem["remaining_notes"], np.zeros(m)]).astype(float)
+    found = milp(-np.ones(p), constraints=LinearConstraint(rows, -np.inf, upper), integrality=np.ones(p),
+                 bounds=Bounds(np.zeros(p), np.asarray(problem["per_loan_cap"])[i]))
+    return int(round(-found.fun))
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31))
+def test_with_el_ceilings_the_allocation_places_as_many_notes_as_an_exact_solver(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    problem = _problem(seed, 8, 10, 0.7)
+    problem.pop("loan_bucket"), problem.pop("bucket_cap")
+    el = np.round(rng.uniform(0.0, 0.12, 10), 4)
+    ceiling = np.where(rng.random(8) < 0.5, np.round(rng.uniform(0.02, 0.08, 8), 4), np.nan)
+    result = al.Allocator(**problem, el_rate=el, el_ceiling=ceiling).solve()
+    x, i, j = result.notes, problem["pair_lender"], problem["pair_loan"]
+    over = np.bincount(i, x * (np.round(el * 10_000)[j] - np.round(np.nan_to_num(ceiling) * 10_000)[i]), 8)
+    assert np.all(over[~np.isnan(ceiling)] <= 0)
+    assert np.all(x <= np.asarray(problem["per_loan_cap"])[i])
+    assert int(x.sum()) == _milp_most_notes(problem, el, ceiling)
