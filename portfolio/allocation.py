@@ -643,3 +643,67 @@ def eligible_pairs(
     loan = np.concatenate(loans_out)
     order = np.lexsort((loan, lender))
     return lender[order].astype(np.int64), loan[order].astype(np.int64)
+
+
+def whole_notes(
+    pair_lender: npt.ArrayLike,
+    pair_loan: npt.ArrayLike,
+    preferred: npt.ArrayLike,
+    note_units: npt.ArrayLike,
+    budget_units: npt.ArrayLike,
+    remaining_units: npt.ArrayLike,
+    lender_order: npt.ArrayLike,
+    loan_order: npt.ArrayLike,
+    el_bps: npt.ArrayLike | None = None,
+    ceiling_bps: npt.ArrayLike | None = None,
+    pair_group: npt.ArrayLike | None = None,
+    group_room_units: npt.ArrayLike | None = None,
+) -> IntArray:
+    """Units per pair in whole notes of each lender's size: 0 or note_units[lender], never a part of one.
+
+    The flow places units and, when a budget is short, spreads it over more loans in smaller notes; a
+    lender who chose a note size buys notes of that size. From the flow's answer (``preferred`` units per
+    pair): lenders in ``lender_order`` (the flow's fairness: most idle first), each buys a whole note in the
+    loans the flow gave it most of first (then by ``loan_order``), then in any other of its eligible loans,
+    wherever the loan has room for the whole note, its budget lasts, its expected-loss ceiling holds
+    (sum of (el - ceiling) over its notes <= 0, ceiling -1 for none) and the pair's group (a borrower cap)
+    has room. Afterwards no lender with budget for one more note has an eligible loan with room for it,
+    within its ceiling and caps (checked in the tests).
+    """
+    lender = np.asarray(pair_lender, dtype=np.int64)
+    loan = np.asarray(pair_loan, dtype=np.int64)
+    want = np.asarray(preferred, dtype=np.int64)
+    size = np.asarray(note_units, dtype=np.int64)
+    budget = np.asarray(budget_units, dtype=np.int64).copy()
+    room = np.asarray(remaining_units, dtype=np.int64).copy()
+    el = np.zeros(room.size, np.int64) if el_bps is None else np.asarray(el_bps, dtype=np.int64)
+    ceiling = np.full(size.size, -1, np.int64) if ceiling_bps is None else np.asarray(ceiling_bps, dtype=np.int64)
+    group = np.full(lender.size, -1, np.int64) if pair_group is None else np.asarray(pair_group, dtype=np.int64)
+    group_room = np.zeros(0, np.int64) if group_room_units is None else \
+        np.asarray(group_room_units, dtype=np.int64).copy()
+    rank = np.empty(size.size, np.int64)
+    rank[np.asarray(lender_order, dtype=np.int64)] = np.arange(size.size)
+    priority = np.asarray(loan_order, dtype=np.int64)
+    out = np.zeros(lender.size, np.int64)
+    excess = np.zeros(size.size, np.int64)
+    # Pairs by lender (fairness order), the flow's preferred loans first, then the loan's place in the list.
+    order = np.lexsort((priority[loan], -want, rank[lender])).tolist()
+    changed = True
+    while changed:  # again until nothing more fits: a note below the ceiling can make room for one above it
+        changed = False
+        for p in order:
+            i, j, g = int(lender[p]), int(loan[p]), int(group[p])
+            k = int(size[i])
+            if out[p] or k <= 0 or budget[i] < k or room[j] < k or (g >= 0 and group_room[g] < k):
+                continue
+            step = int(el[j]) - int(ceiling[i]) if ceiling[i] >= 0 else 0
+            if excess[i] + step > 0:
+                continue
+            out[p] = k
+            budget[i] -= k
+            room[j] -= k
+            excess[i] += step
+            if g >= 0:
+                group_room[g] -= k
+            changed = True
+    return out

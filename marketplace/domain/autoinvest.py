@@ -2,9 +2,10 @@
 
 The engine (services/autoinvest.py, portfolio/allocation.py) spreads the
 lender's money by one stated measure: **as many loans as the rules allow, in
-equal notes** — one note per loan, never two in the same loan, each at most
-the note size; when the budget is short, it is spread over more loans in
-smaller notes (down to the marketplace's unit) rather than fewer larger ones.
+equal notes** — one note per loan, never two in the same loan, each a whole
+note of the lender's size (its per-loan limits may make it smaller), bought
+only where the request has room for it; a short budget buys fewer notes, not
+smaller ones (portfolio.allocation.whole_notes, after the flow).
 Among lenders competing for the same requests, the one with the largest share
 of their account idle is served first.
 """

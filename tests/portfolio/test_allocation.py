@@ -309,3 +309,45 @@ def test_with_el_ceilings_the_allocation_places_as_many_notes_as_an_exact_solver
     assert np.all(over[~np.isnan(ceiling)] <= 0)
     assert np.all(x <= np.asarray(problem["per_loan_cap"])[i])
     assert int(x.sum()) == _milp_most_notes(problem, el, ceiling)
+
+
+def test_thirty_loans_and_a_5000_sat_note_buy_whole_notes_not_12_1k_1_3k_17_5k() -> None:
+    # Issue 19's case: a 100,000-sat budget, notes of 5 units, 30 loans with room: the flow spreads the budget
+    # (one unit in every loan first); whole notes buy 20 notes of 5 units.
+    n = 30
+    lender, loan = np.zeros(n, np.int64), np.arange(n)
+    flow = al.allocate(lender, loan, [100], np.full(n, 40), per_loan_cap=5)
+    assert flow.notes.sum() == 100 and sorted(set(flow.notes.tolist())) != [5]  # unequal, as the issue saw
+    units = al.whole_notes(lender, loan, flow.notes, [5], [100], np.full(n, 40), [0], np.arange(n))
+    assert sorted(units.tolist()) == [0] * 10 + [5] * 20
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**31))
+def test_whole_notes_honour_every_limit_and_leave_nothing_that_fits(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    m, n = 6, 12
+    lender, loan = np.nonzero(rng.random((m, n)) < 0.6)
+    size, budget, room = rng.integers(1, 5, m), rng.integers(0, 20, m), rng.integers(0, 12, n)
+    el, ceiling = rng.integers(0, 1200, n), np.where(rng.random(m) < 0.5, rng.integers(200, 800, m), -1)
+    borrower = rng.integers(0, 4, n)
+    group_of = {}
+    group = np.array([group_of.setdefault((i, borrower[j]), len(group_of)) for i, j in zip(lender, loan)])
+    group_room = rng.integers(0, 10, len(group_of))
+    preferred = rng.integers(0, 4, lender.size)
+    units = al.whole_notes(lender, loan, preferred, size, budget, room, rng.permutation(m), rng.permutation(n),
+                           el, ceiling, group, group_room)
+    bought = units > 0
+    assert np.all(units[bought] == size[lender[bought]])  # whole notes only
+    spent, used = np.bincount(lender, units, m), np.bincount(loan, units, n)
+    assert np.all(spent <= budget) and np.all(used <= room)
+    assert np.all(np.bincount(group, units, len(group_of)) <= group_room)
+    excess = np.bincount(lender, bought * (el[loan] - ceiling[lender]), m)
+    assert np.all(excess[ceiling >= 0] <= 0)
+    # Maximal: no pair left out could still take a whole note within every limit.
+    for p in np.flatnonzero(~bought):
+        i, j, g = lender[p], loan[p], group[p]
+        fits = (budget[i] - spent[i] >= size[i] and room[j] - used[j] >= size[i]
+                and group_room[g] - np.bincount(group, units, len(group_of))[g] >= size[i]
+                and (ceiling[i] < 0 or excess[i] + el[j] - ceiling[i] <= 0))
+        assert not fits, p
