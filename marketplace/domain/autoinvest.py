@@ -116,13 +116,24 @@ def unit_msat(note_min_sat: int) -> int:
     return note_min_sat * MSAT_PER_SAT
 
 
-def nothing_to_buy(rules: Rules, available_msat: int, held_msat: int, unit: int) -> Message | None:
-    """Why auto-invest would buy nothing whatever requests match, or None: what it may still put in is below one
-    note of the marketplace's smallest size (the budget less what is held, or the money available)."""
+def note_size(rules: Rules, account_value_msat: int, unit: int) -> int:
+    """The note auto-invest buys for a lender: its note size within its per-loan limits (an amount and a share
+    of the account's value), in whole units of the smallest note (0 when the limits are below one)."""
+    most = min(rules.note_msat, rules.max_per_loan_msat, account_value_msat * rules.max_per_loan_bps // BPS_PER_UNIT)
+    return max(most, 0) // unit * unit
+
+
+def nothing_to_buy(rules: Rules, available_msat: int, held_msat: int, note_msat: int, unit: int) -> Message | None:
+    """Why auto-invest would buy nothing whatever requests match, or None: it buys whole notes of `note_msat`
+    (``note_size``), and what it may still put in (the budget less what is held, or the money available) is
+    below one, or the per-loan limits make a note smaller than the smallest."""
     if not rules.enabled:
         return None
+    if note_msat < unit:
+        return N_("Your most per loan makes a note smaller than the smallest one (%(unit)s): auto-invest will buy "
+                  "nothing until you raise it.", unit=format_msat(unit))
     room = max(0, min(available_msat, rules.budget_msat - held_msat))
-    if room >= unit:
+    if room >= note_msat:
         return None
-    return N_("Auto-invest can put in %(room)s more, less than the smallest note (%(unit)s): it will buy nothing "
-              "until you raise the budget or deposit more.", room=format_msat(room), unit=format_msat(unit))
+    return N_("Auto-invest can put in %(room)s more, less than one of your notes (%(note)s): it will buy nothing "
+              "until you raise the budget or deposit more.", room=format_msat(room), note=format_msat(note_msat))

@@ -213,12 +213,20 @@ def test_rules_no_request_matches_invest_nothing(database: Database, settings: S
 
 
 def test_a_budget_below_one_note_says_it_will_buy_nothing() -> None:
-    from marketplace.domain.autoinvest import Rules, nothing_to_buy
+    from marketplace.domain.autoinvest import Rules, note_size, nothing_to_buy
 
-    rules = Rules(enabled=True, budget_msat=5_000_000, note_msat=5_000_000)
-    # 4,500 sat of the 5,000-sat budget already in notes: 500 sat left, below the 1,000-sat smallest note.
-    said = nothing_to_buy(rules, 50_000_000, 4_500_000, 1_000_000)
-    assert said is not None and dict(said.params) == {"room": "500 sat", "unit": "1,000 sat"}
-    assert nothing_to_buy(rules, 50_000_000, 0, 1_000_000) is None
-    assert nothing_to_buy(rules, 999_000, 0, 1_000_000) is not None  # too little money available
-    assert nothing_to_buy(Rules(enabled=False), 0, 0, 1_000_000) is None
+    unit = 1_000_000
+    rules = Rules(enabled=True, budget_msat=5_000_000, note_msat=5_000_000, max_per_loan_msat=10_000_000,
+                  max_per_loan_bps=500)
+    note = note_size(rules, 200_000_000, unit)  # 5 % of 200,000 sat: the 5,000-sat note stands
+    assert note == 5_000_000
+    # 1,000 sat of the 5,000-sat budget already in notes: 4,000 sat left, below one whole note.
+    said = nothing_to_buy(rules, 50_000_000, 1_000_000, note, unit)
+    assert said is not None and dict(said.params) == {"room": "4,000 sat", "note": "5,000 sat"}
+    assert nothing_to_buy(rules, 50_000_000, 0, note, unit) is None
+    assert nothing_to_buy(rules, 4_999_000, 0, note, unit) is not None  # too little money available
+    assert nothing_to_buy(Rules(enabled=False), 0, 0, note, unit) is None
+    # A small account: 5 % of 15,000 sat is 750 sat, below the smallest note.
+    assert note_size(rules, 15_000_000, unit) == 0
+    small = nothing_to_buy(rules, 15_000_000, 0, 0, unit)
+    assert small is not None and dict(small.params) == {"unit": "1,000 sat"}

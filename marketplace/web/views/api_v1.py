@@ -28,7 +28,7 @@ from marketplace.db.invoices import InvoiceRow
 from marketplace.db.loans import LoanRow, NoteRow, aware
 from marketplace.db.outgoing import OutgoingRow
 from marketplace.db.tables import accounts, journal_entries, journal_lines
-from marketplace.domain.autoinvest import Rules, nothing_to_buy, unit_msat
+from marketplace.domain.autoinvest import Rules
 from marketplace.domain.errors import BodyTooLarge, InvalidInput, NotFound, Refusal
 from marketplace.domain import numbers
 from marketplace.domain.numbers import TEXT_LENGTH_MAX, json_whole
@@ -522,7 +522,7 @@ async def _autoinvest_answer(request: Request, user_id: int) -> Response:
         held = autoinvest.held_by_autoinvest(conn, [user_id], {user_id: effective.reinvest})[user_id]
         available = ledger.user_balances(conn, user_id)[AccountKind.USER_AVAILABLE]
         # Why nothing would be bought whatever matches (a budget below one note), in the reader's language.
-        idle = nothing_to_buy(effective, available, held, unit_msat(settings.note_min_sat))
+        idle = autoinvest.nothing_to_buy_of(conn, settings, user_id, effective, held)
         return {
             "rules": None if rules is None else autoinvest_views.rules_json(rules),
             "matching_requests": autoinvest.matching_requests(conn, settings, effective),
