@@ -69,6 +69,11 @@ GRADE_BAD_RATE: Final = {g: GRADE_BAD[g] / GRADE_LOANS[g] for g in GRADES}
 POOLED_BAD_RATE: Final = 517 / 9857
 PRIOR_HORIZON_MONTHS: Final = 12.0
 PRIOR_STRENGTH_MONTHS: Final = 24.0
+# A grade's prior is worth 300 loan-years of the book's own evidence (credibility): the Beta-Binomial posterior
+# mean is Buhlmann's credibility blend Z x (the book's rate) + (1 - Z) x (the prior's), Z = months / (months +
+# 3,600). One loan's default moves a grade's monthly rate by at most 1 / 3,600 (grade_rate_bound).
+GRADE_PRIOR_STRENGTH_MONTHS: Final = 3_600.0
+MAX_LOAN_MONTHS: Final = 50.0  # the longest term the marketplace allows (1,500 days), in months
 AMOUNT_ELASTICITY: Final = 0.117
 # Geometric midpoints of neighbouring grade rates, rounded.
 GRADE_PD_EDGES: Final = (0.015, 0.037, 0.073, 0.12)
@@ -291,6 +296,19 @@ def first_request_grade(
     return grade_of_pd(first_request_pd(amount_msat, count, frequency, reference_amount_msat))
 
 
+def grade_rate_bound(current_mean: npt.ArrayLike, strength: float = GRADE_PRIOR_STRENGTH_MONTHS) -> FloatArray:
+    """The most one loan's outcome can move a grade's posterior mean monthly rate.
+
+    The posterior has alpha + beta >= `strength`. A default (one event, after
+    s >= 0 months repaid) moves the mean by (a + 1) / (N + s) - a / N <= 1 / N;
+    a loan repaid over s <= MAX_LOAN_MONTHS months by -m s / (N + s), at most
+    m x MAX_LOAN_MONTHS / N in size. So |change| <= max(1, m x 50) / strength,
+    m the grade's mean before the outcome (0.003 a month for B: 1 / 3,600).
+    """
+    m = _as_float(current_mean, "current_mean")
+    return np.asarray(np.maximum(1.0, m * MAX_LOAN_MONTHS) / strength, dtype=np.float64)
+
+
 def calibration_factor(alpha_post: FloatArray, beta_post: FloatArray, strength: float = PRIOR_STRENGTH_MONTHS) -> FloatArray:
     """Per grade: posterior mean miss rate / prior mean (how far the book has moved each grade)."""
     a0, b0 = grade_priors(strength)
@@ -303,3 +321,26 @@ def expected_loss(pd: npt.ArrayLike, exposure_msat: npt.ArrayLike, lgd: npt.Arra
     if np.any((p < 0) | (p > 1)) or np.any(e < 0) or np.any((g < 0) | (g > 1)):
         raise PortfolioInputError("PD and LGD must be between 0 and 1 and exposure not negative.")
     return np.asarray(p * e * g, dtype=np.float64)
+
+
+RISK_HORIZON_MONTHS: Final = 12.0
+
+
+def horizon_pd(term_pd: npt.ArrayLike, months_left: npt.ArrayLike,
+               horizon_months: float = RISK_HORIZON_MONTHS) -> FloatArray:
+    """A PD over a loan's remaining `months_left` as the PD over the next `horizon_months`.
+
+    The risk figures use one horizon, 12 months, the one the Basel retail
+    correlation is calibrated for. A loan with at most a year left can only
+    default within it: its PD is kept. A longer one is assumed to default at a
+    constant monthly rate over its remaining term, so PD_12 = 1 - (1 -
+    PD_T)^(12 / T) (a stated approximation: the Beta-geometric hazard falls
+    with time, so this slightly understates the first year's share). A loan
+    that has already defaulted (PD 1) keeps PD 1.
+    """
+    p, m = _as_float(term_pd, "pd"), _as_float(months_left, "months_left")
+    if np.any((p < 0) | (p > 1)) or np.any(m < 0) or horizon_months <= 0:
+        raise PortfolioInputError("PD must be between 0 and 1, the months left and the horizon not negative.")
+    share = np.minimum(horizon_months / np.where(m > 0, m, 1.0), 1.0)
+    converted = -np.expm1(share * np.log1p(-np.minimum(p, 1.0 - 1e-16)))
+    return np.asarray(np.where(p >= 1.0, 1.0, np.where(m > horizon_months, converted, p)), dtype=np.float64)

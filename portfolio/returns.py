@@ -95,3 +95,34 @@ def expected_annual_return(
     interest = (e * r * y * (1.0 - p)).sum()
     losses = (e * p * g).sum()
     return float((interest - losses) / capital_years)
+
+
+def note_outcomes(annual_rate: float, count: int, periods_per_year: int, method: str, fee_share: float,
+                  lgd: float = 0.9) -> tuple[float, float]:
+    """(net return if repaid, net loss if it defaults), per unit of a note's principal, from its schedule.
+
+    Repaid: the schedule's whole interest less the service fee (a share of
+    interest). Defaulted: a default is taken as equally likely after each
+    of 0..count-1 paid installments; the note then loses `lgd` of the
+    principal still outstanding, less the interest (after the fee) it had
+    already received. Plain schedule maths (annuity: level payments;
+    equal_principal: 1 / count of the principal each time), without the
+    calendar's day counts or rounding.
+    """
+    if count < 1 or periods_per_year < 1 or annual_rate < 0 or not 0 <= fee_share <= 1 or not 0 <= lgd <= 1:
+        raise PortfolioInputError("Use at least one installment, a non-negative rate and shares between 0 and 1.")
+    i = annual_rate / periods_per_year
+    k = np.arange(count + 1, dtype=np.float64)  # installments paid
+    if method == "annuity" and i > 0:
+        growth = (1.0 + i) ** count
+        outstanding = (growth - (1.0 + i) ** k) / (growth - 1.0)
+        payment = i * growth / (growth - 1.0)
+        interest_paid = k * payment - (1.0 - outstanding)
+    else:
+        outstanding = 1.0 - k / count
+        # Interest of installment j is i x the balance before it: 1 - (j - 1) / count.
+        interest_paid = np.concatenate([[0.0], np.cumsum(i * (1.0 - np.arange(count) / count))])
+    keep = 1.0 - fee_share
+    repaid = float(interest_paid[-1] * keep)
+    default_loss = float(np.mean(lgd * outstanding[:-1] - interest_paid[:-1] * keep))
+    return repaid, default_loss

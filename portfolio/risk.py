@@ -152,7 +152,8 @@ class ConditionalMoments:
         var = np.asarray(matrix @ np.ascontiguousarray((cond * (1.0 - cond)).T, dtype=work), dtype=np.float64).T
         self.std = np.sqrt(np.maximum(var, 0.0))
         matrix.data = (loss.data > 0).astype(work)  # a zero exposure cannot be lost
-        log_survive = np.log1p(-np.minimum(cond, 1.0 - 1e-300))
+        with np.errstate(divide="ignore"):  # a loan certain to default: log 0 = -inf, so P(no loss) = 0
+            log_survive = np.log1p(-cond)
         # P(no default among held loans | z) = exp(sum_j log(1 - p_j(z))).
         self.p_zero = np.exp(np.asarray(matrix @ np.ascontiguousarray(log_survive.T, dtype=work), dtype=np.float64).T)
         self.prob_any_loss = np.clip(1.0 - self.weights @ self.p_zero, 0.0, 1.0)

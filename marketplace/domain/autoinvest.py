@@ -2,9 +2,10 @@
 
 The engine (services/autoinvest.py, portfolio/allocation.py) spreads the
 lender's money by one stated measure: **as many loans as the rules allow, in
-equal notes** — one note per loan, never two in the same loan, each at most
-the note size; when the budget is short, it is spread over more loans in
-smaller notes (down to the marketplace's unit) rather than fewer larger ones.
+equal notes** — one note per loan, never two in the same loan, each a whole
+note of the lender's size (its per-loan limits may make it smaller), bought
+only where the request has room for it; a short budget buys fewer notes, not
+smaller ones (portfolio.allocation.whole_notes, after the flow).
 Among lenders competing for the same requests, the one with the largest share
 of their account idle is served first.
 """
@@ -113,3 +114,26 @@ def rules_from(fields: Mapping[str, object], parse_sat: Parser, parse_percent_bp
 def unit_msat(note_min_sat: int) -> int:
     """The marketplace's auto-invest unit: the smallest note."""
     return note_min_sat * MSAT_PER_SAT
+
+
+def note_size(rules: Rules, account_value_msat: int, unit: int) -> int:
+    """The note auto-invest buys for a lender: its note size within its per-loan limits (an amount and a share
+    of the account's value), in whole units of the smallest note (0 when the limits are below one)."""
+    most = min(rules.note_msat, rules.max_per_loan_msat, account_value_msat * rules.max_per_loan_bps // BPS_PER_UNIT)
+    return max(most, 0) // unit * unit
+
+
+def nothing_to_buy(rules: Rules, available_msat: int, held_msat: int, note_msat: int, unit: int) -> Message | None:
+    """Why auto-invest would buy nothing whatever requests match, or None: it buys whole notes of `note_msat`
+    (``note_size``), and what it may still put in (the budget less what is held, or the money available) is
+    below one, or the per-loan limits make a note smaller than the smallest."""
+    if not rules.enabled:
+        return None
+    if note_msat < unit:
+        return N_("Your most per loan makes a note smaller than the smallest one (%(unit)s): auto-invest will buy "
+                  "nothing until you raise it.", unit=format_msat(unit))
+    room = max(0, min(available_msat, rules.budget_msat - held_msat))
+    if room >= note_msat:
+        return None
+    return N_("Auto-invest can put in %(room)s more, less than one of your notes (%(note)s): it will buy nothing "
+              "until you raise the budget or deposit more.", room=format_msat(room), note=format_msat(note_msat))

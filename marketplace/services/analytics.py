@@ -2,12 +2,18 @@
 
 Exposure is what a note can still lose: the principal outstanding of an
 active note, the amount of a pledged one (the money is committed). Each
-loan's PD is the daily job's (grading.py); loss given default is 90 %.
+loan's PD is the daily job's (grading.py) over its remaining term, turned into
+a PD over the next 12 months (``pd.horizon_pd``): every risk figure is for
+that one horizon, the one the Basel correlation is calibrated for. Loss given
+default is 90 %. A holding of up to ``holding_risk.EXACT_MAX_LOANS`` loans
+gets its exact loss distribution (``portfolio.holding_risk``), a larger one the
+200-node normal mixture; the operator's book the same.
 
 Realised return is the XIRR of the lender's lending cash flows as the ledger
 records them — money pledged to notes out, pledges released and repayment
 shares in — with what they hold today (outstanding principal of active
-notes, pledged amounts) as a final inflow at today's date: a money-weighted
+notes, pledged amounts; notes of defaulted loans and written-off notes at
+their expected recovery, 10 % of principal) as a final inflow at today's date: a money-weighted
 return of the lending, deposits and withdrawals aside. Beside it, the
 expected, loss-adjusted annual return of what they hold (interest at each
 loan's rate on the outstanding principal less PD x LGD).
@@ -26,8 +32,8 @@ from sqlalchemy import Connection, case, func, select
 from marketplace.db import ledger
 from marketplace.db.tables import journal_entries, journal_lines, loans, notes
 from marketplace.domain.journal import AccountKind, natural_delta
-from portfolio import returns, risk
-from portfolio.pd import GRADES, LGD_DEFAULT
+from portfolio import holding_risk, returns, risk
+from portfolio.pd import GRADES, LGD_DEFAULT, PERIODS_PER_YEAR, RISK_HORIZON_MONTHS, horizon_pd
 
 PPM = 1_000_000
 SPREAD_COUNTS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
@@ -46,6 +52,10 @@ class Holding:
     term_days: int
     annual_rate_bps: int
     remaining_years: float
+    term_count: int = 1
+    frequency: str = "monthly"
+    method: str = "annuity"
+    service_fee_bps: int = 0
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,10 @@ class Risk:
     histogram_edges_msat: tuple[float, ...]
     histogram_probabilities: tuple[float, ...]
     holdings: int
+    method: str = "lattice"  # "lattice" (exact distribution) or "normal" (200-node mixture, large holdings)
+    horizon_months: float = RISK_HORIZON_MONTHS
+    defaulted_exposure_msat: int = 0  # on loans that have already defaulted: the loss already taken
+    prob_further_loss_ppm: int = 0  # chance of a loss on what has not defaulted, within the horizon
 
 
 @dataclass(frozen=True)
@@ -103,7 +117,7 @@ def holdings_of(conn: Connection, lender_id: int | None, as_of: date) -> list[Ho
     return _holdings(_holding_rows(conn, lender_id), as_of)
 
 
-HoldingRow = tuple[int, int | None, int, str, str, int, str, int, date | None]
+HoldingRow = tuple[int, int | None, int, str, str, int, str, int, date | None, str, int]
 
 
 def _holding_rows(conn: Connection, lender_id: int | None) -> list[HoldingRow]:
@@ -115,31 +129,46 @@ def _holding_rows(conn: Connection, lender_id: int | None) -> list[HoldingRow]:
         held = held.where(notes.c.lender_id == lender_id)
     by_loan = held.group_by(notes.c.loan_id).subquery()
     query = (select(loans.c.id, by_loan.c.exposure, loans.c.pd_ppm, loans.c.grade, loans.c.purpose,
-                    loans.c.term_count, loans.c.frequency, loans.c.annual_rate_bps, loans.c.start_date)
+                    loans.c.term_count, loans.c.frequency, loans.c.annual_rate_bps, loans.c.start_date,
+                    loans.c.method, loans.c.service_fee_bps)
              .select_from(by_loan.join(loans, loans.c.id == by_loan.c.loan_id)).order_by(loans.c.id))
     return [tuple(r) for r in conn.execute(query).all()]  # fetched at once, as plain tuples
 
 
 def _holdings(rows: Sequence[HoldingRow], as_of: date) -> list[Holding]:
     result = []
-    for loan_id, exposure, pd_ppm, grade, purpose, term_count, frequency, rate, start_date in rows:
+    for loan_id, exposure, pd_ppm, grade, purpose, term_count, frequency, rate, start_date, method, fee in rows:
         if not exposure:
             continue
         term = _term_days(int(term_count), frequency)
         elapsed = (as_of - start_date).days if start_date else 0
         result.append(Holding(int(loan_id), int(exposure), int(pd_ppm), grade, purpose, term, int(rate),
-                              max(term - elapsed, 0) / 365.0))
+                              max(term - elapsed, 0) / 365.0, int(term_count), str(frequency), str(method),
+                              int(fee)))
     return result
+
+
+def horizon_pds(held: Sequence[Holding]) -> np.ndarray:
+    """Each holding's PD over the risk horizon (12 months), from its PD over the remaining term."""
+    term_pd = np.array([h.pd_ppm for h in held], dtype=np.float64) / PPM
+    months_left = np.array([h.remaining_years * 12.0 for h in held], dtype=np.float64)
+    return horizon_pd(term_pd, months_left)
 
 
 def risk_of(held: Sequence[Holding]) -> Risk:
     if not held:
         return Risk(0, 0, 0, 0, 0, 0, 0, 0, 0.0, 0, (), (), (), (), (), 0)
     exposure = np.array([h.exposure_msat for h in held], dtype=np.float64)
-    pd = np.array([h.pd_ppm for h in held], dtype=np.float64) / PPM
-    figures = risk.quadrature_risk(exposure[None, :], pd, LGD_DEFAULT)
+    pd = horizon_pds(held)
+    found = holding_risk.holding_risk(exposure, pd, LGD_DEFAULT)
+    figures, edges, probabilities = found.figures, found.edges, found.probabilities
     hhi, effective, largest = risk.concentration(exposure[None, :])
-    edges, probabilities = risk.book_loss_distribution(exposure, pd, LGD_DEFAULT, bins=30)
+    defaulted = np.array([h.pd_ppm >= PPM for h in held])
+    # The chance of a loss still to come: P(any default) among loans that have not defaulted (exact per node).
+    further = 0.0
+    if (~defaulted).any():
+        further = float(risk.ConditionalMoments(exposure[None, ~defaulted], pd[~defaulted], LGD_DEFAULT,
+                                                nodes=holding_risk.LARGE_NODES, single=False).prob_any_loss[0])
 
     def grouped(labels: Sequence[str], order: Sequence[str] | None = None) -> tuple[tuple[str, int], ...]:
         sums: dict[str, int] = {}
@@ -157,7 +186,8 @@ def risk_of(held: Sequence[Holding]) -> Risk:
         by_grade=grouped([h.grade for h in held], GRADES), by_purpose=grouped([h.purpose for h in held]),
         by_term=grouped([_bucket(h.term_days) for h in held], [label for _, label in TERM_BUCKETS]),
         histogram_edges_msat=tuple(float(e) for e in edges),
-        histogram_probabilities=tuple(float(p) for p in probabilities), holdings=len(held))
+        histogram_probabilities=tuple(float(p) for p in probabilities), holdings=len(held), method=found.method,
+        defaulted_exposure_msat=int(exposure[defaulted].sum()), prob_further_loss_ppm=int(round(further * PPM)))
 
 
 def lending_flows(conn: Connection, lender_id: int) -> list[tuple[date, int]]:
@@ -179,8 +209,24 @@ def lending_flows(conn: Connection, lender_id: int) -> list[tuple[date, int]]:
     return [(_EPOCH_DAY + timedelta(days=int(d)), natural_delta(side, int(total))) for d, total in rows]
 
 
-def _returns(flows: list[tuple[date, int]], held: Sequence[Holding], as_of: date) -> Returns:
-    value_now = sum(h.exposure_msat for h in held)
+def written_off_msat(conn: Connection, lender_id: int) -> int:
+    """What the lender's written-off notes lost (their principal outstanding when written off)."""
+    return int(conn.execute(select(func.coalesce(func.sum(notes.c.loss_msat), 0)).where(
+        notes.c.lender_id == lender_id, notes.c.status == "written_off")).scalar_one())
+
+
+RECOVERY_PPM = PPM - round(LGD_DEFAULT * PPM)  # what a defaulted or written-off note is expected to bring back
+
+
+def value_held(held: Sequence[Holding], written_off: int) -> int:
+    """Today's value of the lending: notes at their principal, defaulted and written-off ones at 10 % of it."""
+    live = sum(h.exposure_msat for h in held if h.pd_ppm < PPM)
+    defaulted = sum(h.exposure_msat for h in held if h.pd_ppm >= PPM)
+    return live + (defaulted + written_off) * RECOVERY_PPM // PPM
+
+
+def _returns(flows: list[tuple[date, int]], held: Sequence[Holding], as_of: date, written_off: int = 0) -> Returns:
+    value_now = value_held(held, written_off)
     cash = flows + ([(as_of, value_now)] if value_now else [])
     realised = None
     if any(a < 0 for _, a in cash) and any(a > 0 for _, a in cash) and len({d for d, _ in cash}) > 1:
@@ -195,15 +241,22 @@ def _returns(flows: list[tuple[date, int]], held: Sequence[Holding], as_of: date
 
 
 def spread_of(held: Sequence[Holding]) -> Spread:
-    """How the chance of losing money falls with the number of equal notes, at this holding's average PD."""
+    """How the chance of losing money moves with the number of equal notes, at this holding's average risk.
+
+    A repaid note earns what its schedule pays in interest after the service fee; a defaulted one loses 90 %
+    of what was still outstanding less the interest it had received (``returns.note_outcomes``), both
+    exposure-weighted over the holding, with its average 12-month PD."""
     if held:
         weights = np.array([h.exposure_msat for h in held], dtype=np.float64)
-        pd = float(np.average([h.pd_ppm / PPM for h in held], weights=weights))
-        rate = float(np.average([h.annual_rate_bps / 10_000 * max(h.term_days, 1) / 365 for h in held],
-                                weights=weights))
+        pd = float(np.average(horizon_pds(held), weights=weights))
+        outcomes = np.array([returns.note_outcomes(h.annual_rate_bps / 10_000, h.term_count,
+                                                   PERIODS_PER_YEAR[h.frequency], h.method,
+                                                   h.service_fee_bps / 10_000, LGD_DEFAULT) for h in held])
+        rate, loss = (float(v) for v in np.average(outcomes, axis=0, weights=weights))
     else:
-        pd, rate = 0.05, 0.05
-    curve = risk.spread_curve(np.array(SPREAD_COUNTS), min(max(pd, 1e-6), 0.999), LGD_DEFAULT, max(rate, 0.0))
+        pd, rate, loss = 0.05, 0.05, LGD_DEFAULT
+    curve = risk.spread_curve(np.array(SPREAD_COUNTS), min(max(pd, 1e-6), 0.999), min(max(loss, 1e-9), 1.0),
+                              max(rate, 0.0))
     return Spread(SPREAD_COUNTS, tuple(int(round(float(p) * PPM)) for p in curve), int(round(pd * PPM)), rate)
 
 
@@ -216,12 +269,13 @@ def lender_analytics(conn: Connection, lender_id: int, as_of: date,
     """
     rows = _holding_rows(conn, lender_id)
     flows = lending_flows(conn, lender_id)
-    digest = AnalyticsMemo.digest(as_of, rows, flows)
+    written_off = written_off_msat(conn, lender_id)
+    digest = AnalyticsMemo.digest(as_of, [*rows, written_off], flows)
     found = memo.get(lender_id, digest) if memo is not None else None
     if found is not None:
         return found
     held = _holdings(rows, as_of)
-    result = LenderAnalytics(risk_of(held), _returns(flows, held, as_of), spread_of(held))
+    result = LenderAnalytics(risk_of(held), _returns(flows, held, as_of, written_off), spread_of(held))
     if memo is not None:
         memo.put(lender_id, digest, result)
     return result

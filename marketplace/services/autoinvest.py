@@ -38,7 +38,7 @@ from marketplace.db.tables import (
     loans,
     notes,
 )
-from marketplace.domain.autoinvest import GRADES, Rules, unit_msat
+from marketplace.domain.autoinvest import GRADES, Rules, note_size, nothing_to_buy, unit_msat
 from marketplace.domain.errors import InvalidInput, Refusal
 from marketplace.domain.journal import AccountKind
 from marketplace.domain.loans.calendar import Frequency
@@ -46,9 +46,9 @@ from marketplace.domain.loans.terms import PURPOSES
 from marketplace.domain.money import format_msat
 from marketplace.settings import Settings
 from marketplace.workers.faults import crash_at
-from portfolio.allocation import Allocator, eligible_pairs
+from portfolio.allocation import Allocator, eligible_pairs, whole_notes
 from portfolio.pd import LGD_DEFAULT
-from marketplace.domain.messages import N_
+from marketplace.domain.messages import Message, N_
 
 FREQUENCIES = tuple(f.value for f in Frequency)
 DAYS_PER_PERIOD = {"daily": 1, "weekly": 7, "monthly": 30}
@@ -289,6 +289,15 @@ def _balances(conn: Connection, lender_ids: list[int]) -> tuple[dict[int, int], 
     return available, value
 
 
+def nothing_to_buy_of(conn: Connection, settings: Settings, lender_id: int, rules: Rules, held_msat: int
+                      ) -> Message | None:
+    """Why auto-invest would buy nothing for this lender whatever matches (the page and the API say so)."""
+    available, value = _balances(conn, [lender_id])
+    unit = unit_msat(settings.note_min_sat)
+    return nothing_to_buy(rules, available.get(lender_id, 0), held_msat, note_size(rules, value.get(lender_id, 0), unit),
+                          unit)
+
+
 def _orders(conn: Connection, lender_ids: list[int], rules: list[Rules], found: OpenLoans,
             unit: int) -> list[tuple[int, int, int]]:
     available, value = _balances(conn, lender_ids)
@@ -322,8 +331,7 @@ def _orders(conn: Connection, lender_ids: list[int], rules: list[Rules], found: 
             keep[p] = False
     pair_lender, pair_loan = pair_lender[keep], pair_loan[keep]
     budget = [max(0, min(available.get(i, 0), r.budget_msat - held[i])) // unit for i, r in zip(lender_ids, rules)]
-    cap = [max(0, min(r.note_msat, r.max_per_loan_msat, value.get(i, 0) * r.max_per_loan_bps // 10_000)) // unit
-           for i, r in zip(lender_ids, rules)]
+    cap = [note_size(r, value.get(i, 0), unit) // unit for i, r in zip(lender_ids, rules)]
     idle = [min(1.0, available.get(i, 0) / value[i]) if value.get(i, 0) > 0 else 1.0 for i in lender_ids]
     if not len(pair_lender):
         return []
@@ -331,11 +339,17 @@ def _orders(conn: Connection, lender_ids: list[int], rules: list[Rules], found: 
         pair_lender, pair_loan, budget, found.remaining_notes, per_loan_cap=cap, idle_share=idle,
         el_rate=found.el_rate, el_ceiling=[r.max_expected_loss_bps / 10_000 for r in rules],
         loan_priority=found.age_order).solve()
-    orders = []
-    for p in np.flatnonzero(allocation.notes).tolist():
-        i, j = int(pair_lender[p]), int(pair_loan[p])
-        room = rules[i].max_per_borrower_msat - borrower_room.get((i, int(found.borrower[j])), 0)
-        amount = min(int(allocation.notes[p]) * unit, room - room % unit)
-        if amount >= unit:
-            orders.append((lender_ids[i], int(found.ids[j]), amount))
-    return orders
+    # Whole notes of each lender's size (its note, within its per-loan limits), the flow's choice first.
+    groups: dict[tuple[int, int], int] = {}
+    pair_group = np.array([groups.setdefault((i, int(found.borrower[j])), len(groups))
+                           for i, j in zip(pair_lender.tolist(), pair_loan.tolist())], dtype=np.int64)
+    group_room = np.zeros(len(groups), np.int64)
+    for (i, borrower), g in groups.items():
+        group_room[g] = max(0, rules[i].max_per_borrower_msat - borrower_room.get((i, borrower), 0)) // unit
+    units = whole_notes(pair_lender, pair_loan, allocation.notes, cap, budget, found.remaining_notes,
+                        lender_order=np.lexsort((np.arange(len(idle)), -np.asarray(idle))),
+                        loan_order=found.age_order, el_bps=np.round(found.el_rate * 10_000).astype(np.int64),
+                        ceiling_bps=[r.max_expected_loss_bps for r in rules], pair_group=pair_group,
+                        group_room_units=group_room)
+    return [(lender_ids[int(pair_lender[p])], int(found.ids[int(pair_loan[p])]), int(units[p]) * unit)
+            for p in np.flatnonzero(units).tolist()]

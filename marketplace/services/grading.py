@@ -8,10 +8,11 @@ module gathers the evidence from the database:
   counted on time (settled within the grace period), late (settled after
   it) or missed (unpaid past the default threshold, or on a written-off
   loan); installments still inside that window wait;
-* the book's record per grade: the same counts over every loan of the
-  grade, which moves each grade's expected miss rate away from the
-  published prior as the marketplace's own outcomes come in (the
-  "calibration" of the grade, realised over predicted).
+* the book's record per grade at origination: months repaid and defaults
+  (one per defaulted loan) over every loan funded in the grade, which moves
+  each grade's expected miss rate away from the published prior in
+  proportion to how much evidence there is (credibility: the prior is worth
+  300 loan-years; the "calibration" of the grade, realised over predicted).
 
 A request is graded when it is made (its PD over the whole term) and every
 open loan again by the daily job (over what is left of its term).
@@ -54,11 +55,26 @@ def _months(frequency: str) -> float:
     return 12.0 / Frequency(frequency).periods_per_year
 
 
+@dataclass
+class _LoanTally:
+    borrower: int
+    grade: str  # at origination
+    months: float = 0.0  # of installments paid
+    late: int = 0  # installments paid after the grace period
+    defaulted: bool = False
+
+
 def _records(conn: Connection, as_of: date, policy: DelinquencyPolicy,
              borrower_ids: Sequence[int] | None = None) -> tuple[dict[int, Record], dict[str, Record]]:
-    """(per borrower, per grade) records from every installment that fell due by `as_of`."""
-    query = (select(loans.c.id, loans.c.borrower_id, loans.c.grade, loans.c.frequency, loans.c.status,
-                    loans.c.max_days_past_due, installments.c.due_date, installments.c.settled_on,
+    """(per borrower, per grade at origination) records from every installment that fell due by `as_of`.
+
+    One default is one event: a loan with missed installments (unpaid past the default threshold, or
+    written off) adds one failure however many installments it missed, to its borrower and to the grade
+    it had when it was funded. Months of installments paid count as successes for both; a late payment
+    is half a failure for the borrower only (it is not a default, and the grade's prior counts defaults).
+    """
+    query = (select(loans.c.id, loans.c.borrower_id, loans.c.origination_grade, loans.c.frequency,
+                    loans.c.status, loans.c.max_days_past_due, installments.c.due_date, installments.c.settled_on,
                     installments.c.principal_msat, installments.c.principal_paid_msat,
                     installments.c.interest_msat, installments.c.interest_paid_msat,
                     installments.c.late_fee_msat, installments.c.late_fee_paid_msat)
@@ -66,47 +82,59 @@ def _records(conn: Connection, as_of: date, policy: DelinquencyPolicy,
              .where(installments.c.due_date <= as_of))
     if borrower_ids is not None:
         query = query.where(loans.c.borrower_id.in_(list(borrower_ids)))
-    by_borrower: dict[int, list[float]] = {}
-    by_grade: dict[str, list[float]] = {}
+    per_loan: dict[int, _LoanTally] = {}
     grace = timedelta(days=policy.grace_days)
     default_after = timedelta(days=policy.default_after_days)
     for r in conn.execute(query):
         unpaid = (r.principal_msat - r.principal_paid_msat + r.interest_msat - r.interest_paid_msat
                   + r.late_fee_msat - r.late_fee_paid_msat)
-        months = _months(r.frequency)
+        tally = per_loan.setdefault(int(r.id), _LoanTally(int(r.borrower_id), str(r.origination_grade)))
         if unpaid == 0:
             if r.settled_on is not None:
                 late = r.settled_on > r.due_date + grace
             else:  # settled before the day was recorded: the loan's worst lateness decides
                 late = r.max_days_past_due > policy.grace_days
-            success, failure = months, (pd_model.LATE_WEIGHT if late else 0.0)
+            tally.months += _months(r.frequency)
+            tally.late += int(late)
         elif r.status == "written_off" or as_of - r.due_date > default_after:
-            success, failure = 0.0, 1.0
-        else:
-            continue  # still inside the window where paying counts as late, not missed
-        for key, table in ((int(r.borrower_id), by_borrower), (str(r.grade), by_grade)):
-            tally = table.setdefault(key, [0.0, 0.0])  # type: ignore[arg-type]
-            tally[0] += success
-            tally[1] += failure
+            tally.defaulted = True
+        # else: still inside the window where paying counts as late, not missed
+    by_borrower: dict[int, list[float]] = {}
+    by_grade: dict[str, list[float]] = {}
+    for t in per_loan.values():
+        mine = by_borrower.setdefault(t.borrower, [0.0, 0.0])
+        mine[0] += t.months
+        mine[1] += pd_model.LATE_WEIGHT * t.late + float(t.defaulted)
+        book = by_grade.setdefault(t.grade, [0.0, 0.0])
+        book[0] += t.months
+        book[1] += float(t.defaulted)
     return ({k: Record(*v) for k, v in by_borrower.items()},
             {k: Record(*v) for k, v in by_grade.items()})
 
 
 def calibration(by_grade: dict[str, Record]) -> np.ndarray:
-    """Per grade A..E: the book's posterior miss rate over the published prior's (1 with no evidence)."""
+    """Per grade A..E: the book's posterior miss rate over the published prior's (1 with no evidence).
+
+    Credibility: the prior is worth GRADE_PRIOR_STRENGTH_MONTHS (300 loan-years), so a grade moves in
+    proportion to how much of the book's own evidence it has (pd.grade_rate_bound per loan)."""
     index = np.array([GRADE_INDEX[g] for g in by_grade], dtype=np.int64)
     successes = np.array([r.successes_months for r in by_grade.values()])
     failures = np.array([r.failures for r in by_grade.values()])
-    alpha, beta = pd_model.grade_posterior(index, successes, failures)
-    return pd_model.calibration_factor(alpha, beta)
+    strength = pd_model.GRADE_PRIOR_STRENGTH_MONTHS
+    alpha, beta = pd_model.grade_posterior(index, successes, failures, strength=strength)
+    return pd_model.calibration_factor(alpha, beta, strength)
 
 
 def _grade(amount_msat: int, months_left: float, record: Record, factors: np.ndarray) -> Grading:
-    """The borrower's PD over `months_left`: prior for the amount, the grade's calibration, their record."""
+    """The borrower's PD over `months_left`: prior for the amount, the grade's calibration, their record.
+
+    Which grade's calibration applies is decided by the borrower's 12-month PD (before calibration), not by
+    the PD over this term: the factor is then the same for every term, so the PD never falls as the term
+    grows (a term-dependent factor made a 4-month request E and a 9-month one C)."""
     if months_left <= 0:
         return Grading("A", 0)
-    first = Grading(*_pd(amount_msat, months_left, record, 1.0))
-    factor = float(factors[GRADE_INDEX[first.grade]])
+    band = Grading(*_pd(amount_msat, pd_model.PRIOR_HORIZON_MONTHS, record, 1.0))
+    factor = float(factors[GRADE_INDEX[band.grade]])
     return Grading(*_pd(amount_msat, months_left, record, factor))
 
 
@@ -136,9 +164,10 @@ def grade_request(conn: Connection, borrower_id: int, amount_msat: int, count: i
 
 
 def store_calibration(conn: Connection, as_of: date, by_grade: dict[str, Record], factors: np.ndarray) -> None:
-    counts = {str(g): (int(n), int(d)) for g, n, d in conn.execute(
-        select(loans.c.grade, func.count(), func.sum(case((loans.c.defaulted_on.is_not(None), 1), else_=0)))
-        .where(loans.c.status.in_(("active", "repaid", "written_off"))).group_by(loans.c.grade))}
+    counts = {str(g): (int(n), int(d or 0)) for g, n, d in conn.execute(
+        select(loans.c.origination_grade, func.count(),
+               func.sum(case((loans.c.defaulted_on.is_not(None), 1), else_=0)))
+        .where(loans.c.status.in_(("active", "repaid", "written_off"))).group_by(loans.c.origination_grade))}
     conn.execute(delete(grade_calibration))
     conn.execute(insert(grade_calibration), [
         {"grade": g, "successes_months_milli": int(by_grade.get(g, Record()).successes_months * 1000),

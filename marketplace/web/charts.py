@@ -7,6 +7,7 @@ draws, so tests (and screen readers, via <title>) can check it.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from html import escape
 from typing import Final
@@ -132,10 +133,15 @@ def cashflow_timeline(days: Sequence[int], amounts: Sequence[float], day_labels:
 
 
 def line_chart(xs: Sequence[float], ys: Sequence[float], title: str = "Chance of losing money",
-               x_label: str = "number of notes", y_label: str = "probability") -> str:
-    """A polyline of y over x (the "spread over more loans" curve), a dot per point."""
+               x_label: str = "number of notes", y_label: str = "probability", log_x: bool = False) -> str:
+    """A polyline of y over x (the "spread over more loans" curve), a dot per point; x on a log scale if asked."""
     if len(xs) != len(ys) or not xs:
         raise ValueError("Give one y per x, at least one point.")
+    if log_x and min(xs) <= 0:
+        raise ValueError("A log scale needs positive x.")
+    shown = xs
+    if log_x:
+        xs = [math.log10(x) for x in xs]
     x_low, x_high = min(xs), max(xs)
     span = (x_high - x_low) or 1.0
     top = max(ys) or 1.0
@@ -144,8 +150,11 @@ def line_chart(xs: Sequence[float], ys: Sequence[float], title: str = "Chance of
     points = [(LEFT + (x - x_low) / span * PLOT_W, base - y / top * PLOT_H) for x, y in zip(xs, ys)]
     body.append('<polyline fill="none" stroke="currentColor" stroke-width="2" points="'
                 + " ".join(f"{px:.2f},{py:.2f}" for px, py in points) + '"/>')
-    for (px, py), x, y in zip(points, xs, ys):
+    for (px, py), x, y in zip(points, shown, ys):
         body.append(f'<circle class="point" cx="{px:.2f}" cy="{py:.2f}" r="2.5" data-x="{x}" data-y="{y}"/>')
-    body.append(f'<text x="{LEFT}" y="{base + 12}">{escape(_short(x_low))}</text>')
-    body.append(f'<text x="{WIDTH - RIGHT}" y="{base + 12}" text-anchor="end">{escape(_short(x_high))}</text>')
+        if log_x:  # each count written under its point: a log axis has no even steps to read between
+            body.append(f'<text x="{px:.2f}" y="{base + 12}" text-anchor="middle">{escape(_short(x))}</text>')
+    if not log_x:
+        body.append(f'<text x="{LEFT}" y="{base + 12}">{escape(_short(x_low))}</text>')
+        body.append(f'<text x="{WIDTH - RIGHT}" y="{base + 12}" text-anchor="end">{escape(_short(x_high))}</text>')
     return _svg(title, body)

@@ -203,6 +203,11 @@ SCHEMAS: dict[str, Schema] = {
             "exposure_msat": MSAT, "expected_loss_msat": MSAT, "var95_msat": MSAT, "es95_msat": MSAT,
             "var99_msat": MSAT, "es99_msat": MSAT, "prob_any_loss_ppm": INT, "hhi_ppm": INT,
             "effective_loans": {"type": "number"}, "largest_share_ppm": INT,
+            "horizon_months": {"type": "number", "description": "every risk figure is over this horizon (12)"},
+            "risk_method": {"type": "string", "enum": ["lattice", "normal"],
+                            "description": "lattice: the exact loss distribution; normal: 200-node mixture"},
+            "defaulted_exposure_msat": {**MSAT, "description": "in loans that have defaulted: loss already taken"},
+            "prob_further_loss_ppm": {**INT, "description": "chance of a loss on what has not defaulted"},
             "by_grade": {"type": "object", "additionalProperties": MSAT},
             "by_purpose": {"type": "object", "additionalProperties": MSAT},
             "by_term": {"type": "object", "additionalProperties": MSAT},
@@ -235,7 +240,9 @@ SCHEMAS: dict[str, Schema] = {
     "DisbursementRequest": DISBURSEMENT_BODY,
     "AutoInvestRules": AUTOINVEST_BODY,
     "AutoInvest": _object({"rules": _nullable(_object(_AUTOINVEST_FIELDS)), "matching_requests": INT,
-                           "held_msat": MSAT, "available_msat": MSAT}),
+                           "held_msat": MSAT, "available_msat": MSAT,
+                           "nothing_to_buy": {**_nullable(STR), "description": "why nothing would be bought "
+                                              "whatever matches (a budget below one note), or null"}}),
     "WithdrawalRequest": WITHDRAWAL_BODY,
 }
 

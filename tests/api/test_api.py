@@ -704,7 +704,7 @@ def test_too_many_invoices_is_a_documented_429(settings: Settings, database: Dat
 
 def test_auto_invest_rules_through_the_api(people: Api) -> None:
     assert people.get("lea", "/autoinvest").json() == {"rules": None, "matching_requests": 0, "held_msat": 0,
-                                                       "available_msat": 50_000_000}
+                                                       "available_msat": 50_000_000, "nothing_to_buy": None}
     new_loan(people)
     saved = people.call("lea", "PUT", "/autoinvest", json={"enabled": True, "budget_msat": 20_000_000,
                                                             "grades": ["A", "B", "C", "D", "E"],
@@ -712,7 +712,15 @@ def test_auto_invest_rules_through_the_api(people: Api) -> None:
     assert saved.status_code == 200, saved.text
     body = saved.json()
     assert body["rules"]["budget_msat"] == 20_000_000 and body["rules"]["reinvest"] is True
-    assert body["matching_requests"] == 1
+    assert body["matching_requests"] == 1 and body["nothing_to_buy"] is None
+    # Issue 19: a budget below one note answered 200 and "1 matching request", then bought nothing unsaid.
+    short = people.call("lea", "PUT", "/autoinvest", json={"enabled": True, "budget_msat": 2_000_000,
+                                                            "note_msat": 5_000_000, "max_per_loan_bps": 10_000,
+                                                            "max_expected_loss_bps": 10_000})
+    assert short.status_code == 200 and short.json()["matching_requests"] == 1
+    assert "less than one of your notes (5,000 sat)" in short.json()["nothing_to_buy"]
+    people.call("lea", "PUT", "/autoinvest", json={"enabled": True, "budget_msat": 20_000_000,
+                                                   "grades": ["A", "B", "C", "D", "E"], "max_expected_loss_bps": 10_000})
     too_much = people.call("lea", "PUT", "/autoinvest", json={"enabled": True, "budget_msat": 60_000_000})
     assert too_much.status_code == 422 and "more than the" in too_much.json()["error"]["message"]
     bad = people.call("lea", "PUT", "/autoinvest", json={"enabled": True, "budget_msat": -1})

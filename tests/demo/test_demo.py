@@ -11,7 +11,7 @@ from pyln.client import LightningRpc
 from sqlalchemy import func, select
 
 from marketplace.db.engine import Database
-from marketplace.db.tables import loans, notes
+from marketplace.db.tables import grade_calibration, loans, notes
 
 
 def test_demo_on_a_node_that_is_not_there_says_what_to_run(tmp_path: Path) -> None:
@@ -51,11 +51,18 @@ def test_demo_makes_loans_in_every_state_and_the_ledger_verifies(tmp_path: Path)
     grades = set(database.read(lambda c: c.execute(select(loans.c.origination_grade)
                                                    .where(loans.c.status == "funding")).scalars().all()))
     # Auto-invest lenders: notes spread over several loans, one note per loan.
+    # Issue 19: five defaulted B loans move grade B by credibility (x1.65), not x98; no open request's PD is
+    # one that a few loans' outcomes made (all stay within the band their terms give, under 20 %).
+    factors = database.read(lambda c: c.execute(select(grade_calibration.c.factor_ppm)).scalars().all())
+    open_pds = database.read(lambda c: c.execute(select(loans.c.pd_ppm).where(loans.c.status == "funding"))
+                             .scalars().all())
     spread = database.read(lambda c: c.execute(
         select(notes.c.lender_id, func.count(func.distinct(notes.c.loan_id)), func.count())
         .where(notes.c.autoinvest_order_id.is_not(None)).group_by(notes.c.lender_id)).all())
     database.dispose()
     assert "auto-invest bought" in demo.stdout
+    assert factors and max(factors) < 2_000_000, factors
+    assert open_pds and max(open_pds) < 200_000, open_pds
     assert len(grades) >= 4, grades  # open requests of (nearly) every grade, not all C
     assert len(spread) >= 3 and all(loans_held == count >= 5 for _, loans_held, count in spread), spread
     for expected in [("funding", "current"), ("active", "current"), ("active", "late"), ("active", "defaulted"),

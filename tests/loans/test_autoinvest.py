@@ -76,12 +76,23 @@ def test_two_hundred_lenders_and_a_hundred_requests_meet(database: Database, set
     for r in rows:
         by_lender.setdefault(int(r.lender_id), []).append((int(r.loan_id), int(r.amount_msat), r.grade,
                                                            int(r.pd_ppm)))
+    chosen_notes = {}
+    for lender in lenders:
+        chosen = database.read(lambda c: autoinvest.rules_of(c, lender))
+        assert chosen is not None
+        chosen_notes[lender] = chosen.note_msat
+
+    def note_of(lender: int, budget: int) -> int:
+        return min(chosen_notes[lender], 5_000_000, (budget + 3_000_000) // 2) // 1_000_000 * 1_000_000
+
     for lender, budget in zip(lenders, budgets):
         mine = by_lender.get(lender, [])
         loans_held = [loan for loan, _, _, _ in mine]
         assert len(loans_held) == len(set(loans_held))  # one note per loan
         assert sum(amount for _, amount, _, _ in mine) <= budget
-        assert all(amount % 1_000_000 == 0 and amount <= 5_000_000 for _, amount, _, _ in mine)
+        # Whole notes of the size the lender chose (issue 19), within its per-loan limits (5,000 sat, half of
+        # the account's value: the deposit), never parts of one.
+        assert all(amount == note_of(lender, budget) for _, amount, _, _ in mine), (note_of(lender, budget), mine)
     rules = {lender: database.read(lambda c: autoinvest.rules_of(c, lender)) for lender in lenders}
     for lender, mine in by_lender.items():
         allowed = rules[lender]
@@ -90,21 +101,22 @@ def test_two_hundred_lenders_and_a_hundred_requests_meet(database: Database, set
         assert expected_loss <= sum(a for _, a, _, _ in mine) * allowed.max_expected_loss_bps / 10_000 + 1
 
     # Every loan is fully funded or honestly short: no lender whose rules allow it (and whose expected-
-    # loss ceiling cannot bind: 100 %) still has room for a note in it.
+    # loss ceiling cannot bind: 100 %) still has budget for one of its notes where the loan has room for it.
     state = database.read(lambda c: {int(r.id): r for r in c.execute(select(loans).where(loans.c.id.in_(loan_ids)))})
     funded = sum(1 for r in state.values() if r.status == "funded")
     spent = {lender: sum(a for _, a, _, _ in by_lender.get(lender, [])) for lender in lenders}
     days = {"daily": 1, "weekly": 7, "monthly": 30}
     for loan_id, r in state.items():
-        if r.status != "funding" or r.amount_msat - r.funded_msat < 1_000_000:
+        if r.status != "funding":
             continue
         for lender, budget in zip(lenders, budgets):
             allowed = rules[lender]
             assert allowed is not None
             holds = any(loan == loan_id for loan, _, _, _ in by_lender.get(lender, []))
             eligible = (allowed.max_expected_loss_bps == 10_000 and r.grade in allowed.grades
-                        and r.term_count * days[r.frequency] <= allowed.max_term_days and not holds)
-            assert not (eligible and budget - spent[lender] >= 1_000_000), (loan_id, lender)
+                        and r.term_count * days[r.frequency] <= allowed.max_term_days and not holds
+                        and r.amount_msat - r.funded_msat >= note_of(lender, budget))
+            assert not (eligible and budget - spent[lender] >= note_of(lender, budget)), (loan_id, lender)
     assert funded > 0
     assert database.read(verify_ledger).ok
 
@@ -198,3 +210,23 @@ def test_rules_no_request_matches_invest_nothing(database: Database, settings: S
     assert database.read(lambda c: autoinvest.matching_requests(c, settings, rules)) == 0
     report = autoinvest.run_autoinvest(database, settings, datetime.now(timezone.utc) + timedelta(seconds=1))
     assert report.planned == 0 and report.bought == 0
+
+
+def test_a_budget_below_one_note_says_it_will_buy_nothing() -> None:
+    from marketplace.domain.autoinvest import Rules, note_size, nothing_to_buy
+
+    unit = 1_000_000
+    rules = Rules(enabled=True, budget_msat=5_000_000, note_msat=5_000_000, max_per_loan_msat=10_000_000,
+                  max_per_loan_bps=500)
+    note = note_size(rules, 200_000_000, unit)  # 5 % of 200,000 sat: the 5,000-sat note stands
+    assert note == 5_000_000
+    # 1,000 sat of the 5,000-sat budget already in notes: 4,000 sat left, below one whole note.
+    said = nothing_to_buy(rules, 50_000_000, 1_000_000, note, unit)
+    assert said is not None and dict(said.params) == {"room": "4,000 sat", "note": "5,000 sat"}
+    assert nothing_to_buy(rules, 50_000_000, 0, note, unit) is None
+    assert nothing_to_buy(rules, 4_999_000, 0, note, unit) is not None  # too little money available
+    assert nothing_to_buy(Rules(enabled=False), 0, 0, note, unit) is None
+    # A small account: 5 % of 15,000 sat is 750 sat, below the smallest note.
+    assert note_size(rules, 15_000_000, unit) == 0
+    small = nothing_to_buy(rules, 15_000_000, 0, 0, unit)
+    assert small is not None and dict(small.params) == {"unit": "1,000 sat"}

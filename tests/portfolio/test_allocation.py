@@ -275,3 +275,79 @@ def test_pairs_in_any_order_give_the_same_notes_in_the_callers_order() -> None:
     shuffled = al.allocate(**{**problem, "pair_lender": problem["pair_lender"][shuffle],
                               "pair_loan": problem["pair_loan"][shuffle]})
     assert shuffled.notes.tolist() == ordered.notes[shuffle].tolist()
+
+
+def _milp_most_notes(problem: dict, el: np.ndarray, ceiling: np.ndarray) -> int:
+    """The exact integer optimum (scipy milp, HiGHS) of the same constraints: the most whole notes."""
+    import scipy.sparse as sp
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    i, j = problem["pair_lender"], problem["pair_loan"]
+    m, n, p = len(problem["budget_notes"]), len(problem["remaining_notes"]), len(i)
+    has = ~np.isnan(ceiling)
+    bps = np.round(el * 10_000)[j] - np.round(np.nan_to_num(ceiling) * 10_000)[i]
+    rows = sp.vstack([sp.csr_matrix((np.ones(p), (i, np.arange(p))), shape=(m, p)),
+                      sp.csr_matrix((np.ones(p), (j, np.arange(p))), shape=(n, p)),
+                      sp.csr_matrix((bps[has[i]], (i[has[i]], np.arange(p)[has[i]])), shape=(m, p))])
+    upper = np.concatenate([problem["budget_notes"], problem["remaining_notes"], np.zeros(m)]).astype(float)
+    found = milp(-np.ones(p), constraints=LinearConstraint(rows, -np.inf, upper), integrality=np.ones(p),
+                 bounds=Bounds(np.zeros(p), np.asarray(problem["per_loan_cap"])[i]))
+    return int(round(-found.fun))
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31))
+def test_with_el_ceilings_the_allocation_places_as_many_notes_as_an_exact_solver(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    problem = _problem(seed, 8, 10, 0.7)
+    problem.pop("loan_bucket"), problem.pop("bucket_cap")
+    el = np.round(rng.uniform(0.0, 0.12, 10), 4)
+    ceiling = np.where(rng.random(8) < 0.5, np.round(rng.uniform(0.02, 0.08, 8), 4), np.nan)
+    result = al.Allocator(**problem, el_rate=el, el_ceiling=ceiling).solve()
+    x, i, j = result.notes, problem["pair_lender"], problem["pair_loan"]
+    over = np.bincount(i, x * (np.round(el * 10_000)[j] - np.round(np.nan_to_num(ceiling) * 10_000)[i]), 8)
+    assert np.all(over[~np.isnan(ceiling)] <= 0)
+    assert np.all(x <= np.asarray(problem["per_loan_cap"])[i])
+    assert int(x.sum()) == _milp_most_notes(problem, el, ceiling)
+
+
+def test_thirty_loans_and_a_5000_sat_note_buy_whole_notes_not_12_1k_1_3k_17_5k() -> None:
+    # Issue 19's case: a 100,000-sat budget, notes of 5 units, 30 loans with room: the flow spreads the budget
+    # (one unit in every loan first); whole notes buy 20 notes of 5 units.
+    n = 30
+    lender, loan = np.zeros(n, np.int64), np.arange(n)
+    flow = al.allocate(lender, loan, [100], np.full(n, 40), per_loan_cap=5)
+    assert flow.notes.sum() == 100 and sorted(set(flow.notes.tolist())) != [5]  # unequal, as the issue saw
+    units = al.whole_notes(lender, loan, flow.notes, [5], [100], np.full(n, 40), [0], np.arange(n))
+    assert sorted(units.tolist()) == [0] * 10 + [5] * 20
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**31))
+def test_whole_notes_honour_every_limit_and_leave_nothing_that_fits(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    m, n = 6, 12
+    lender, loan = np.nonzero(rng.random((m, n)) < 0.6)
+    size, budget, room = rng.integers(1, 5, m), rng.integers(0, 20, m), rng.integers(0, 12, n)
+    el, ceiling = rng.integers(0, 1200, n), np.where(rng.random(m) < 0.5, rng.integers(200, 800, m), -1)
+    borrower = rng.integers(0, 4, n)
+    group_of = {}
+    group = np.array([group_of.setdefault((i, borrower[j]), len(group_of)) for i, j in zip(lender, loan)])
+    group_room = rng.integers(0, 10, len(group_of))
+    preferred = rng.integers(0, 4, lender.size)
+    units = al.whole_notes(lender, loan, preferred, size, budget, room, rng.permutation(m), rng.permutation(n),
+                           el, ceiling, group, group_room)
+    bought = units > 0
+    assert np.all(units[bought] == size[lender[bought]])  # whole notes only
+    spent, used = np.bincount(lender, units, m), np.bincount(loan, units, n)
+    assert np.all(spent <= budget) and np.all(used <= room)
+    assert np.all(np.bincount(group, units, len(group_of)) <= group_room)
+    excess = np.bincount(lender, bought * (el[loan] - ceiling[lender]), m)
+    assert np.all(excess[ceiling >= 0] <= 0)
+    # Maximal: no pair left out could still take a whole note within every limit.
+    for p in np.flatnonzero(~bought):
+        i, j, g = lender[p], loan[p], group[p]
+        fits = (budget[i] - spent[i] >= size[i] and room[j] - used[j] >= size[i]
+                and group_room[g] - np.bincount(group, units, len(group_of))[g] >= size[i]
+                and (ceiling[i] < 0 or excess[i] + el[j] - ceiling[i] <= 0))
+        assert not fits, p

@@ -1,6 +1,7 @@
 """The SVG charts parse, escape their text and put each mark where the data says."""
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -61,3 +62,12 @@ def test_bad_chart_input_is_refused() -> None:
         charts.loss_histogram([0.0, 1.0], [0.5, 0.5], var=1.0)
     with pytest.raises(ValueError):
         charts.bar_chart(["A"], [-1.0])
+
+
+def test_the_spread_curve_can_put_the_number_of_notes_on_a_log_scale() -> None:
+    svg = charts.line_chart([1, 10, 100], [0.5, 0.3, 0.1], log_x=True)
+    xs = [float(x) for x in re.findall(r'<circle class="point" cx="([\d.]+)"', svg)]
+    assert abs((xs[1] - xs[0]) - (xs[2] - xs[1])) < 0.01  # 1 -> 10 as wide as 10 -> 100
+    assert 'data-x="100"' in svg and ">100<" in svg
+    with pytest.raises(ValueError):
+        charts.line_chart([0, 10], [0.5, 0.3], log_x=True)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from portfolio import returns
+from portfolio.errors import PortfolioInputError
 
 
 def test_xirr_of_one_year_at_ten_percent() -> None:
@@ -42,3 +43,23 @@ def test_expected_annual_return_by_hand() -> None:
     assert returns.expected_annual_return([1000.0], 0.2, 0.5, 0.1, 0.9) == pytest.approx(0.0, abs=1e-12)
     # Two notes, no defaults: the exposure-weighted rate.
     assert returns.expected_annual_return([1000.0, 3000.0], [0.1, 0.2], 1.0, 0.0) == pytest.approx(0.175)
+
+
+def test_a_repaid_note_earns_the_schedules_interest_after_the_fee_not_rate_times_term() -> None:
+    from portfolio.returns import note_outcomes
+
+    # 21 % a year over 12 weekly installments: an annuity pays ~2.6 % of the note in interest, 2.4 % after a
+    # 10 % fee -- not 21 % x 12 / 52 = 4.8 % (rate x full term, what the curve used to assume).
+    repaid, lost = note_outcomes(0.21, 12, 52, "annuity", 0.10, 0.9)
+    i = 0.21 / 52
+    payment = i / (1 - (1 + i) ** -12)
+    assert abs(repaid - (12 * payment - 1) * 0.9) < 1e-12
+    assert 0.02 < repaid < 0.03 < 0.21 * 12 / 52
+    # A default after k of 12 installments (k = 0..11 equally likely) loses 90 % of what was left less interest.
+    assert 0.4 < lost < 0.9
+    flat, flat_lost = note_outcomes(0.12, 4, 12, "equal_principal", 0.0, 0.9)
+    assert abs(flat - 0.01 * (1 + 0.75 + 0.5 + 0.25)) < 1e-12
+    assert abs(flat_lost - np.mean([0.9 * (1 - k / 4) - 0.01 * sum(1 - j / 4 for j in range(k)) for k in range(4)])) \
+        < 1e-12
+    with pytest.raises(PortfolioInputError):
+        note_outcomes(0.1, 0, 12, "annuity", 0.1)

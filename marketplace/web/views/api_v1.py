@@ -44,6 +44,7 @@ from marketplace.services.grading import expected_loss_msat
 from marketplace.services.lightning_calls import reading
 from marketplace.web import openapi
 from marketplace.web.api_auth import api_user
+from marketplace.web.i18n import say
 from marketplace.web.lightning import lightning_of
 from marketplace.web.params import declared_length, path_id, query_whole
 from marketplace.web.security import client_address
@@ -399,6 +400,8 @@ async def portfolio(request: Request) -> Response:
             "exposure_msat": r.exposure_msat, "expected_loss_msat": r.expected_loss_msat,
             "var95_msat": r.var95_msat, "es95_msat": r.es95_msat, "var99_msat": r.var99_msat,
             "es99_msat": r.es99_msat, "prob_any_loss_ppm": r.prob_any_loss_ppm, "hhi_ppm": r.hhi_ppm,
+            "horizon_months": r.horizon_months, "risk_method": r.method,
+            "defaulted_exposure_msat": r.defaulted_exposure_msat, "prob_further_loss_ppm": r.prob_further_loss_ppm,
             "effective_loans": r.effective_loans, "largest_share_ppm": r.largest_share_ppm,
             "by_grade": dict(r.by_grade), "by_purpose": dict(r.by_purpose), "by_term": dict(r.by_term),
             "spread": [{"notes": n, "prob_losing_ppm": p} for n, p in zip(figures.spread.counts,
@@ -516,14 +519,19 @@ async def _autoinvest_answer(request: Request, user_id: int) -> Response:
     def read(conn: Connection) -> dict[str, Any]:
         rules = autoinvest.rules_of(conn, user_id)
         effective = rules or Rules()
+        held = autoinvest.held_by_autoinvest(conn, [user_id], {user_id: effective.reinvest})[user_id]
+        available = ledger.user_balances(conn, user_id)[AccountKind.USER_AVAILABLE]
+        # Why nothing would be bought whatever matches (a budget below one note), in the reader's language.
+        idle = autoinvest.nothing_to_buy_of(conn, settings, user_id, effective, held)
         return {
             "rules": None if rules is None else autoinvest_views.rules_json(rules),
             "matching_requests": autoinvest.matching_requests(conn, settings, effective),
-            "held_msat": autoinvest.held_by_autoinvest(conn, [user_id], {user_id: effective.reinvest})[user_id],
-            "available_msat": ledger.user_balances(conn, user_id)[AccountKind.USER_AVAILABLE],
+            "held_msat": held, "available_msat": available, "nothing_to_buy": idle,
         }
 
-    return _json(await reading(database_of(request), read))
+    found = await reading(database_of(request), read)
+    found["nothing_to_buy"] = None if found["nothing_to_buy"] is None else say(found["nothing_to_buy"])
+    return _json(found)
 
 
 async def get_autoinvest(request: Request) -> Response:

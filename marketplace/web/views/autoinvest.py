@@ -115,16 +115,18 @@ async def _page(request: Request, user_id: int, echo: dict[str, Any], rules: Rul
                 error: str | None = None, status: int = 200, saved: bool = False) -> Response:
     settings = settings_of(request)
 
-    def read(conn: Connection) -> tuple[int, int, int, list[Any]]:
+    def read(conn: Connection) -> tuple[int, int, int, list[Any], Message | None]:
         available = ledger.user_balances(conn, user_id)[AccountKind.USER_AVAILABLE]
         effective = rules or Rules()
         held = autoinvest.held_by_autoinvest(conn, [user_id], {user_id: effective.reinvest})[user_id]
         matching = autoinvest.matching_requests(conn, settings, effective)
-        return available, held, matching, _recent_orders(conn, user_id)
+        idle = autoinvest.nothing_to_buy_of(conn, settings, user_id, effective, held)
+        return available, held, matching, _recent_orders(conn, user_id), idle
 
-    available, held, matching, orders = await reading(database_of(request), read)
+    available, held, matching, orders, idle = await reading(database_of(request), read)
     return await render(request, "lender/autoinvest.html", {
         "echo": echo, "rules": rules, "error": error, "saved": saved, "available_msat": available, "held_msat": held,
+        "nothing_to_buy": idle,
         "matching": matching, "orders": orders, "grades": GRADES, "frequencies": [f.value for f in Frequency],
         "purposes": PURPOSES, "unit_sat": settings.note_min_sat, "pct": bps_percent,
     }, status=status)

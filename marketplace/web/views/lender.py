@@ -181,7 +181,8 @@ def analytics_charts(found: analytics.LenderAnalytics) -> dict[str, Markup]:
             (first.isoformat(), flows[-1][0].isoformat()), title=say(N_("Lent (down) and repaid (up)"))))
     s = found.spread
     result["spread"] = Markup(charts.line_chart(list(s.counts), [p / 1_000_000 for p in s.prob_losing_ppm],
-                                                title=say(N_("Chance of losing money by number of notes"))))
+                                                title=say(N_("Chance of losing money by number of notes")),
+                                                log_x=True))
     return result
 
 
