@@ -53,8 +53,11 @@ def test_schedule_invariants(
     schedule = build_schedule(principal, rate, count, frequency, method, start)
     items = schedule.installments
     assert 1 <= len(items) <= count
-    if principal >= 10**7 and count <= 365 and rate <= 6000:
-        assert len(items) == count  # only msat-sized loans run out of principal early
+    realistic = count <= (60 if frequency is Frequency.MONTHLY else 365)  # the term cap in limits.py
+    if principal >= 10**7 and realistic and rate <= 6000:
+        # Only msat-sized loans run out of principal early (and 365 months at 60 %, found by hypothesis:
+        # the first principal part is 1e-9 of the loan, so the rounding up of the level repays it early).
+        assert len(items) == count
     assert [i.number for i in items] == list(range(1, len(items) + 1))
     assert sum(i.principal_msat for i in items) == principal
     assert all(i.principal_msat >= 0 and i.interest_msat >= 0 for i in items)
