@@ -33,7 +33,7 @@ from marketplace.web.csrf import csrf_token_for
 from marketplace.web.i18n import current_language, say
 from marketplace.web.params import query_whole
 from marketplace.web.rendering import render, word
-from marketplace.web.sessions import require_role
+from marketplace.web.sessions import current_user, require_role
 from marketplace.web.state import analytics_memo_of, database_of, market_cache_of, settings_of, templates_of
 from marketplace.web import charts
 from marketplace.web.views.loans import ANYONE, FREQUENCY_WORDS, bps_percent, ppm_percent
@@ -53,14 +53,15 @@ def _is_fragment(request: Request) -> bool:
 
 
 async def market_page(request: Request) -> Response:
-    user = await require_role(request, *ANYONE)
+    """Anyone may browse the open requests; only a lender gets the fund forms."""
+    user = await current_user(request)
     settings = settings_of(request)
     fragment = _is_fragment(request)
     context: dict[str, Any] = {
         "pct": bps_percent, "ppm": ppm_percent, "expected_loss": expected_loss_msat,
         "frequency_words": FREQUENCY_WORDS, "purposes": PURPOSES, "grades": market.GRADES,
         "frequencies": market.FREQUENCIES, "note_min_sat": settings.note_min_sat,
-        "is_lender": user.role is Role.LENDER, "request_key": secrets.token_urlsafe(18),
+        "is_lender": user is not None and user.role is Role.LENDER, "request_key": secrets.token_urlsafe(18),
     }
     try:
         # Only the names the list knows, each read by name (the rest of the query string is ignored).
