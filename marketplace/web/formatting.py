@@ -18,7 +18,8 @@ from babel import dates as babel_dates
 from babel import numbers as babel_numbers
 
 from marketplace.domain.money import MSAT_PER_SAT
-from marketplace.web.i18n import current_language, gettext_now, ngettext_now
+from marketplace.domain.messages import N_, ngettext
+from marketplace.web.i18n import current_language, say
 
 
 def _locale() -> str:
@@ -91,27 +92,27 @@ def time_left(deadline: datetime, now: datetime | None = None) -> str:
     aware = deadline if deadline.tzinfo else deadline.replace(tzinfo=timezone.utc)
     seconds = int((aware - current).total_seconds())
     if seconds <= 0:
-        return gettext_now("closed")
+        return say(N_("closed"))
     if seconds >= 86_400:
         days = seconds // 86_400
-        return ngettext_now("%(num)s day left", "%(num)s days left", days) % {"num": number(days)}
+        return say(ngettext("%(num)s day left", "%(num)s days left", days, num=number(days)))
     if seconds >= 3_600:
         hours = seconds // 3_600
-        return ngettext_now("%(num)s hour left", "%(num)s hours left", hours) % {"num": number(hours)}
+        return say(ngettext("%(num)s hour left", "%(num)s hours left", hours, num=number(hours)))
     minutes = max(1, seconds // 60)
-    return ngettext_now("%(num)s minute left", "%(num)s minutes left", minutes) % {"num": number(minutes)}
+    return say(ngettext("%(num)s minute left", "%(num)s minutes left", minutes, num=number(minutes)))
 
 
 def days_until(when: date, today: date) -> str:
     """'today', 'tomorrow', 'in 3 days', '2 days ago' for a due date."""
     days = (when - today).days
     if days == 0:
-        return gettext_now("today")
+        return say(N_("today"))
     if days == 1:
-        return gettext_now("tomorrow")
+        return say(N_("tomorrow"))
     if days > 1:
-        return ngettext_now("in %(num)d day", "in %(num)d days", days) % {"num": days}
-    return ngettext_now("%(num)d day ago", "%(num)d days ago", -days) % {"num": -days}
+        return say(ngettext("in %(num)s day", "in %(num)s days", days, num=number(days)))
+    return say(ngettext("%(num)s day ago", "%(num)s days ago", -days, num=number(-days)))
 
 
 FILTERS = {"sat": sat, "owed": owed, "msat_exact": msat_exact, "number": number, "day": day, "moment": moment,

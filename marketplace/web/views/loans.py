@@ -385,7 +385,8 @@ async def operator_report(request: Request) -> Response:
     report, book, calibration = await reading(database_of(request), read)
     histogram = Markup(charts.loss_histogram(
         [e / MSAT_PER_SAT for e in book.histogram_edges_msat], list(book.histogram_probabilities),
-        book.var99_msat / MSAT_PER_SAT, title="The book's loss distribution (VaR 99 % marked)")) if book.holdings \
+        book.var99_msat / MSAT_PER_SAT, title=say(N_("How much the book could lose, and how likely")),
+        x_label=say(N_("loss")), y_label=say(N_("chance")), var_label=say(N_("1 in 100:")))) if book.holdings \
         else None
     return await render(request, "loans/operator.html", {**_common(settings_of(request)), "report": report,
                                                          "today": today, "book": book, "calibration": calibration,
