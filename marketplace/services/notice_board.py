@@ -84,7 +84,9 @@ def board(conn: Connection, user_id: int, limit: int = SHOWN) -> list[BoardNotic
         kind = str(r.kind)
         loan, second = about[int(r.id)]
         status, delinquency = states.get(loan, ("", "")) if loan is not None else ("", "")
-        if kind in _PAY_KINDS:
+        if loan not in states:
+            resolved = False  # about no loan we know: nothing to tell it by
+        elif kind in _PAY_KINDS:
             resolved = (loan, second) in settled or status not in ("active", "written_off")
         elif kind == "lender-late":
             resolved = delinquency != "late"

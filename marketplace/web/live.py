@@ -68,6 +68,12 @@ async def _events(since: str, snapshot: Snapshot, fragment: Fragment, lifetime_s
         await anyio.sleep(POLL_S)
 
 
+def wants_stream(request: Request) -> bool:
+    """An EventSource asks for `text/event-stream`; anything else (a link followed, a crawler, a test client
+    reading the whole body) gets the fragment once instead of a stream that does not end."""
+    return "text/event-stream" in request.headers.get("accept", "")
+
+
 def event_stream(request: Request, snapshot: Snapshot, fragment: Fragment,
                  lifetime_s: float = LIFETIME_S) -> StreamingResponse:
     since = request.query_params.get("since", "")[:32]

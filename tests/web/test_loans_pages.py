@@ -47,6 +47,7 @@ def clients(settings: Settings, database: Database) -> Iterator[dict[str, TestCl
             database.run(lambda c: ledger.post(c, [deposit_entry(
                 c, ledger.account_id(c, ledger.user_account_code(user_id, AccountKind.USER_AVAILABLE)),
                 amount_sat * 1000)]))
+        made["anon"] = make_client(settings, database).__enter__()  # a visitor, signed in as nobody
         yield made
     finally:
         for client in made.values():
@@ -108,7 +109,7 @@ def test_the_request_form_previews_the_full_price(clients: dict[str, TestClient]
 def test_a_borrower_requests_a_loan_and_everyone_can_read_its_page(clients: dict[str, TestClient],
                                                                    database: Database) -> None:
     loan_id = request_loan(clients["bea"])
-    for name in ("bea", "lea", "bob", "ops"):
+    for name in ("bea", "lea", "bob", "ops", "anon"):
         page = clients[name].get(f"/loans/{loan_id}")
         assert page.status_code == 200, page.text
         text = page.text
@@ -116,7 +117,10 @@ def test_a_borrower_requests_a_loan_and_everyone_can_read_its_page(clients: dict
         assert "A second sewing machine" in text and f"grade {expected}" in text
         # Only the borrower sees her name; lenders and the operator see a pseudonym.
         assert ("Bea" in text) == (name == "bea") and ("borrower #" in text) == (name != "bea")
-        assert "chance of default over the term left" in text and "expected loss" in text
+        # Risk in plain words first, the model's terms behind "How this is computed".
+        assert "in 100 loans like this one are expected not to be repaid in full" in text
+        assert "Expected loss: about" in text and "How this is computed" in text
+        assert "over the term left, from our model" in text
         assert "20,000 sat" in text and "18 %" in text and "APR" in text
         assert "12 weekly installments" in text and "Equal installments" in text
         assert "<progress" in text and "Funding deadline" in text
@@ -128,6 +132,7 @@ def test_a_borrower_requests_a_loan_and_everyone_can_read_its_page(clients: dict
         assert "APRC" in text and "19.68 %" in text
         assert text.count("<tr>") >= 13
         assert ("Fund a note" in text) == (name == "lea")
+        assert ("Sign up to fund this loan" in text) == (name == "anon")  # a visitor reads it too
         assert "@example.org" not in text
     assert "Lender #" not in clients["lea"].get(f"/loans/{loan_id}").text
     assert clients["bea"].get("/loans/999999").status_code == 404
@@ -289,7 +294,10 @@ def test_only_the_borrower_sees_their_repayment_invoice(clients: dict[str, TestC
     invoice_id = _fake_invoice(database, uid(clients["bea"]), loan_id)
     own = clients["bea"].get(f"/loans/{loan_id}/pay/{invoice_id}")
     assert own.status_code == 200 and "lnbcrt10u1fake" in own.text and "<svg" in own.text
-    assert f'hx-get="/loans/{loan_id}/pay/{invoice_id}/status"' in own.text and 'hx-trigger="every 1s"' in own.text
+    # Live by server-sent events (static/live.js), not a poll every second.
+    assert f'data-live-src="/loans/{loan_id}/pay/{invoice_id}/events?since=unpaid"' in own.text
+    assert "hx-trigger" not in own.text
+    assert "Waiting for the payment" in clients["bea"].get(f"/loans/{loan_id}/pay/{invoice_id}/events").text
     assert "Waiting for the payment" in clients["bea"].get(f"/loans/{loan_id}/pay/{invoice_id}/status").text
     for name in ("bob", "lea", "ops"):
         assert clients[name].get(f"/loans/{loan_id}/pay/{invoice_id}").status_code == 404
@@ -348,7 +356,8 @@ def test_lists_portfolio_and_the_operator_report(clients: dict[str, TestClient],
     page = clients["bea"].get(f"/loans/{late_id}")
     assert page.status_code == 200
     assert "mark-late" in page.text and "Next payment" in page.text and "overdue" in page.text
-    assert "Get invoice" in page.text and "any other amount" in page.text.lower()
+    assert "Get invoice" in page.text and "Pay another amount" in page.text
+    assert re.search(r'<button type="submit" class="wide-button">Pay [\d,]+ sat</button>', page.text)
     assert "Get invoice" not in clients["leo"].get(f"/loans/{late_id}").text
 
     mine = clients["bea"].get("/loans/mine")
@@ -374,7 +383,7 @@ def test_the_operator_report_is_zero_on_an_empty_book(clients: dict[str, TestCli
 
 def test_pages_need_a_session(settings: Settings, database: Database) -> None:
     with make_client(settings, database) as anonymous:
-        for path in ("/loans", "/loans/new", "/loans/mine", "/loans/1", "/operator/loans", "/loans/1/pay/1"):
+        for path in ("/loans/new", "/loans/mine", "/operator/loans", "/loans/1/pay/1"):
             response = anonymous.get(path, follow_redirects=False)
             assert response.status_code == 303 and response.headers["location"].startswith("/signin?next=")
         assert count(database, loans) == 0

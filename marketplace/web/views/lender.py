@@ -57,7 +57,9 @@ async def market_page(request: Request) -> Response:
     user = await current_user(request)
     settings = settings_of(request)
     fragment = _is_fragment(request)
+    pledged = request.query_params.get("pledged", "")
     context: dict[str, Any] = {
+        "pledged": int(pledged) if pledged.isascii() and pledged.isdigit() and len(pledged) <= 18 else None,
         "pct": bps_percent, "ppm": ppm_percent, "expected_loss": expected_loss_msat,
         "frequency_words": FREQUENCY_WORDS, "purposes": PURPOSES, "grades": market.GRADES,
         "frequencies": market.FREQUENCIES, "note_min_sat": settings.note_min_sat,

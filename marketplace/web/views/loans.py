@@ -241,6 +241,8 @@ async def fund(request: Request) -> Response:
                                                      amount_msat, request_key))
     except Refusal as refusal:
         return await _loan_page(request, user.id, loan_id, refusal=refusal, echo={"amount_sat": raw})
+    if form.get("back") == "market":  # funded from the list: back to it, to fund the next one
+        return RedirectResponse(f"/loans/market?pledged={loan_id}", status_code=303)
     return RedirectResponse(f"/loans/{loan_id}?done=funded", status_code=303)
 
 
@@ -329,6 +331,8 @@ async def pay_status(request: Request) -> Response:
 
 async def pay_events(request: Request) -> Response:
     """Server-sent events: the live part again each time the invoice's state changes (marketplace/web/live.py)."""
+    if not live.wants_stream(request):
+        return await pay_status(request)
     loan_id, first = await _repayment_invoice(request)
     user_id = first.user_id
     latest: dict[str, Any] = {"row": first}

@@ -86,6 +86,8 @@ async def deposit_status(request: Request) -> Response:
 
 async def deposit_events(request: Request) -> Response:
     """Server-sent events: the live part again when the invoice is paid or expires (marketplace/web/live.py)."""
+    if not live.wants_stream(request):
+        return await deposit_status(request)
     user = await require_role(request, Role.LENDER)
     invoice_id = _invoice_id(request)
     latest = {"row": await deposits.deposit_status(database_of(request), user.id, invoice_id)}
