@@ -6,21 +6,22 @@ from portfolio.pd import first_request_grade
 import re
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, insert, select, update
 
 from lightning.port import CreatedInvoice
 from marketplace.db import disbursements, invoices, ledger
 from marketplace.db.engine import Database
-from marketplace.db.tables import installments, loans, notes
+from marketplace.db.tables import installments, loans, notes, outbox
 from marketplace.domain.errors import Forbidden
 from marketplace.domain.journal import AccountKind
 from marketplace.domain.loans.schedules import Frequency, Method
 from marketplace.domain.loans.terms import LoanTerms
 from marketplace.services import loans as loan_service
+from marketplace.services import notice_board
 from marketplace.services.accounts import create_user
 from marketplace.settings import Settings
 from tests.ledger_helpers import deposit_entry
@@ -388,3 +389,62 @@ def test_pages_need_a_session(settings: Settings, database: Database) -> None:
             assert response.status_code == 303 and response.headers["location"].startswith("/signin?next=")
         assert count(database, loans) == 0
         assert database.read(lambda c: c.execute(select(func.count()).select_from(notes)).scalar_one()) == 0
+
+
+# --- dashboards and notices -------------------------------------------------------------------------------
+
+
+def _notices_of(database: Database, user_id: int) -> dict[str, str]:
+    return dict(database.read(lambda c: c.execute(select(outbox.c.dedupe_key, outbox.c.kind)
+                                                  .where(outbox.c.user_id == user_id)).all()))
+
+
+def test_funded_and_paid_out_loans_send_notices_and_dashboards_lead_to_the_next_step(
+        clients: dict[str, TestClient], database: Database, settings: Settings) -> None:
+    bea, leo = uid(clients["bea"]), uid(clients["leo"])
+    # A lender with money and no notes is pointed to the market and auto-invest; a borrower with nothing
+    # due is told so, and sees no one else's balances.
+    lender_page = clients["leo"].get("/dashboard").text
+    assert "This money is not working yet" in lender_page and 'href="/autoinvest"' in lender_page
+    assert "Soon you will" not in lender_page
+    borrower_page = clients["bea"].get("/dashboard").text
+    assert "Nothing to pay right now." in borrower_page and "Reserved" not in borrower_page
+
+    loan_id = request_loan(clients["bea"], amount_sat="20000")
+    assert f"Loan {loan_id}" in clients["bea"].get("/dashboard").text  # the request, with its funding progress
+    assert post(clients["leo"], f"/loans/{loan_id}/fund", {"amount_sat": "20000"}, f"/loans/{loan_id}").status_code == 303
+    assert _notices_of(database, bea) == {f"funded:{loan_id}:{bea}": "funded"}
+    assert _notices_of(database, leo) == {f"funded:{loan_id}:{leo}": "funded"}
+    funded = clients["bea"].get("/dashboard").text
+    assert "Fully funded." in funded and f'href="/loans/{loan_id}#receive"' in funded  # where to act
+
+    bob = uid(clients["bob"])
+    started = _started_loan(database, settings, bob, leo, days_ago=10)  # the first installment is 3 days late
+    assert f"disbursed:{started}:{leo}" in _notices_of(database, leo)
+    due = clients["bob"].get("/dashboard").text
+    assert "overdue" in due and f'action="/loans/{started}/repay"' in due
+    assert re.search(r'<button type="submit" class="wide-button">Pay [\d,]+ sat</button>', due)
+    # The borrower's "Pay" asks for the next due amount at once: the form sends no amount.
+    assert re.search(rf'action="/loans/{started}/repay">\s*<input type="hidden" name="csrf_token" value="[^"]+">\s*'
+                     r'<input type="hidden" name="amount_sat" value="">', due)
+
+
+def test_a_late_notice_resolves_itself_once_the_installment_is_paid(
+        clients: dict[str, TestClient], database: Database, settings: Settings) -> None:
+    bea, leo = uid(clients["bea"]), uid(clients["leo"])
+    loan_id = _started_loan(database, settings, bea, leo, days_ago=10)
+    now = datetime.now(timezone.utc)
+    database.run(lambda c: c.execute(insert(outbox).values(
+        user_id=bea, kind="late", dedupe_key=f"late:{loan_id}:1", subject=f"Loan {loan_id}: installment 1 is late",
+        body=f"It is not paid.\nPay from the loan's page: /loans/{loan_id}", created_at=now, status="sent", error="")))
+    [late] = [n for n in database.read(lambda c: notice_board.board(c, bea)) if n.kind == "late"]
+    assert not late.resolved and late.unread and late.action == "pay" and late.body == "It is not paid."
+    page = clients["bea"].get("/dashboard").text
+    assert f'href="/loans/{loan_id}#pay"' in page and "Pay now" in page and "Mark as read" in page
+    database.run(lambda c: c.execute(update(installments).where(
+        installments.c.loan_id == loan_id, installments.c.number == 1).values(settled_on=now.date())))
+    [done] = [n for n in database.read(lambda c: notice_board.board(c, bea)) if n.kind == "late"]
+    assert done.resolved and not done.unread and done.action == "open"
+    page = clients["bea"].get("/dashboard").text
+    assert "notices already taken care of" in page  # the late one, and "fully funded" once paid out
+    assert "Pay now" not in page
