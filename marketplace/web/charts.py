@@ -9,6 +9,7 @@ carries a class and data-* attributes naming the value it draws, so tests (and s
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from html import escape
 from typing import Final
@@ -147,11 +148,25 @@ def line_chart(xs: Sequence[float], ys: Sequence[float], title: str = "Chance of
     if len(xs) != len(ys) or not xs:
         raise ValueError("Give one y per x, at least one point.")
     x_low, x_high = min(xs), max(xs)
-    span = (x_high - x_low) or 1.0
+    # Counts from 1 to 500 crowd into the left edge on a straight axis: log scale when they span 30x or more.
+    logarithmic = x_low > 0 and x_high / x_low >= 30
+
+    def position(x: float) -> float:
+        if logarithmic:
+            return (math.log10(x) - math.log10(x_low)) / (math.log10(x_high) - math.log10(x_low))
+        return (x - x_low) / ((x_high - x_low) or 1.0)
+
     top = max(ys) or 1.0
     base = TOP + PLOT_H
-    body = _axes(x_label, y_label, top)
-    points = [(LEFT + (x - x_low) / span * PLOT_W, base - y / top * PLOT_H) for x, y in zip(xs, ys)]
+    body = _axes(x_label + (" (log)" if logarithmic else ""), y_label, top)
+    points = [(LEFT + position(x) * PLOT_W, base - y / top * PLOT_H) for x, y in zip(xs, ys)]
+    if logarithmic:  # a tick at each power of ten inside the range
+        tick = 10.0
+        while tick < x_high:
+            if tick > x_low * 1.5:
+                tx = LEFT + position(tick) * PLOT_W
+                body.append(f'<text x="{tx:.2f}" y="{base + 18}" text-anchor="middle">{escape(_short(tick))}</text>')
+            tick *= 10
     body.append('<polyline fill="none" stroke="currentColor" stroke-width="2" points="'
                 + " ".join(f"{px:.2f},{py:.2f}" for px, py in points) + '"/>')
     for (px, py), x, y in zip(points, xs, ys):
