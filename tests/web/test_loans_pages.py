@@ -448,3 +448,17 @@ def test_a_late_notice_resolves_itself_once_the_installment_is_paid(
     page = clients["bea"].get("/dashboard").text
     assert "notices already taken care of" in page  # the late one, and "fully funded" once paid out
     assert "Pay now" not in page
+
+
+def test_a_refusal_keeps_the_signed_in_header_says_why_in_the_pages_terms_and_leads_back(
+        clients: dict[str, TestClient]) -> None:
+    loan_id = request_loan(clients["bea"], amount_sat="20000")
+    card = clients["bea"].get(f"/loans/{loan_id}/card")
+    assert card.status_code == 409
+    assert "The repayment card is ready once the loan is paid out." in card.text
+    assert "This cannot be done now" in card.text and "Already exists" not in card.text
+    assert 'action="/signout"' in card.text and 'href="/dashboard"' in card.text  # still signed in
+    assert f'href="/loans/{loan_id}">Back to the loan' in card.text
+    missing = clients["bea"].get("/loans/999999")
+    assert missing.status_code == 404 and 'action="/signout"' in missing.text and "Go to your dashboard" in missing.text
+    assert "Back to the home page" in clients["anon"].get("/no-such-page").text
