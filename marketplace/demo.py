@@ -56,6 +56,9 @@ class Plan:
     frequency: Frequency
     paid: int = 0  # installments to pay
     days_back: int = 0  # move the schedule this far into the past
+    # After paying: move the schedule and the payments this far back, so what was paid was paid on time
+    # and the next installment falls due in a day or two (a borrower with something to pay soon).
+    shift_after: int = 0
 
 
 # Open requests of every grade: a first request is graded by its amount and length (portfolio/pd.py).
@@ -63,12 +66,13 @@ FUNDING_TERMS = ((10, Frequency.WEEKLY), (30, Frequency.DAILY), (6, Frequency.MO
                  (18, Frequency.MONTHLY), (24, Frequency.MONTHLY), (36, Frequency.MONTHLY), (48, Frequency.MONTHLY))
 PLANS = (
     [Plan("funding", 40_000 + 5_000 * (i % 8), 1500 + 300 * (i % 8), *FUNDING_TERMS[i % 8]) for i in range(12)]
-    + [Plan("current", 30_000 + 10_000 * i, 2000 + 150 * i, 12, Frequency.WEEKLY, paid=1 + i % 3) for i in range(8)]
-    + [Plan("current-daily", 20_000, 1500, 30, Frequency.DAILY, paid=5) for _ in range(2)]
+    + [Plan("current", 30_000 + 10_000 * i, 2000 + 150 * i, 12, Frequency.WEEKLY, paid=1 + i % 3,
+            shift_after=7 * (1 + i % 3) + 5) for i in range(8)]
+    + [Plan("current-daily", 20_000, 1500, 30, Frequency.DAILY, paid=5, shift_after=5) for _ in range(2)]
     + [Plan("late", 50_000, 2400, 8, Frequency.WEEKLY, paid=1, days_back=7 * 1 + 25) for _ in range(4)]
     + [Plan("defaulted", 60_000, 3000, 6, Frequency.MONTHLY, paid=0, days_back=95) for _ in range(3)]
     + [Plan("written_off", 45_000, 3000, 4, Frequency.MONTHLY, paid=0, days_back=155) for _ in range(2)]
-    + [Plan("repaid", 25_000 + 5_000 * i, 1200, 4, Frequency.WEEKLY, paid=4) for i in range(5)]
+    + [Plan("repaid", 25_000 + 5_000 * i, 1200, 4, Frequency.WEEKLY, paid=4, shift_after=31) for i in range(5)]
     + [Plan("expired", 30_000, 2000, 6, Frequency.WEEKLY) for _ in range(2)]
 )
 
@@ -147,6 +151,8 @@ async def _demo(database: Database, settings: Settings, quiet: bool, suffix: str
         if plan.days_back:
             database.run(lambda c: _move_into_past(c, loan_id, plan.days_back))
         await _repay(database, port, wallet, settings, borrower_id, loan_id, plan, listener)
+        if plan.shift_after:
+            database.run(lambda c: _move_into_past(c, loan_id, plan.shift_after, settled_too=True))
 
     expired = loan_service.expire_requests(database)
     report = loan_service.age_loans(database, settings)
@@ -184,17 +190,20 @@ async def _fund(database: Database, settings: Settings, lenders: list[tuple[str,
         left -= note
 
 
-def _move_into_past(conn: Connection, loan_id: int, days: int) -> None:
-    """Demo only: as if the loan had been disbursed `days` ago."""
+def _move_into_past(conn: Connection, loan_id: int, days: int, settled_too: bool = False) -> None:
+    """Demo only: as if the loan had been disbursed `days` ago (and, `settled_too`, paid then as well)."""
     shift = timedelta(days=days)
     loan = loan_rows.get_loan(conn, loan_id)
     assert loan.start_date is not None
     assert loan.accrued_on is not None
     conn.execute(update(loans).where(loans.c.id == loan_id).values(start_date=loan.start_date - shift,
                                                                    accrued_on=loan.accrued_on - shift))
-    for row in conn.execute(select(installments.c.id, installments.c.due_date)
+    for row in conn.execute(select(installments.c.id, installments.c.due_date, installments.c.settled_on)
                             .where(installments.c.loan_id == loan_id)).all():
-        conn.execute(update(installments).where(installments.c.id == row.id).values(due_date=row.due_date - shift))
+        values = {"due_date": row.due_date - shift}
+        if settled_too and row.settled_on is not None:
+            values["settled_on"] = row.settled_on - shift
+        conn.execute(update(installments).where(installments.c.id == row.id).values(**values))
 
 
 async def _repay(database: Database, port: ClnAdapter, wallet: ClnAdapter, settings: Settings, borrower_id: int,

@@ -13,6 +13,7 @@ from datetime import date, datetime, timezone
 
 from sqlalchemy import Connection, insert, update
 
+from marketplace.db import event_notices
 from marketplace.db import ledger, loans
 from marketplace.db.tables import outgoing_payments
 from marketplace.domain.errors import Conflict
@@ -77,6 +78,7 @@ def settle(conn: Connection, payment_id: int, loan_id: int, payment_hash: str, f
     loans.set_loan(conn, loan_id, status="active", delinquency="current", start_date=day,
                    disbursed_at=datetime.now(timezone.utc), principal_outstanding_msat=loan.amount_msat,
                    interest_accrued_msat=0, accrued_on=day)
+    event_notices.loan_disbursed(conn, loan_id)
     return entry.id
 
 

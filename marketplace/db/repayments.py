@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from lightning.port import InvoiceUpdate
+from marketplace.db import event_notices
 from marketplace.db import ledger
 from marketplace.db.autoinvest import enqueue_for_lenders
 from marketplace.db.crediting import CreditPlan, PaidBatch
@@ -180,6 +181,8 @@ def credit_repayments(conn: Connection, batch: PaidBatch) -> CreditPlan:
             assert loan_work.notes is not None
             written_off = loan_work.loan.status == "written_off"
             status = "repaid" if loan_work.state.is_repaid else ("written_off" if written_off else "active")
+            if status == "repaid":
+                event_notices.loan_repaid(conn, loan_work.loan.id)
             repaid = loan_work.notes.floors(loan_work.principal_total)[0]
             left = (loan_work.notes.weights - repaid).tolist()
             for note_id, remaining, cash, principal in zip(loan_work.note_ids, left, loan_work.cash.tolist(),

@@ -8,6 +8,7 @@ from sqlalchemy import Connection, select
 
 from lightning.invoices import AmountMissing, InvalidInvoice, check_payable
 from lightning.port import LightningPort
+from marketplace.db import event_notices
 from marketplace.db import autoinvest as autoinvest_queue
 from marketplace.db import disbursements, ledger, loans
 from marketplace.db.engine import Database
@@ -150,6 +151,8 @@ def pledge(database: Database, settings: Settings, lender_id: int, loan_id: int,
             values.update(status="funded", funded_at=moment,
                           disburse_by=moment + timedelta(days=settings.disbursement_days))
         loans.set_loan(conn, loan_id, **values)
+        if values.get("status") == "funded":
+            event_notices.loan_funded(conn, loan_id)
         return note_id
 
     return database.run(work)

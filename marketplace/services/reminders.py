@@ -69,6 +69,10 @@ def drafts_for(conn: Connection, as_of: date, settings: Settings) -> list[Draft]
         return []
     ids = [int(r.id) for r in active]
     schedules = loan_rows.installment_states(conn, ids)
+    states = loan_rows.loan_states(conn, loan_rows.list_loans(conn, status=("active",), limit=1_000_000))
+    # Late only while the borrower is behind the schedule's principal (allocation.LoanState.behind).
+    behind = {i: ({inst.number for inst in states[i].behind(as_of)} if i in states
+                  else {inst.number for inst in schedules[i] if inst.due_date < as_of}) for i in ids}
     holders: dict[int, list[tuple[int, int]]] = {i: [] for i in ids}
     for r in conn.execute(select(notes.c.loan_id, notes.c.id, notes.c.lender_id)
                           .where(notes.c.loan_id.in_(ids), notes.c.status == "active").order_by(notes.c.id)):
@@ -90,7 +94,7 @@ def drafts_for(conn: Connection, as_of: date, settings: Settings) -> list[Draft]
                     f"Installment {item.number} of {count} of your loan {loan_id} is due on "
                     f"{item.due_date.isoformat()} ({when}): {format_msat(item.unpaid_msat)}.\n"
                     f"Pay it from the loan's page: /loans/{loan_id}"))
-            elif days_left < 0:
+            elif days_left < 0 and item.number in behind[loan_id]:
                 drafts.append(Draft(
                     borrower, "late", f"late:{loan_id}:{item.number}",
                     f"Loan {loan_id}: installment {item.number} is late",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from urllib.parse import urlencode
 
@@ -13,10 +14,13 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from marketplace.domain.errors import Refusal, SignInRequired
 from marketplace.domain.messages import Message, N_
 from marketplace.web.i18n import reset_language, say, set_language
+from marketplace.services.auth import SessionUser
+from marketplace.web.sessions import current_user
 from marketplace.web.security import apply_security_headers
 from marketplace.web.state import settings_of, templates_of
 
 log = logging.getLogger(__name__)
+_LOAN_PATH = re.compile(r"^/loans/\d{1,18}")
 
 _TITLES = {
     400: N_("The request could not be read"),
@@ -24,7 +28,7 @@ _TITLES = {
     403: N_("Not allowed"),
     404: N_("Page not found"),
     405: N_("Not allowed here"),
-    409: N_("Already exists"),
+    409: N_("This cannot be done now"),
     413: N_("Too large"),
     422: N_("Please check what you entered"),
     429: N_("Too many attempts"),
@@ -45,16 +49,39 @@ def is_api(conn: HTTPConnection) -> bool:
 
 
 def error_response(
-    request: Request, status: int, code: str, message: str | Message, headers: Mapping[str, str] | None = None
+    request: Request, status: int, code: str, message: str | Message, headers: Mapping[str, str] | None = None,
+    user: SessionUser | None = None,
 ) -> Response:
-    """The refusal in the request's language: JSON under /api/, else the error page."""
+    """The refusal in the request's language: JSON under /api/, else the error page (with the signed-in
+    header when `user` is given, so nobody seems signed out by a refusal)."""
     text = say(message)
     if is_api(request):
         return JSONResponse({"error": {"code": code, "message": text}}, status_code=status, headers=headers)
+    from marketplace.web.csrf import csrf_token_for  # here: csrf.py itself answers its refusals through this module
+
+    token = csrf_token_for(request, user)[0] if user is not None else ""
     context = {"title": say(_TITLES.get(status, _ERROR_TITLE)), "message": text, "status": status,
-               "user": None, "csrf_token": ""}
+               "user": user, "csrf_token": token, "back": _way_back(request, status)}
     return templates_of(request).TemplateResponse(
         request, "error.html", context, status_code=status, headers=headers)
+
+
+def _way_back(request: Request, status: int) -> str | None:
+    """A refusal on a loan's own page (its card, its pay page) leads back to the loan."""
+    found = _LOAN_PATH.match(request.url.path)
+    if found and status != 404 and request.url.path != found.group(0):
+        return found.group(0)
+    return None
+
+
+async def _signed_in(request: Request) -> SessionUser | None:
+    """The person behind the request, for the error page's header; None when that itself fails."""
+    if is_api(request):
+        return None
+    try:
+        return await current_user(request)
+    except Exception:  # an error page must render even when the session store is what failed
+        return None
 
 
 def retry_after_headers(refusal: Refusal | None) -> dict[str, str]:
@@ -63,23 +90,25 @@ def retry_after_headers(refusal: Refusal | None) -> dict[str, str]:
     return {"Retry-After": str(wait)} if isinstance(wait, int) else {}
 
 
-def refusal_response(request: Request, refusal: Refusal) -> Response:
+def refusal_response(request: Request, refusal: Refusal, user: SessionUser | None = None) -> Response:
     if isinstance(refusal, SignInRequired) and not is_api(request):
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse("/signin?" + urlencode({"next": target}), status_code=303)
-    return error_response(request, refusal.status, refusal.code, refusal.text, retry_after_headers(refusal))
+    return error_response(request, refusal.status, refusal.code, refusal.text, retry_after_headers(refusal),
+                          user=user)
 
 
 async def handle_refusal(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Refusal)
-    return refusal_response(request, exc)
+    return refusal_response(request, exc, await _signed_in(request))
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     status = exc.status_code
     message: str | Message = _HTTP_MESSAGES.get(status) or (exc.detail if isinstance(exc.detail, str) else "")
-    return error_response(request, status, _HTTP_CODES.get(status, f"http_{status}"), message, exc.headers)
+    return error_response(request, status, _HTTP_CODES.get(status, f"http_{status}"), message, exc.headers,
+                          user=await _signed_in(request))
 
 
 async def handle_server_error(request: Request, exc: Exception) -> Response:

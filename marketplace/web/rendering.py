@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
-from marketplace.domain.money import format_msat
+from marketplace.web import formatting
 from marketplace.web.csrf import csrf_token_for, set_anon_cookie
 from marketplace.web.i18n import install_i18n, say
 from marketplace.web.words import WORDS
@@ -42,7 +42,11 @@ def _environment() -> jinja2.Environment:
         # A marked sentence handed to a template (a notice, a warning) prints in the reader's language.
         finalize=lambda value: say(value) if isinstance(value, Message) else value,
     )
-    env.filters["msat"] = format_msat
+    # Amounts people read: whole sats in the reader's number format (formatting.py states the rounding rule);
+    # `owed` rounds up what someone must pay, `msat_exact` keeps millisatoshis where exactness is the point.
+    env.filters.update(formatting.FILTERS)
+    env.filters["msat"] = formatting.sat
+    env.globals.update(formatting.GLOBALS)
     # A stored code ("written_off", "farming") as a word in the reader's language.
     env.filters["word"] = word
     install_i18n(env)

@@ -32,6 +32,7 @@ def build_routes() -> list[BaseRoute]:
         Route("/deposit", money.create_deposit, methods=["POST"], name="create_deposit"),
         Route("/deposit/{invoice_id}", money.deposit_invoice, methods=["GET"], name="deposit_invoice"),
         Route("/deposit/{invoice_id}/status", money.deposit_status, methods=["GET"], name="deposit_status"),
+        Route("/deposit/{invoice_id}/events", money.deposit_events, methods=["GET"], name="deposit_events"),
         Route("/demo-wallet/pay/{invoice_id}", money.demo_wallet_pay, methods=["POST"], name="demo_wallet_pay"),
         Route("/withdraw", money.withdraw_page, methods=["GET"], name="withdraw_page"),
         Route("/withdraw", money.withdraw, methods=["POST"], name="withdraw"),

@@ -14,6 +14,7 @@ Screenshots go to `test-artifacts/browser/` (git-ignored).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -114,9 +115,10 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         pass
 
 
-@pytest.fixture(scope="package")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
-    root = tmp_path_factory.mktemp("browser-app")
+@contextlib.contextmanager
+def running_app(tmp_path_factory: pytest.TempPathFactory, name: str = "browser-app") -> Iterator[RunningApp]:
+    """The app as `make run` starts it, on a free port, with its own data dir and dev node."""
+    root = tmp_path_factory.mktemp(name)
     data_dir = root / "data"
     port = _free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("MICROLEND_")}
@@ -148,7 +150,13 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     finally:
         _stop(process)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(log_path, ARTIFACTS / "app.log")
+        shutil.copyfile(log_path, ARTIFACTS / f"{name}.log")
+
+
+@pytest.fixture(scope="package")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    with running_app(tmp_path_factory) as running:
+        yield running
 
 
 # Package scope, not session: Playwright's sync API keeps an asyncio loop running in this

@@ -57,7 +57,7 @@ def test_deposit_with_the_demo_wallet_then_withdraw(app_client: TestClient, data
     assert page.status_code == 200
     assert "lnbcrt500u1" in page.text and "<svg" in page.text
     assert "Pay with the demo wallet" in page.text
-    assert 'hx-get="/deposit/%d/status"' % invoice_id in page.text
+    assert 'data-live-src="/deposit/%d/events?since=unpaid"' % invoice_id in page.text  # server-sent events
 
     pay = app_client.post(f"/demo-wallet/pay/{invoice_id}", data={"csrf_token": csrf_token(app_client, "/deposit")},
                           follow_redirects=False)

@@ -97,7 +97,7 @@ def test_request_fund_disburse_and_repay_through_the_pages(
     assert re.fullmatch(rf"/loans/{loan_id}/pay/\d+", pay_path)
     pay = app_client.get(pay_path)
     assert pay.status_code == 200 and "<svg" in pay.text and "lnbcrt" in pay.text
-    assert f"Repay {due}" in pay.text and "Pay with the demo wallet" in pay.text
+    assert f"Pay {due}" in pay.text and "Pay with the demo wallet" in pay.text
     invoice_id = pay_path.rsplit("/", 1)[1]
     paid = app_client.post(f"/demo-wallet/pay/{invoice_id}", data={"csrf_token": csrf_token(app_client, pay_path)},
                            headers={"referer": "http://testserver" + pay_path}, follow_redirects=False)
@@ -119,7 +119,7 @@ def test_request_fund_disburse_and_repay_through_the_pages(
     # Any amount to the msat; other scripts' digits are not numbers here.
     exact = post(app_client, f"/loans/{loan_id}/repay", {"amount_sat": "1,234.567"}, f"/loans/{loan_id}")
     assert exact.status_code == 303
-    assert "1,234.567 sat" in app_client.get(exact.headers["location"]).text
+    assert "Pay 1,235 sat" in app_client.get(exact.headers["location"]).text  # an invoice of 1,234.567 sat, shown rounded up
     for typed in ("١٠٠٠", "1²", "1.2345", "-5", "0"):
         refused = post(app_client, f"/loans/{loan_id}/repay", {"amount_sat": typed}, f"/loans/{loan_id}")
         assert refused.status_code == 422 and "invalid literal" not in refused.text, typed

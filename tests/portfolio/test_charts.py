@@ -14,7 +14,8 @@ NS = {"s": "http://www.w3.org/2000/svg"}
 def _parse(svg: str) -> ET.Element:
     assert "<script" not in svg and "http://" not in svg.replace('xmlns="http://www.w3.org/2000/svg"', "")
     root = ET.fromstring(svg)
-    assert root.get("viewBox") == "0 0 360 200" and root.get("width") == "100%"
+    assert root.get("viewBox") == f"0 0 {charts.WIDTH} {charts.HEIGHT}" and root.get("width") == "100%"
+    assert root.get("font-size") == "16"  # the body size on a 300-px-wide chart (a 360-px phone)
     assert len(svg) < 6000
     return root
 

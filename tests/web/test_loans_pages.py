@@ -6,21 +6,22 @@ from portfolio.pd import first_request_grade
 import re
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, insert, select, update
 
 from lightning.port import CreatedInvoice
 from marketplace.db import disbursements, invoices, ledger
 from marketplace.db.engine import Database
-from marketplace.db.tables import installments, loans, notes
+from marketplace.db.tables import installments, loans, notes, outbox
 from marketplace.domain.errors import Forbidden
 from marketplace.domain.journal import AccountKind
 from marketplace.domain.loans.schedules import Frequency, Method
 from marketplace.domain.loans.terms import LoanTerms
 from marketplace.services import loans as loan_service
+from marketplace.services import notice_board
 from marketplace.services.accounts import create_user
 from marketplace.settings import Settings
 from tests.ledger_helpers import deposit_entry
@@ -47,6 +48,7 @@ def clients(settings: Settings, database: Database) -> Iterator[dict[str, TestCl
             database.run(lambda c: ledger.post(c, [deposit_entry(
                 c, ledger.account_id(c, ledger.user_account_code(user_id, AccountKind.USER_AVAILABLE)),
                 amount_sat * 1000)]))
+        made["anon"] = make_client(settings, database).__enter__()  # a visitor, signed in as nobody
         yield made
     finally:
         for client in made.values():
@@ -108,7 +110,7 @@ def test_the_request_form_previews_the_full_price(clients: dict[str, TestClient]
 def test_a_borrower_requests_a_loan_and_everyone_can_read_its_page(clients: dict[str, TestClient],
                                                                    database: Database) -> None:
     loan_id = request_loan(clients["bea"])
-    for name in ("bea", "lea", "bob", "ops"):
+    for name in ("bea", "lea", "bob", "ops", "anon"):
         page = clients[name].get(f"/loans/{loan_id}")
         assert page.status_code == 200, page.text
         text = page.text
@@ -116,7 +118,10 @@ def test_a_borrower_requests_a_loan_and_everyone_can_read_its_page(clients: dict
         assert "A second sewing machine" in text and f"grade {expected}" in text
         # Only the borrower sees her name; lenders and the operator see a pseudonym.
         assert ("Bea" in text) == (name == "bea") and ("borrower #" in text) == (name != "bea")
-        assert "chance of default over the term left" in text and "expected loss" in text
+        # Risk in plain words first, the model's terms behind "How this is computed".
+        assert "in 100 loans like this one are expected not to be repaid in full" in text
+        assert "Expected loss: about" in text and "How this is computed" in text
+        assert "over the term left, from our model" in text
         assert "20,000 sat" in text and "18 %" in text and "APR" in text
         assert "12 weekly installments" in text and "Equal installments" in text
         assert "<progress" in text and "Funding deadline" in text
@@ -128,6 +133,7 @@ def test_a_borrower_requests_a_loan_and_everyone_can_read_its_page(clients: dict
         assert "APRC" in text and "19.68 %" in text
         assert text.count("<tr>") >= 13
         assert ("Fund a note" in text) == (name == "lea")
+        assert ("Sign up to fund this loan" in text) == (name == "anon")  # a visitor reads it too
         assert "@example.org" not in text
     assert "Lender #" not in clients["lea"].get(f"/loans/{loan_id}").text
     assert clients["bea"].get("/loans/999999").status_code == 404
@@ -289,7 +295,10 @@ def test_only_the_borrower_sees_their_repayment_invoice(clients: dict[str, TestC
     invoice_id = _fake_invoice(database, uid(clients["bea"]), loan_id)
     own = clients["bea"].get(f"/loans/{loan_id}/pay/{invoice_id}")
     assert own.status_code == 200 and "lnbcrt10u1fake" in own.text and "<svg" in own.text
-    assert f'hx-get="/loans/{loan_id}/pay/{invoice_id}/status"' in own.text and 'hx-trigger="every 1s"' in own.text
+    # Live by server-sent events (static/live.js), not a poll every second.
+    assert f'data-live-src="/loans/{loan_id}/pay/{invoice_id}/events?since=unpaid"' in own.text
+    assert "hx-trigger" not in own.text
+    assert "Waiting for the payment" in clients["bea"].get(f"/loans/{loan_id}/pay/{invoice_id}/events").text
     assert "Waiting for the payment" in clients["bea"].get(f"/loans/{loan_id}/pay/{invoice_id}/status").text
     for name in ("bob", "lea", "ops"):
         assert clients[name].get(f"/loans/{loan_id}/pay/{invoice_id}").status_code == 404
@@ -348,7 +357,8 @@ def test_lists_portfolio_and_the_operator_report(clients: dict[str, TestClient],
     page = clients["bea"].get(f"/loans/{late_id}")
     assert page.status_code == 200
     assert "mark-late" in page.text and "Next payment" in page.text and "overdue" in page.text
-    assert "Get invoice" in page.text and "any other amount" in page.text.lower()
+    assert "Get invoice" in page.text and "Pay another amount" in page.text
+    assert re.search(r'<button type="submit" class="wide-button">Pay [\d,]+ sat</button>', page.text)
     assert "Get invoice" not in clients["leo"].get(f"/loans/{late_id}").text
 
     mine = clients["bea"].get("/loans/mine")
@@ -374,8 +384,81 @@ def test_the_operator_report_is_zero_on_an_empty_book(clients: dict[str, TestCli
 
 def test_pages_need_a_session(settings: Settings, database: Database) -> None:
     with make_client(settings, database) as anonymous:
-        for path in ("/loans", "/loans/new", "/loans/mine", "/loans/1", "/operator/loans", "/loans/1/pay/1"):
+        for path in ("/loans/new", "/loans/mine", "/operator/loans", "/loans/1/pay/1"):
             response = anonymous.get(path, follow_redirects=False)
             assert response.status_code == 303 and response.headers["location"].startswith("/signin?next=")
         assert count(database, loans) == 0
         assert database.read(lambda c: c.execute(select(func.count()).select_from(notes)).scalar_one()) == 0
+
+
+# --- dashboards and notices -------------------------------------------------------------------------------
+
+
+def _notices_of(database: Database, user_id: int) -> dict[str, str]:
+    return dict(database.read(lambda c: c.execute(select(outbox.c.dedupe_key, outbox.c.kind)
+                                                  .where(outbox.c.user_id == user_id)).all()))
+
+
+def test_funded_and_paid_out_loans_send_notices_and_dashboards_lead_to_the_next_step(
+        clients: dict[str, TestClient], database: Database, settings: Settings) -> None:
+    bea, leo = uid(clients["bea"]), uid(clients["leo"])
+    # A lender with money and no notes is pointed to the market and auto-invest; a borrower with nothing
+    # due is told so, and sees no one else's balances.
+    lender_page = clients["leo"].get("/dashboard").text
+    assert "This money is not working yet" in lender_page and 'href="/autoinvest"' in lender_page
+    assert "Soon you will" not in lender_page
+    borrower_page = clients["bea"].get("/dashboard").text
+    assert "Nothing to pay right now." in borrower_page and "Reserved" not in borrower_page
+
+    loan_id = request_loan(clients["bea"], amount_sat="20000")
+    assert f"Loan {loan_id}" in clients["bea"].get("/dashboard").text  # the request, with its funding progress
+    assert post(clients["leo"], f"/loans/{loan_id}/fund", {"amount_sat": "20000"}, f"/loans/{loan_id}").status_code == 303
+    assert _notices_of(database, bea) == {f"funded:{loan_id}:{bea}": "funded"}
+    assert _notices_of(database, leo) == {f"funded:{loan_id}:{leo}": "funded"}
+    funded = clients["bea"].get("/dashboard").text
+    assert "Fully funded." in funded and f'href="/loans/{loan_id}#receive"' in funded  # where to act
+
+    bob = uid(clients["bob"])
+    started = _started_loan(database, settings, bob, leo, days_ago=10)  # the first installment is 3 days late
+    assert f"disbursed:{started}:{leo}" in _notices_of(database, leo)
+    due = clients["bob"].get("/dashboard").text
+    assert "overdue" in due and f'action="/loans/{started}/repay"' in due
+    assert re.search(r'<button type="submit" class="wide-button">Pay [\d,]+ sat</button>', due)
+    # The borrower's "Pay" asks for the next due amount at once: the form sends no amount.
+    assert re.search(rf'action="/loans/{started}/repay">\s*<input type="hidden" name="csrf_token" value="[^"]+">\s*'
+                     r'<input type="hidden" name="amount_sat" value="">', due)
+
+
+def test_a_late_notice_resolves_itself_once_the_installment_is_paid(
+        clients: dict[str, TestClient], database: Database, settings: Settings) -> None:
+    bea, leo = uid(clients["bea"]), uid(clients["leo"])
+    loan_id = _started_loan(database, settings, bea, leo, days_ago=10)
+    now = datetime.now(timezone.utc)
+    database.run(lambda c: c.execute(insert(outbox).values(
+        user_id=bea, kind="late", dedupe_key=f"late:{loan_id}:1", subject=f"Loan {loan_id}: installment 1 is late",
+        body=f"It is not paid.\nPay from the loan's page: /loans/{loan_id}", created_at=now, status="sent", error="")))
+    [late] = [n for n in database.read(lambda c: notice_board.board(c, bea)) if n.kind == "late"]
+    assert not late.resolved and late.unread and late.action == "pay" and late.body == "It is not paid."
+    page = clients["bea"].get("/dashboard").text
+    assert f'href="/loans/{loan_id}#pay"' in page and "Pay now" in page and "Mark as read" in page
+    database.run(lambda c: c.execute(update(installments).where(
+        installments.c.loan_id == loan_id, installments.c.number == 1).values(settled_on=now.date())))
+    [done] = [n for n in database.read(lambda c: notice_board.board(c, bea)) if n.kind == "late"]
+    assert done.resolved and not done.unread and done.action == "open"
+    page = clients["bea"].get("/dashboard").text
+    assert "notices already taken care of" in page  # the late one, and "fully funded" once paid out
+    assert "Pay now" not in page
+
+
+def test_a_refusal_keeps_the_signed_in_header_says_why_in_the_pages_terms_and_leads_back(
+        clients: dict[str, TestClient]) -> None:
+    loan_id = request_loan(clients["bea"], amount_sat="20000")
+    card = clients["bea"].get(f"/loans/{loan_id}/card")
+    assert card.status_code == 409
+    assert "The repayment card is ready once the loan is paid out." in card.text
+    assert "This cannot be done now" in card.text and "Already exists" not in card.text
+    assert 'action="/signout"' in card.text and 'href="/dashboard"' in card.text  # still signed in
+    assert f'href="/loans/{loan_id}">Back to the loan' in card.text
+    missing = clients["bea"].get("/loans/999999")
+    assert missing.status_code == 404 and 'action="/signout"' in missing.text and "Go to your dashboard" in missing.text
+    assert "Back to the home page" in clients["anon"].get("/no-such-page").text

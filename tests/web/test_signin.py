@@ -30,7 +30,7 @@ def test_sign_in_opens_a_session(client: TestClient, settings: Settings, databas
     token = response.cookies["ml_session"]
     assert [h for h, _ in _session_rows(database)] == [_digest(token)]  # only the hash is stored
     assert "Hello, Ada" in client.get("/dashboard").text
-    assert "Signed in as" in client.get("/").text
+    assert "Go to your dashboard" in client.get("/").text
 
 
 def test_session_cookie_flags(client: TestClient, settings: Settings, database: Database) -> None:

@@ -31,7 +31,9 @@ _NAME_FIELD_MAX = DISPLAY_NAME_LENGTH_MAX * 4
 
 
 async def signup_page(request: Request) -> Response:
-    return await _signup_form(request, {})
+    # "Start lending" / "Ask for a loan" links pick the role (?role=lender); the form echoes only known roles.
+    wanted = request.query_params.get("role", "")
+    return await _signup_form(request, {"role": wanted} if wanted in ("lender", "borrower") else {})
 
 
 async def signup(request: Request) -> Response:

@@ -6,9 +6,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from marketplace.domain.errors import NotFound
+from marketplace.db import loans as loan_rows
+from marketplace.domain.errors import Conflict, NotFound
 from marketplace.domain.users import Role
 from marketplace.services import lnurl as lnurl_service
+from marketplace.services.lightning_calls import reading
 from marketplace.web.qr import pay_code_qr_svg
 from marketplace.web.rendering import render
 from marketplace.web.sessions import require_role
@@ -25,8 +27,15 @@ async def card_page(request: Request) -> Response:
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise NotFound(N_("There is no such loan."))
     site = site_of(request)
-    card = await run_in_threadpool(lnurl_service.repayment_card, database_of(request), site, int(raw), user.id,
-                                   user.role == Role.OPERATOR)
+    try:
+        card = await run_in_threadpool(lnurl_service.repayment_card, database_of(request), site, int(raw), user.id,
+                                       user.role == Role.OPERATOR)
+    except Conflict:
+        # Said in the page's terms: a request still funding or waiting to be paid out has no card yet.
+        loan = await reading(database_of(request), lambda c: loan_rows.get_loan(c, int(raw)))
+        if loan.status in ("funding", "funded"):
+            raise Conflict(N_("The repayment card is ready once the loan is paid out.")) from None
+        raise
     offer = await offer_service.loan_offer(database_of(request), lightning_of(request).port, card.loan_id)
     return await render(request, "loans/card.html", {"card": card, "qr_svg": pay_code_qr_svg(card.code.lnurl),
                                                      "offer": offer})

@@ -33,9 +33,9 @@ from marketplace.web.csrf import csrf_token_for
 from marketplace.web.i18n import current_language, say
 from marketplace.web.params import query_whole
 from marketplace.web.rendering import render, word
-from marketplace.web.sessions import require_role
+from marketplace.web.sessions import current_user, require_role
 from marketplace.web.state import analytics_memo_of, database_of, market_cache_of, settings_of, templates_of
-from marketplace.web import charts
+from marketplace.web import charts, formatting
 from marketplace.web.views.loans import ANYONE, FREQUENCY_WORDS, bps_percent, ppm_percent
 from marketplace.domain.messages import N_
 
@@ -53,14 +53,17 @@ def _is_fragment(request: Request) -> bool:
 
 
 async def market_page(request: Request) -> Response:
-    user = await require_role(request, *ANYONE)
+    """Anyone may browse the open requests; only a lender gets the fund forms."""
+    user = await current_user(request)
     settings = settings_of(request)
     fragment = _is_fragment(request)
+    pledged = request.query_params.get("pledged", "")
     context: dict[str, Any] = {
+        "pledged": int(pledged) if pledged.isascii() and pledged.isdigit() and len(pledged) <= 18 else None,
         "pct": bps_percent, "ppm": ppm_percent, "expected_loss": expected_loss_msat,
         "frequency_words": FREQUENCY_WORDS, "purposes": PURPOSES, "grades": market.GRADES,
         "frequencies": market.FREQUENCIES, "note_min_sat": settings.note_min_sat,
-        "is_lender": user.role is Role.LENDER, "request_key": secrets.token_urlsafe(18),
+        "is_lender": user is not None and user.role is Role.LENDER, "request_key": secrets.token_urlsafe(18),
     }
     try:
         # Only the names the list knows, each read by name (the rest of the query string is ignored).
@@ -162,13 +165,14 @@ NOTES_PAGE_MAX = 999_999
 
 
 def analytics_charts(found: analytics.LenderAnalytics) -> dict[str, Markup]:
-    """The portfolio page's charts: server-side SVG, no script."""
+    """The portfolio page's charts: server-side SVG, no script, every word in the reader's language."""
     r = found.risk
     result: dict[str, Markup] = {}
     if r.holdings:
         result["losses"] = Markup(charts.loss_histogram(
             [e / MSAT_PER_SAT for e in r.histogram_edges_msat], list(r.histogram_probabilities),
-            r.var99_msat / MSAT_PER_SAT, title=say(N_("Loss distribution (VaR 99 %% marked)"))))
+            r.var99_msat / MSAT_PER_SAT, title=say(N_("How much you could lose, and how likely")),
+            x_label=say(N_("loss")), y_label=say(N_("chance")), var_label=say(N_("1 in 100:"))))
         result["grades"] = Markup(charts.bar_chart([g for g, _ in r.by_grade],
                                                    [v / MSAT_PER_SAT for _, v in r.by_grade], title=say(N_("By grade"))))
         result["purposes"] = Markup(charts.bar_chart([str(word(p)) for p, _ in r.by_purpose],
@@ -178,10 +182,11 @@ def analytics_charts(found: analytics.LenderAnalytics) -> dict[str, Markup]:
         first = flows[0][0]
         result["flows"] = Markup(charts.cashflow_timeline(
             [(day - first).days for day, _ in flows], [a / MSAT_PER_SAT for _, a in flows],
-            (first.isoformat(), flows[-1][0].isoformat()), title=say(N_("Lent (down) and repaid (up)"))))
+            (formatting.day(first), formatting.day(flows[-1][0])), title=say(N_("Lent (down) and repaid (up)"))))
     s = found.spread
     result["spread"] = Markup(charts.line_chart(list(s.counts), [p / 1_000_000 for p in s.prob_losing_ppm],
                                                 title=say(N_("Chance of losing money by number of notes")),
+                                                x_label=say(N_("number of notes")), y_label=say(N_("chance")),
                                                 log_x=True))
     return result
 

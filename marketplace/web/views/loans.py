@@ -32,7 +32,7 @@ from marketplace.services import loans as loan_service
 from marketplace.services import offers as offer_service
 from marketplace.services.lightning_calls import reading
 from marketplace.settings import Settings
-from marketplace.web import charts
+from marketplace.web import charts, formatting, live
 from marketplace.web.errors import retry_after_headers
 from marketplace.web.forms import optional_sat_msat_amount, parse_form, sat_amount, text_field
 from marketplace.web.lightning import lightning_of
@@ -98,16 +98,13 @@ def _rules(settings: Settings) -> dict[str, Any]:
 
 
 def ppm_percent(ppm: int) -> str:
-    """12_345 ppm -> '1.23 %' (two decimals, rounded half-up)."""
-    hundredths = (ppm + 50) // 100
-    whole, rest = divmod(hundredths, 100)
-    return f"{whole}.{rest:02d} %"
+    """12_345 ppm -> '1.23 %' (two decimals) in the reader's number format."""
+    return formatting.percent_ppm(ppm)
 
 
 def bps_percent(bps: int) -> str:
-    """1850 -> '18.5 %', 100 -> '1 %'."""
-    whole, rest = divmod(bps, 100)
-    return f"{whole} %" if not rest else f"{whole}.{rest:02d}".rstrip("0") + " %"
+    """1850 -> '18.5 %', 100 -> '1 %' in the reader's number format."""
+    return formatting.percent_bps(bps)
 
 
 def _common(settings: Settings) -> dict[str, Any]:
@@ -198,12 +195,13 @@ async def create_request(request: Request) -> Response:
 # --- the loan page ----------------------------------------------------------------------------------------
 
 
-async def _loan_page(request: Request, user_id: int, loan_id: int, *, refusal: Refusal | None = None,
+async def _loan_page(request: Request, user_id: int | None, loan_id: int, *, refusal: Refusal | None = None,
                      echo: Mapping[str, str] | None = None, disbursed: OutgoingRow | None = None,
                      notice: Message | None = None) -> Response:
     settings = settings_of(request)
     today = loan_service.utc_today()
-    view = await reading(database_of(request), lambda c: loan_views.loan_view(c, loan_id, user_id, today))
+    # A visitor (no user) sees what everyone sees: a pseudonym, no notes marked as theirs.
+    view = await reading(database_of(request), lambda c: loan_views.loan_view(c, loan_id, user_id or 0, today))
     runtime = lightning_of(request)
     offer = None
     viewer = await current_user(request)
@@ -216,7 +214,7 @@ async def _loan_page(request: Request, user_id: int, loan_id: int, *, refusal: R
         "offer": offer,
         "echo": dict(echo or {}), "disbursed": disbursed, "notice": notice, "today": today,
         "request_key": secrets.token_urlsafe(18), "demo_hint": runtime.demo_wallet is not None,
-        "balances": await _balances(request, user_id),
+        "balances": await _balances(request, user_id) if user_id is not None else None,
     }
     return await render(request, "loans/loan.html", context, status=refusal.status if refusal else 200,
                         headers=retry_after_headers(refusal))
@@ -227,12 +225,14 @@ async def _balances(request: Request, user_id: int) -> accounts.Balances:
 
 
 async def loan_page(request: Request) -> Response:
-    user = await require_role(request, *ANYONE)
+    """Anyone, signed in or not, may read a loan (pseudonymous: no borrower's or lender's name)."""
+    user = await current_user(request)
     notice = {"funded": N_("Your note is pledged. Thank you."),
               "withdrawn": N_("Your pledge was withdrawn; the money is back in your available balance."),
               "requested": N_("Your request is open for funding.")}.get(
         request.query_params.get("done", ""))
-    return await _loan_page(request, user.id, _id_param(request, "loan_id", "loan"), notice=notice)
+    return await _loan_page(request, user.id if user else None, _id_param(request, "loan_id", "loan"),
+                            notice=notice)
 
 
 async def fund(request: Request) -> Response:
@@ -249,6 +249,8 @@ async def fund(request: Request) -> Response:
                                                      amount_msat, request_key))
     except Refusal as refusal:
         return await _loan_page(request, user.id, loan_id, refusal=refusal, echo={"amount_sat": raw})
+    if form.get("back") == "market":  # funded from the list: back to it, to fund the next one
+        return RedirectResponse(f"/loans/market?pledged={loan_id}", status_code=303)
     return RedirectResponse(f"/loans/{loan_id}?done=funded", status_code=303)
 
 
@@ -313,32 +315,56 @@ async def _repayment_invoice(request: Request) -> tuple[int, Any]:
 
 
 async def _status_context(request: Request, loan_id: int, row: Any) -> dict[str, Any]:
+    """The live part of the pay page: the invoice (with its QR) while unpaid, the receipt once applied."""
     paid = None
     if row.status == "paid":
         paid = await reading(database_of(request), lambda c: loan_views.repayment_by_hash(c, row.payment_hash))
-    return {"invoice": row, "loan_id": loan_id, "paid": paid}
+    return {"invoice": row, "loan_id": loan_id, "paid": paid,
+            "qr_svg": invoice_qr_svg(row.bolt11) if row.status == "unpaid" and row.bolt11 else "",
+            "demo_wallet": lightning_of(request).demo_wallet is not None}
 
 
 async def pay_page(request: Request) -> Response:
     loan_id, row = await _repayment_invoice(request)
     if row.bolt11 is None:
         raise NotFound(N_("This invoice was never made by the Lightning node."))
-    context = {**await _status_context(request, loan_id, row), "qr_svg": invoice_qr_svg(row.bolt11),
-               "demo_wallet": lightning_of(request).demo_wallet is not None}
-    return await render(request, "loans/pay.html", context)
+    return await render(request, "loans/pay.html", await _status_context(request, loan_id, row))
 
 
 async def pay_status(request: Request) -> Response:
-    """The fragment htmx polls every second; the payment listener, not this page, credits the payment."""
+    """The live part as a fragment (htmx's demo-wallet answer, or anyone asking); the listener credits."""
     loan_id, row = await _repayment_invoice(request)
     return await render(request, "loans/_pay_status.html", await _status_context(request, loan_id, row))
+
+
+async def pay_events(request: Request) -> Response:
+    """Server-sent events: the live part again each time the invoice's state changes (marketplace/web/live.py)."""
+    if not live.wants_stream(request):
+        return await pay_status(request)
+    loan_id, first = await _repayment_invoice(request)
+    user_id = first.user_id
+    latest: dict[str, Any] = {"row": first}
+
+    async def snapshot() -> tuple[str, bool]:
+        row = await deposits.deposit_status(database_of(request), user_id, first.id)
+        latest["row"] = row
+        if row.status != "paid":
+            return row.status, row.status != "unpaid"
+        applied = await reading(database_of(request), lambda c: loan_views.repayment_by_hash(c, row.payment_hash))
+        return ("paid", True) if applied is not None else ("paid-pending", False)
+
+    async def fragment() -> str:
+        context = await _status_context(request, loan_id, latest["row"])
+        return await live.render_text(request, "loans/_pay_status.html", context)
+
+    return live.event_stream(request, snapshot, fragment)
 
 
 # --- lists ------------------------------------------------------------------------------------------------
 
 
 async def open_requests(request: Request) -> Response:
-    await require_role(request, *ANYONE)
+    """Anyone may read the open requests."""
     page = query_whole(request, "page", default=1, minimum=1, maximum=OPEN_PAGE_MAX,
                        sentence=N_("The page number must be a whole number from 1 to %(most)s.",
                                    most=format(OPEN_PAGE_MAX, ",")))
@@ -371,7 +397,8 @@ async def operator_report(request: Request) -> Response:
     report, book, calibration = await reading(database_of(request), read)
     histogram = Markup(charts.loss_histogram(
         [e / MSAT_PER_SAT for e in book.histogram_edges_msat], list(book.histogram_probabilities),
-        book.var99_msat / MSAT_PER_SAT, title="The book's loss distribution (VaR 99 % marked)")) if book.holdings \
+        book.var99_msat / MSAT_PER_SAT, title=say(N_("How much the book could lose, and how likely")),
+        x_label=say(N_("loss")), y_label=say(N_("chance")), var_label=say(N_("1 in 100:")))) if book.holdings \
         else None
     return await render(request, "loans/operator.html", {**_common(settings_of(request)), "report": report,
                                                          "today": today, "book": book, "calibration": calibration,
@@ -393,5 +420,6 @@ def loan_routes() -> list[BaseRoute]:
         Route("/loans/{loan_id}/repay", repay, methods=["POST"], name="loan_repay"),
         Route("/loans/{loan_id}/pay/{invoice_id}", pay_page, methods=["GET"], name="loan_pay"),
         Route("/loans/{loan_id}/pay/{invoice_id}/status", pay_status, methods=["GET"], name="loan_pay_status"),
+        Route("/loans/{loan_id}/pay/{invoice_id}/events", pay_events, methods=["GET"], name="loan_pay_events"),
         Route("/operator/loans", operator_report, methods=["GET"], name="operator_loans"),
     ]

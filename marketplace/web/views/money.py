@@ -1,18 +1,22 @@
 """Deposits and withdrawals over Lightning: thin handlers over the services."""
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from lightning.errors import LightningError
 from marketplace.db import outgoing
+from marketplace.db.invoices import InvoiceRow
 from marketplace.domain.errors import InvalidInput, NotFound, Refusal
 from marketplace.domain.users import Role
 from marketplace.services import accounts, deposits, withdrawals
 from marketplace.services.lightning_calls import node_said, reading
 from marketplace.web.errors import retry_after_headers
 from marketplace.web.forms import optional_sat_amount, parse_form, sat_amount, text_field
+from marketplace.web import live
 from marketplace.web.lightning import lightning_of
 from marketplace.web.params import path_id
 from marketplace.web.qr import invoice_qr_svg
@@ -58,24 +62,45 @@ async def create_deposit(request: Request) -> Response:
     return RedirectResponse(f"/deposit/{row.id}", status_code=303)
 
 
+async def _deposit_context(request: Request, user_id: int, row: InvoiceRow) -> dict[str, Any]:
+    """The deposit page's live part: the invoice (with its QR) while unpaid, what arrived once paid."""
+    return {"invoice": row, "demo_wallet": lightning_of(request).demo_wallet is not None,
+            "qr_svg": invoice_qr_svg(row.bolt11) if row.status == "unpaid" and row.bolt11 else "",
+            "balances": await run_in_threadpool(accounts.balances_of, database_of(request), user_id)}
+
+
 async def deposit_invoice(request: Request) -> Response:
     user = await require_role(request, Role.LENDER)
     row = await deposits.deposit_status(database_of(request), user.id, _invoice_id(request))
     if row.bolt11 is None:
         raise NotFound(N_("This invoice was never made by the Lightning node."))
-    runtime = lightning_of(request)
-    return await render(request, "deposit_invoice.html", {
-        "invoice": row, "qr_svg": invoice_qr_svg(row.bolt11), "demo_wallet": runtime.demo_wallet is not None,
-        "balances": await run_in_threadpool(accounts.balances_of, database_of(request), user.id),
-    })
+    return await render(request, "deposit_invoice.html", await _deposit_context(request, user.id, row))
 
 
 async def deposit_status(request: Request) -> Response:
-    """The fragment htmx polls until the invoice is paid or expired."""
+    """The live part as a fragment (htmx's demo-wallet answer, or anyone asking)."""
     user = await require_role(request, Role.LENDER)
     row = await deposits.deposit_status(database_of(request), user.id, _invoice_id(request))
-    balances = await run_in_threadpool(accounts.balances_of, database_of(request), user.id)
-    return await render(request, "_deposit_status.html", {"invoice": row, "balances": balances})
+    return await render(request, "_deposit_status.html", await _deposit_context(request, user.id, row))
+
+
+async def deposit_events(request: Request) -> Response:
+    """Server-sent events: the live part again when the invoice is paid or expires (marketplace/web/live.py)."""
+    if not live.wants_stream(request):
+        return await deposit_status(request)
+    user = await require_role(request, Role.LENDER)
+    invoice_id = _invoice_id(request)
+    latest = {"row": await deposits.deposit_status(database_of(request), user.id, invoice_id)}
+
+    async def snapshot() -> tuple[str, bool]:
+        latest["row"] = await deposits.deposit_status(database_of(request), user.id, invoice_id)
+        return latest["row"].status, latest["row"].status != "unpaid"
+
+    async def fragment() -> str:
+        return await live.render_text(request, "_deposit_status.html",
+                                      await _deposit_context(request, user.id, latest["row"]))
+
+    return live.event_stream(request, snapshot, fragment)
 
 
 async def demo_wallet_pay(request: Request) -> Response:
@@ -94,8 +119,10 @@ async def demo_wallet_pay(request: Request) -> Response:
     if request.headers.get("hx-request"):
         if row.purpose == "deposit":
             return await deposit_status(request)
-        # The repayment's status box, polling until the listener has applied the payment.
-        return await render(request, "loans/_pay_status.html", {"invoice": row, "loan_id": row.loan_id, "paid": None})
+        # The repayment's live part, watching until the listener has applied the payment.
+        return await render(request, "loans/_pay_status.html", {
+            "invoice": row, "loan_id": row.loan_id, "paid": None, "demo_wallet": True,
+            "qr_svg": invoice_qr_svg(row.bolt11) if row.bolt11 else ""})
     return RedirectResponse(back, status_code=303)
 
 

@@ -13,6 +13,7 @@ from marketplace.db.engine import Database
 from marketplace.db.tables import outbox
 from marketplace.domain.errors import NotFound
 from marketplace.domain.users import Role
+from marketplace.services import notice_board
 from marketplace.services.lightning_calls import in_transaction
 from marketplace.web.forms import parse_form
 from marketplace.web.params import path_id
@@ -68,7 +69,7 @@ async def mark_read(request: Request) -> Response:
     if not await in_transaction(database_of(request), lambda c: _mark_read(c, notice_id, user.id)):
         raise NotFound(N_("There is no such notice."))  # someone else's is simply not found
     if request.headers.get("hx-request"):
-        notices = await in_transaction(database_of(request), lambda c: _notices(c, user.id, NOTICES_SHOWN))
+        notices = await in_transaction(database_of(request), lambda c: notice_board.board(c, user.id))
         return await render(request, "_notices.html", {"notices": notices})
     return RedirectResponse("/dashboard", status_code=303)
 
