@@ -285,8 +285,10 @@ async def disburse(database: Database, port: LightningPort, facts: NodeFacts, se
 async def repayment_invoice(database: Database, port: LightningPort, settings: Settings, borrower_id: int,
                             loan_id: int, amount_msat: int | None, today: date | None = None,
                             *, address: str | None = None, description: str | None = None,
-                            deschashonly: bool = False) -> InvoiceRow:
+                            deschashonly: bool = False, paycode: bool = False) -> InvoiceRow:
     """An invoice for the next due amount, or any other amount up to the payoff (partial or early).
+
+    `paycode`: asked for through the loan's pay code, by anyone: the loan's pay-code budget, not the borrower's.
 
     `address`: where the request came from (the open-invoice caps per address).
     `description`/`deschashonly`: what the invoice commits to instead of the usual line (LNURL-pay's metadata).
@@ -315,7 +317,7 @@ async def repayment_invoice(database: Database, port: LightningPort, settings: S
                               payoff=format_msat(most)))
     return await issue_invoice(database, port, settings, "repayment", borrower_id, amount_msat,
                                description or f"Microlend loan {loan_id} repayment", loan_id=loan_id,
-                               address=address, deschashonly=deschashonly)
+                               address=address, deschashonly=deschashonly, paycode=paycode)
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,8 @@ def export_data(conn: Connection, user_id: int, now: datetime | None = None) -> 
         "loans": own_loans,
         "notes": _rows(conn, notes, notes.c.lender_id == user_id),
         "autoinvest_rules": _rows(conn, autoinvest_rules, autoinvest_rules.c.lender_id == user_id),
-        "invoices": _rows(conn, invoices, invoices.c.user_id == user_id),
+        # Not the address a request came from (a keyed hash; for pay-code invoices a payer's, not theirs).
+        "invoices": _rows(conn, invoices, invoices.c.user_id == user_id, leave_out=("address",)),
         "payments_out": _rows(conn, outgoing_payments, outgoing_payments.c.user_id == user_id),
         "statement": [_one(dataclasses.asdict(line)) for line in reversed(all_lines(conn, user_id))],
         "sessions": _rows(conn, sessions, sessions.c.user_id == user_id, leave_out=("id_hash", "user_id"),
