@@ -7,6 +7,8 @@ Create Date: 2026-12-06
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -49,6 +51,15 @@ def upgrade() -> None:
     sa.CheckConstraint('amount_msat > 0', name=op.f('ck_refund_queue_amount_positive')),
     )
 
+    # Where money that arrives for an erased person is held until the operator refunds it (frozen here).
+    op.bulk_insert(
+        sa.table("accounts", sa.column("code", sa.String), sa.column("kind", sa.String),
+                 sa.column("normal_side", sa.String), sa.column("non_negative", sa.Boolean),
+                 sa.column("balance_msat", sa.BigInteger), sa.column("created_at", sa.DateTime(timezone=True))),
+        [{"code": "system:refunds_due", "kind": "refunds_due", "normal_side": "credit", "non_negative": True,
+          "balance_msat": 0, "created_at": datetime.now(timezone.utc)}],
+    )
+
     op.create_table('autoinvest_rule_changes',
     sa.Column('id', _BIG_ID, nullable=False),
     sa.Column('lender_id', _BIG_ID, nullable=False),
@@ -66,6 +77,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_autoinvest_rule_changes_lender_at')
     op.drop_table('autoinvest_rule_changes')
     op.drop_table('refund_queue')
+    op.execute("DELETE FROM accounts WHERE code = 'system:refunds_due'")
     with op.batch_alter_table('api_tokens', schema=None) as batch_op:
         batch_op.drop_column('scope')
         batch_op.drop_column('expires_at')
