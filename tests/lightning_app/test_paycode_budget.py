@@ -154,3 +154,21 @@ def test_a_payers_network_address_is_in_nobodys_export(
     kept = database.read(lambda c: list(c.execute(select(invoices.c.address)).scalars()))
     assert PAYER[0] not in kept and any(kept)
 
+
+
+def test_in_production_pay_codes_need_the_public_url_not_the_host_header(
+        app_client: TestClient, database: Database, node_settings: Settings, devnode_session: DevNode) -> None:
+    """Issue 21, finding 7: with no MICROLEND_PUBLIC_URL the callback followed the Host header."""
+    loan = active_loan(database, node_settings, devnode_session, "publicurl")
+    handle = _handle(app_client, loan.loan_id, loan.borrower_email)
+    production = node_settings.replace(mode="production")
+    with TestClient(create_app(production, database=database, workers=False)) as client:
+        refused = client.get(f"/.well-known/lnurlp/{handle}", headers={"Host": "evil.example"})
+        assert refused.status_code == 503 and refused.json()["status"] == "ERROR"
+        assert "MICROLEND_PUBLIC_URL" in refused.json()["reason"]
+        assert client.get(f"/lnurlp/{handle}/callback", params={"amount": "1000"}).status_code == 503
+    configured = production.replace(public_url="https://microlend.example")
+    with TestClient(create_app(configured, database=database, workers=False)) as client:
+        answer = client.get(f"/.well-known/lnurlp/{handle}", headers={"Host": "evil.example"})
+        assert answer.status_code == 200
+        assert answer.json()["callback"] == f"https://microlend.example/lnurlp/{handle}/callback"
