@@ -21,15 +21,16 @@ the next run takes every pending row. A run
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
-from sqlalchemy import Connection, case, func, insert, select, update
+from sqlalchemy import Connection, case, delete, func, insert, select, update
 
 from marketplace.db import ledger
-from marketplace.db.autoinvest import enqueue
+from marketplace.db.autoinvest import enqueue, prune
 from marketplace.db.engine import Database
 from marketplace.db.tables import (
+    autoinvest_rule_changes,
     accounts,
     autoinvest_orders,
     autoinvest_queue,
@@ -39,7 +40,7 @@ from marketplace.db.tables import (
     notes,
 )
 from marketplace.domain.autoinvest import GRADES, Rules, unit_msat
-from marketplace.domain.errors import InvalidInput, Refusal
+from marketplace.domain.errors import InvalidInput, Refusal, TooManyAttempts
 from marketplace.domain.journal import AccountKind
 from marketplace.domain.loans.calendar import Frequency
 from marketplace.domain.loans.terms import PURPOSES
@@ -48,7 +49,8 @@ from marketplace.settings import Settings
 from marketplace.workers.faults import crash_at
 from portfolio.allocation import Allocator, eligible_pairs
 from portfolio.pd import LGD_DEFAULT
-from marketplace.domain.messages import N_
+from marketplace.domain.messages import Message, N_
+from marketplace.domain.throttling import retry_after, wait_message
 
 FREQUENCIES = tuple(f.value for f in Frequency)
 DAYS_PER_PERIOD = {"daily": 1, "weekly": 7, "monthly": 30}
@@ -94,6 +96,7 @@ def save_rules(database: Database, settings: Settings, lender_id: int, rules: Ru
     rules.check(unit_msat(settings.note_min_sat))
 
     def work(conn: Connection) -> Rules:
+        _count_change(conn, settings, lender_id, datetime.now(timezone.utc))
         available = ledger.user_balances(conn, lender_id)[AccountKind.USER_AVAILABLE]
         held = held_by_autoinvest(conn, [lender_id], {lender_id: rules.reinvest})[lender_id]
         if rules.budget_msat > available + held:
@@ -119,6 +122,36 @@ def save_rules(database: Database, settings: Settings, lender_id: int, rules: Ru
         return rules
 
     return database.run(work)
+
+
+class TooManyRuleChanges(TooManyAttempts):
+    """429: the lender saved their rules too often lately; `retry_after_s` says how long to wait."""
+
+    code = "too_many_rule_changes"
+
+    def __init__(self, message: str | Message, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+def _count_change(conn: Connection, settings: Settings, lender_id: int, now: datetime) -> None:
+    """Refuse a save past `autoinvest_changes_per_window` in the window; else count it (old counts pruned).
+
+    The lender's rules row is locked first (PostgreSQL), so parallel saves cannot all pass one count. A save
+    that is refused later on (a budget too large) rolls its count back with it."""
+    conn.execute(select(autoinvest_rules.c.lender_id).where(autoinvest_rules.c.lender_id == lender_id)
+                 .with_for_update()).first()
+    window = timedelta(seconds=settings.autoinvest_changes_window_s)
+    changes = autoinvest_rule_changes.c
+    conn.execute(delete(autoinvest_rule_changes).where(changes.lender_id == lender_id, changes.at <= now - window))
+    times = [at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc) for at in conn.execute(
+        select(changes.at).where(changes.lender_id == lender_id)).scalars()]
+    wait = retry_after(times, settings.autoinvest_changes_per_window, window, now)
+    if wait is not None:
+        raise TooManyRuleChanges(N_("You changed your auto-invest rules %(count)s times lately, the most allowed. "
+                                    "Try again %(wait)s.", count=settings.autoinvest_changes_per_window,
+                                    wait=wait_message(wait)), int(-(-wait.total_seconds() // 1)))
+    conn.execute(insert(autoinvest_rule_changes).values(lender_id=lender_id, at=now))
 
 
 # --- what the rules allow right now ------------------------------------------------------------------------------
@@ -240,6 +273,7 @@ def _finish(conn: Connection, run_id: int) -> None:
                           ).scalar_one()
     conn.execute(update(autoinvest_runs).where(autoinvest_runs.c.id == run_id)
                  .values(status="done", finished_at=datetime.now(timezone.utc), bought_msat=int(bought)))
+    prune(conn, run_id)
 
 
 def _plan(conn: Connection, settings: Settings, now: datetime | None) -> int | None:
