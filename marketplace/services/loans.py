@@ -23,6 +23,7 @@ from marketplace.domain.loans.delinquency import DelinquencyPolicy
 from marketplace.domain.loans.limits import LendingLimits, check_note, check_request
 from marketplace.domain.loans.schedules import Schedule, build_schedule, contract_schedule
 from marketplace.domain.loans.terms import LoanTerms, parse_story
+from marketplace.domain.text import strip_bidi
 from marketplace.domain.money import format_msat
 from marketplace.domain.payments import check_amount, fee_reserve_msat
 from marketplace.services.deposits import issue_invoice
@@ -92,7 +93,7 @@ def schedule_of(loan: LoanRow) -> Schedule:
 
 def request_loan(database: Database, settings: Settings, borrower_id: int, terms: LoanTerms, purpose: str,
                  story: str, now: datetime | None = None) -> int:
-    purpose, story = parse_story(purpose, story)
+    purpose, story = parse_story(purpose, strip_bidi(story))
     shown = preview(settings, terms)
     moment = now or datetime.now(timezone.utc)
 
