@@ -41,7 +41,8 @@ async def erase(request: Request) -> Response:
     except Refusal as refusal:
         tokens = await run_in_threadpool(api_tokens.list_tokens, database_of(request), user.id)
         context = {"tokens": tokens, "created": None, "error": None, "echo_name": "", "notice": None,
-                   "name_max": api_tokens.NAME_LENGTH_MAX, "erase_error": say(refusal)}
+                   "name_max": api_tokens.NAME_LENGTH_MAX, "erase_error": say(refusal),
+                   "lifetime_max": settings_of(request).api_token_lifetime_days}
         return await render(request, "settings.html", context, status=refusal.status)
     # The session row is gone with the erasure: show the rest of this page as to anyone signed out.
     request.state.user = None
