@@ -27,7 +27,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from lightning.port import InvoiceUpdate
 from marketplace.db import ledger, refunds
 from marketplace.db.autoinvest import enqueue_for_lenders
-from marketplace.db.crediting import CreditPlan, PaidBatch
+from marketplace.db.credit_types import CreditPlan, PaidBatch
 from marketplace.db.invoices import InvoiceRow
 from marketplace.db.ledger import PostedEntry
 from marketplace.db.loans import LOAN_COLUMNS, LoanRow, loan_from, loan_states, note_weights, save_installments

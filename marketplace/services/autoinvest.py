@@ -46,7 +46,7 @@ from marketplace.domain.loans.calendar import Frequency
 from marketplace.domain.loans.terms import PURPOSES
 from marketplace.domain.money import format_msat
 from marketplace.settings import Settings
-from marketplace.workers.faults import crash_at
+from marketplace.payments.faults import crash_at
 from portfolio.allocation import Allocator, eligible_pairs
 from portfolio.pd import LGD_DEFAULT
 from marketplace.domain.messages import Message, N_

@@ -31,7 +31,7 @@ from marketplace.services.grading import PriceGuidance, grade_request, price_gui
 from marketplace.services.lightning_calls import NodeFacts, in_transaction, node_said, reading
 from marketplace.services.withdrawals import send_held
 from marketplace.settings import Settings
-from marketplace.workers.reconciler import reconcile_outgoing
+from marketplace.payments.reconciler import reconcile_outgoing
 from marketplace.domain.messages import N_
 
 # A replayed request key answers with the first pledge only when it asks for the same pledge.
