@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, case, delete, func, insert, select, update
@@ -152,6 +153,43 @@ def _count_change(conn: Connection, settings: Settings, lender_id: int, now: dat
                                     "Try again %(wait)s.", count=settings.autoinvest_changes_per_window,
                                     wait=wait_message(wait)), int(-(-wait.total_seconds() // 1)))
     conn.execute(insert(autoinvest_rule_changes).values(lender_id=lender_id, at=now))
+
+
+@dataclass(frozen=True)
+class AutoInvestView:
+    """A lender's auto-invest page (and API answer): the stored rules, what they match, the latest orders."""
+
+    rules: Rules | None
+    available_msat: int
+    held_msat: int
+    matching: int
+    orders: list[Any]
+
+
+def current_rules(database: Database, lender_id: int) -> Rules | None:
+    return database.read(lambda c: rules_of(c, lender_id))
+
+
+def autoinvest_view(database: Database, settings: Settings, lender_id: int, *, orders: bool = True) -> AutoInvestView:
+    """The lender's rules (None: never saved) and, for them (or the defaults), what they match now."""
+    def read(conn: Connection) -> AutoInvestView:
+        rules = rules_of(conn, lender_id)
+        effective = rules or Rules()
+        return AutoInvestView(
+            rules, ledger.user_balances(conn, lender_id)[AccountKind.USER_AVAILABLE],
+            held_by_autoinvest(conn, [lender_id], {lender_id: effective.reinvest})[lender_id],
+            matching_requests(conn, settings, effective), _recent_orders(conn, lender_id) if orders else [])
+
+    return database.read(read)
+
+
+def _recent_orders(conn: Connection, lender_id: int) -> list[Any]:
+    return list(conn.execute(
+        select(autoinvest_orders.c.run_id, autoinvest_orders.c.loan_id, autoinvest_orders.c.amount_msat,
+               autoinvest_orders.c.status, autoinvest_orders.c.error, loans.c.grade, loans.c.purpose)
+        .select_from(autoinvest_orders.join(loans, loans.c.id == autoinvest_orders.c.loan_id))
+        .where(autoinvest_orders.c.lender_id == lender_id)
+        .order_by(autoinvest_orders.c.id.desc()).limit(20)).all())
 
 
 # --- what the rules allow right now ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from marketplace.domain.users import Role
 from marketplace.services import accounts
-from marketplace.web.views.notices import notices_for
+from marketplace.services.notices import notices_for
 from marketplace.web.rendering import render
 from marketplace.web.sessions import require_role
 from marketplace.web.state import STATIC_DIR, database_of
