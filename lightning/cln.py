@@ -14,7 +14,15 @@ import anyio.to_thread
 from pyln.client import LightningRpc, RpcError
 
 from lightning import cln_parse
-from lightning.errors import MalformedReply, NodeNotReached, NodeUnreachable, WaitTimeout, error_for_code
+from lightning.errors import (
+    InvoiceNotFound,
+    InvoiceStatusUnexpected,
+    MalformedReply,
+    NodeNotReached,
+    NodeUnreachable,
+    WaitTimeout,
+    error_for_code,
+)
 from lightning.port import (
     Channel,
     ChannelClosed,
@@ -165,6 +173,16 @@ class ClnAdapter:
     async def create_offer(self, description: str, label: str) -> CreatedOffer:
         reply = await self.call("offer", {"amount": "any", "description": description, "label": label})
         return cln_parse.created_offer(reply)
+
+    async def cancel_invoice(self, label: str) -> InvoiceStatus | None:
+        try:
+            await self.call("delinvoice", {"label": label, "status": "unpaid"})
+        except InvoiceNotFound:
+            return None
+        except InvoiceStatusUnexpected:
+            found = await self.lookup_invoice(label)
+            return None if found is None else found.status
+        return None
 
     async def list_invoices(
         self, status: InvoiceStatus | None = None, start: int = 0, limit: int | None = None

@@ -219,6 +219,13 @@ class LightningPort(Protocol):
         is idempotent by content); UnknownCommand where the node has no offers (the dev node)."""
         ...
 
+    async def cancel_invoice(self, label: str) -> InvoiceStatus | None:
+        """Delete an unpaid invoice at the node (`delinvoice` with status unpaid), so nobody can pay it any more.
+
+        None: it is gone (deleted now, or the node never had it). Otherwise the status it has instead
+        (paid: the money arrived; expired: nobody can pay it anyway)."""
+        ...
+
     async def list_invoices(
         self, status: InvoiceStatus | None = None, start: int = 0, limit: int | None = None
     ) -> list[InvoiceUpdate]:

@@ -37,6 +37,9 @@ class Settings:
     # Where people reach the marketplace (https://microlend.example): Lightning Addresses and LNURL pay codes
     # are built on it. Empty: the address each request came to.
     public_url: str = ""
+    # Proxies whose X-Forwarded-For is believed (comma-separated addresses or networks, or "*"), passed to
+    # uvicorn and applied by the app: behind any other proxy every per-address limit would be site-wide.
+    trusted_proxies: str = "127.0.0.1"
     cln_rpc: str = ""
     # Embedded default: the dev node the app starts as a child process.
     devnode_dir: Path = Path("data/devnode")
@@ -56,6 +59,8 @@ class Settings:
     # waiting below signin_failures_per_address: a sign-in counts as a failure until its password is checked.
     password_hash_workers: int = 2
     password_hash_waiting: int = 16
+    # Of those places, how many one network address may hold at once: one address's flood cannot fill the gate.
+    password_hash_per_address: int = 4
     # Sign-ups one network address may start in a window.
     signup_per_address: int = 10
     signup_window_s: int = 3600
@@ -106,6 +111,15 @@ class Settings:
     # Invoices not yet paid nor expired, marketplace-wide: per network address (every account on it), and in all.
     invoice_unpaid_per_address: int = 50
     invoice_unpaid_total: int = 10_000
+    # Invoices made through a loan's pay code (by anyone holding it) have their own budget per loan, apart
+    # from the borrower's own: so many open at once, and each lives this long unless paid.
+    paycode_open_per_loan: int = 10
+    paycode_invoice_expiry_s: int = 600
+    # Auto-invest rule changes one lender may save in a window.
+    autoinvest_changes_per_window: int = 30
+    autoinvest_changes_window_s: int = 600
+    # API tokens live at most this many days (a shorter life may be asked for).
+    api_token_lifetime_days: int = 90
     # Crash tests only: the process kills itself (SIGKILL) at this named point
     # (deposit:before-credit, repayment:mid-credit, withdrawal:after-hold, disbursement:after-pay,
     # autoinvest:mid-run, ...: tests/crash/trials.py NAMED_POINTS), or at the one named in `file:<path>`.
@@ -151,6 +165,7 @@ _INT_FIELDS = {
     "ARGON2_MEMORY_KIB": "argon2_memory_kib",
     "PASSWORD_HASH_WORKERS": "password_hash_workers",
     "PASSWORD_HASH_WAITING": "password_hash_waiting",
+    "PASSWORD_HASH_PER_ADDRESS": "password_hash_per_address",
     "SIGNUP_PER_ADDRESS": "signup_per_address",
     "SIGNUP_WINDOW_S": "signup_window_s",
     "DEPOSIT_MIN_SAT": "deposit_min_sat",
@@ -186,6 +201,11 @@ _INT_FIELDS = {
     "INVOICE_LIMIT_WINDOW_S": "invoice_limit_window_s",
     "INVOICE_UNPAID_PER_ADDRESS": "invoice_unpaid_per_address",
     "INVOICE_UNPAID_TOTAL": "invoice_unpaid_total",
+    "PAYCODE_OPEN_PER_LOAN": "paycode_open_per_loan",
+    "PAYCODE_INVOICE_EXPIRY_S": "paycode_invoice_expiry_s",
+    "AUTOINVEST_CHANGES_PER_WINDOW": "autoinvest_changes_per_window",
+    "AUTOINVEST_CHANGES_WINDOW_S": "autoinvest_changes_window_s",
+    "API_TOKEN_LIFETIME_DAYS": "api_token_lifetime_days",
 }
 _STR_FIELDS = {
     "DATABASE_URL": "database_url",
@@ -195,6 +215,7 @@ _STR_FIELDS = {
     "DEMO_WALLET_NODE": "demo_wallet_node",
     "FAULT_INJECTION": "fault_injection",
     "PUBLIC_URL": "public_url",
+    "TRUSTED_PROXIES": "trusted_proxies",
 }
 _FLOAT_FIELDS = {"LEADER_POLL_S": "leader_poll_s"}
 _PATH_FIELDS = {"DATA_DIR": "data_dir", "DEVNODE_DIR": "devnode_dir"}
@@ -256,6 +277,11 @@ def finalize(settings: Settings) -> Settings:
     """Fill embedded defaults (database file, generated secret) or refuse in production."""
     if settings.password_hash_workers < 1:
         raise SettingsError(f"{ENV_PREFIX}PASSWORD_HASH_WORKERS must be at least 1")
+    if settings.password_hash_per_address < 1:
+        raise SettingsError(f"{ENV_PREFIX}PASSWORD_HASH_PER_ADDRESS must be at least 1")
+    if not re.fullmatch(r"\*|[0-9A-Fa-f.:/]+(\s*,\s*[0-9A-Fa-f.:/]+)*", settings.trusted_proxies.strip()):
+        raise SettingsError(f"{ENV_PREFIX}TRUSTED_PROXIES must be addresses or networks separated by commas "
+                            f"(127.0.0.1,10.0.0.0/8) or *, not {settings.trusted_proxies!r}")
     if settings.public_url and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?", settings.public_url):
         raise SettingsError(f"{ENV_PREFIX}PUBLIC_URL must be a plain https://host (or http://host:port) address "
                             f"with no path, not {settings.public_url!r}")

@@ -55,7 +55,8 @@ def _serve(settings: Settings, extras: Sequence[LifespanExtra] = (), workers: in
         # uvicorn >= 0.55 binds the shared socket as TCP, so asyncio turns Nagle off on each connection
         # (tests/multiprocess/test_worker_socket.py); before, every kept-alive answer waited ~40 ms.
         config = uvicorn.Config("marketplace.cli.asgi:app_from_env", factory=True, workers=workers,
-                                host=settings.host, port=settings.port, proxy_headers=True, log_level="info")
+                                host=settings.host, port=settings.port, proxy_headers=True,
+                                forwarded_allow_ips=settings.trusted_proxies, log_level="info")
         try:
             Multiprocess(config, sockets=[config.bind_socket()]).run()
         except KeyboardInterrupt:
@@ -63,7 +64,8 @@ def _serve(settings: Settings, extras: Sequence[LifespanExtra] = (), workers: in
         return 0
     app = create_app(settings, database=database, lifespan_extras=extras)
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, proxy_headers=True, log_level="info")
+        uvicorn.run(app, host=settings.host, port=settings.port, proxy_headers=True,
+                                forwarded_allow_ips=settings.trusted_proxies, log_level="info")
     finally:
         database.dispose()
     return 0

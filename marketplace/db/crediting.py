@@ -14,25 +14,16 @@ from sqlalchemy import Connection, bindparam, select, update
 from lightning.port import InvoiceStatus, InvoiceUpdate
 from marketplace.db import ledger
 from marketplace.db.invoices import COLUMNS, Cursor, InvoiceRow, cursor, row_from
-from marketplace.db.ledger import PostedEntry
+from marketplace.db.credit_types import CreditPlan, CreditRule, PaidBatch
 from marketplace.db.offers import adopt_offer_payments
+from marketplace.db.repayments import credit_repayments
 from marketplace.db.tables import invoices, listener_state
-from marketplace.domain.journal import AccountKind, EntryDraft
+from marketplace.domain.journal import AccountKind
 from marketplace.domain.payments import deposit_entry
 
-PaidBatch = Sequence[tuple[InvoiceRow, InvoiceUpdate]]
-
-
-@dataclass(frozen=True)
-class CreditPlan:
-    drafts: list[EntryDraft]
-    finish: Callable[[list[PostedEntry]], None] = lambda posted: None
-    # For each paid invoice of the batch, the index of the draft that credits it
-    # (None: one draft per invoice, in batch order).
-    entry_of: list[int] | None = None
-
-
-CreditRule = Callable[[Connection, PaidBatch], CreditPlan]
+# CreditPlan, CreditRule and PaidBatch live in credit_types.py (so repayments.py need not import this module);
+# they stay importable from here.
+__all__ = ["CreditPlan", "CreditReport", "CreditRule", "PaidBatch", "apply_updates", "credit_deposits", "credit_rule"]
 
 
 @dataclass(frozen=True)
@@ -57,8 +48,6 @@ def credit_deposits(conn: Connection, batch: PaidBatch) -> CreditPlan:
 
 def credit_rule(purpose: str) -> CreditRule:
     if purpose == "repayment":
-        from marketplace.db.repayments import credit_repayments  # imports this module: resolved late
-
         return credit_repayments
     return credit_deposits
 
@@ -75,7 +64,7 @@ def apply_updates(conn: Connection, updates: Sequence[InvoiceUpdate], *, advance
     receipts) are stepped over; an invoice already credited is skipped, so a
     repeated update changes nothing.
 
-    `fault` is the crash tests' hook (marketplace/workers/faults.py): it is
+    `fault` is the crash tests' hook (marketplace/payments/faults.py): it is
     called with `{purpose}:before-credit` before a batch is credited and with
     `{purpose}:mid-credit` once its journal entry is posted but before the rest
     (a repayment's share-out to the notes) is written; both inside this transaction.

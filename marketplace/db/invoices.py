@@ -45,14 +45,17 @@ def row_from(r: Sequence[Any]) -> InvoiceRow:
 
 
 def record_new(conn: Connection, purpose: str, user_id: int, amount_msat: int, description: str,
-               loan_id: int | None = None, *, address: str | None = None) -> InvoiceRow:
-    """The invoice is written down before the node is asked, so a lost answer can be looked up by label."""
+               loan_id: int | None = None, *, address: str | None = None, made_by: str = "owner") -> InvoiceRow:
+    """The invoice is written down before the node is asked, so a lost answer can be looked up by label.
+
+    `address`: the keyed hash the per-address caps count by (services.invoice_limits.address_key), never the
+    address itself. `made_by`: 'owner' or 'paycode' (whose budget it counts against)."""
     label = f"microlend:{purpose}:{uuid.uuid4().hex}"
     result = conn.execute(
         insert(invoices).values(
             label=label, purpose=purpose, user_id=user_id, amount_msat=amount_msat,
             description=description, status="creating", created_at=datetime.now(timezone.utc), loan_id=loan_id,
-            address=None if address is None else address[:64],
+            address=None if address is None else address[:64], made_by=made_by,
         )
     )
     assert result.inserted_primary_key is not None

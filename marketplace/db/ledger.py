@@ -28,7 +28,7 @@ from marketplace.domain.journal import (
     payload_hash,
 )
 from marketplace.domain.money import format_msat
-from marketplace.domain.messages import N_
+from marketplace.domain.messages import Message, N_
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,20 @@ class AccountRow:
     normal_side: NormalSide
     non_negative: bool
     balance_msat: int
+
+
+# What a refusal calls an account: words, never its internal code (user:26:available).
+_ACCOUNT_WORDS = {
+    AccountKind.USER_AVAILABLE: N_("your available balance"),
+    AccountKind.USER_RESERVED: N_("your money set aside for loans you are funding"),
+    AccountKind.USER_PENDING_OUT: N_("your payments on their way out"),
+    AccountKind.LOAN_ESCROW: N_("the loan's money waiting to be paid out"),
+    AccountKind.NOTE: N_("the note"),
+}
+
+
+def account_words(kind: AccountKind) -> Message:
+    return _ACCOUNT_WORDS.get(kind) or N_("the marketplace's own books")
 
 
 def now_us() -> int:
@@ -185,7 +199,7 @@ def post(conn: Connection, drafts: Sequence[EntryDraft]) -> list[PostedEntry]:
             if row.non_negative and balance < 0:
                 raise InsufficientFunds(N_(
                     "Not enough funds in %(account)s: it holds %(holds)s, this needs %(needs)s.",
-                    account=row.code, holds=format_msat(balances[acct]),
+                    account=account_words(row.kind), holds=format_msat(balances[acct]),
                     needs=format_msat(-natural_delta(row.normal_side, raw))))
             balances[acct] = balance
         last_id += 1

@@ -25,10 +25,9 @@ from numpy.typing import NDArray
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from lightning.port import InvoiceUpdate
-from marketplace.db import event_notices
-from marketplace.db import ledger
+from marketplace.db import event_notices, ledger, refunds
 from marketplace.db.autoinvest import enqueue_for_lenders
-from marketplace.db.crediting import CreditPlan, PaidBatch
+from marketplace.db.credit_types import CreditPlan, PaidBatch
 from marketplace.db.invoices import InvoiceRow
 from marketplace.db.ledger import PostedEntry
 from marketplace.db.loans import LOAN_COLUMNS, LoanRow, loan_from, loan_states, note_weights, save_installments
@@ -124,6 +123,10 @@ def credit_repayments(conn: Connection, batch: PaidBatch) -> CreditPlan:
     lender_ids = {lender for w in work.values() for lender in w.lenders}
     available = ledger.user_account_ids(conn, lender_ids | {row.user_id for row, _ in batch},
                                         AccountKind.USER_AVAILABLE)
+    # A refund for a person who was erased goes to the operator's refund queue: nobody can sign in as them.
+    erased = refunds.erased_among(conn, {row.user_id for row, _ in batch})
+    refunds_due = ledger.account_id(conn, refunds.REFUNDS_ACCOUNT) if erased else None
+    queued: list[tuple[InvoiceRow, str, int]] = []
 
     recorded: list[tuple[InvoiceRow, InvoiceUpdate, Applied | None, int]] = []
     # One journal entry per loan per batch: lines aggregated per account, so a
@@ -141,8 +144,10 @@ def credit_repayments(conn: Connection, batch: PaidBatch) -> CreditPlan:
         lines[node] = lines.get(node, 0) + received
         refund = received if applied is None else applied.payment.refund_msat
         if refund:
-            acct = available[row.user_id]
+            acct = available[row.user_id] if refunds_due is None or row.user_id not in erased else refunds_due
             lines[acct] = lines.get(acct, 0) - refund
+            if acct == refunds_due:
+                queued.append((row, paid.payment_hash, refund))
         if applied is not None and loan_work is not None:
             if applied.service_fee_msat:
                 lines[fees] = lines.get(fees, 0) - applied.service_fee_msat
@@ -173,6 +178,7 @@ def credit_repayments(conn: Connection, batch: PaidBatch) -> CreditPlan:
         now = datetime.now(timezone.utc)
         conn.execute(insert(repayments), [_repayment_row(row, paid, applied, received, posted[index].id, now)
                                           for (row, paid, applied, received), index in zip(recorded, entry_of)])
+        refunds.queue(conn, queued)
         note_updates = []
         for loan_work in work.values():
             if not loan_work.touched:

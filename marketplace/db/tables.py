@@ -158,13 +158,37 @@ invoices = Table(
     Column("paid_at", BigInteger, nullable=True),
     Column("credit_entry_id", BigInteger, ForeignKey("journal_entries.id"), nullable=True),
     Column("loan_id", BigId, ForeignKey("loans.id"), nullable=True, index=True),
-    # The network address the request for it came from (none for the CLI and the demo): the per-address cap.
+    # A keyed hash of the network address the request came from (none for the CLI and the demo): the
+    # per-address cap on open invoices. Never the address itself, and never in an export.
     Column("address", String(64), nullable=True),
+    # Who asked: 'owner' (the user's own page or API) or 'paycode' (anyone holding a loan's pay code). The two
+    # have separate budgets, so strangers with a pay code cannot use up the borrower's own.
+    Column("made_by", String(8), nullable=False, server_default="owner"),
     CheckConstraint("status IN ('creating', 'unpaid', 'paid', 'expired', 'failed')", name="status"),
     CheckConstraint("purpose IN ('deposit', 'repayment')", name="purpose"),
     CheckConstraint("amount_msat > 0", name="amount_positive"),
     Index("ix_invoices_status_expires", "status", "expires_at"),
     Index("ix_invoices_address_status", "address", "status"),
+    Index("ix_invoices_loan_made_by", "loan_id", "made_by", "status"),
+)
+
+# Money that arrived for a person who was erased (an invoice paid after erasure, whatever stopped it): held in
+# the operator's refund account, one row per payment with the invoice's details, until the operator settles it.
+refund_queue = Table(
+    "refund_queue",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("invoice_id", BigId, ForeignKey("invoices.id"), nullable=False),
+    Column("user_id", BigId, ForeignKey("users.id"), nullable=False),
+    Column("loan_id", BigId, nullable=True),
+    Column("payment_hash", String(64), nullable=False, unique=True),
+    Column("label", String(96), nullable=False),
+    Column("amount_msat", BigInteger, nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("settled_at", DateTime(timezone=True), nullable=True),
+    Column("entry_id", BigInteger, ForeignKey("journal_entries.id"), nullable=True),
+    CheckConstraint("amount_msat > 0", name="amount_positive"),
 )
 
 # Where the payment listener stands: both cursors move in the same transaction
@@ -401,6 +425,9 @@ api_tokens = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("last_used_at", DateTime(timezone=True), nullable=True),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+    # Every token ends (None only for tokens made before expiry existed); 'read' tokens may only read.
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("scope", String(8), nullable=False, server_default="full"),
 )
 
 # Notices to people (reminders, lender alerts): written once (dedupe_key), sent by the scheduler.
@@ -479,6 +506,16 @@ autoinvest_queue = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("run_id", BigInteger, nullable=True),
     Index("ix_autoinvest_queue_run_id", "run_id"),
+)
+
+# When a lender saved auto-invest rules (the last window's only): the limit on rule changes.
+autoinvest_rule_changes = Table(
+    "autoinvest_rule_changes",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("lender_id", BigId, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_autoinvest_rule_changes_lender_at", "lender_id", "at"),
 )
 
 # One engine run: planned in one transaction (its orders), then bought order by order.

@@ -40,6 +40,7 @@ class AccountKind(str, Enum):
     LOAN_RECEIVABLE = "loan_receivable"
     NOTE = "note"
     LOSSES = "losses"
+    REFUNDS_DUE = "refunds_due"  # money that arrived for an erased person: the operator's refund queue
 
     @property
     def normal_side(self) -> NormalSide:

@@ -3,7 +3,8 @@
 A loan's handle (`loan-7f3k9qx2mz`) is its address's user name: unguessable,
 and the only authority a payer needs — it lets anyone pay the loan, never
 see whose it is. The metadata is the text a wallet shows before paying; the
-invoice commits to its SHA-256 (`h`), which the wallet checks.
+invoice commits to its SHA-256 (`h`), which the wallet checks, so it never
+changes for a pay code.
 """
 from __future__ import annotations
 
@@ -95,18 +96,18 @@ class DueFacts:
     payoff_msat: int
 
 
-def metadata_text(facts: DueFacts) -> str:
-    due = facts.next_due
-    if due is None:
-        owed = "nothing is due right now"
-    else:
-        owed = f"next due {format_msat(due[1])} on {due[0].strftime('%A')} {due[0].isoformat()}"
-    return f"Microlend loan {facts.loan_id}: {owed}. Any amount at any time counts."
+def metadata_text(loan_id: int) -> str:
+    """The same words for as long as the pay code lives: a wallet may ask for the invoice minutes after the
+    payRequest, and what it checks `h` against is the metadata it was given then (LUD-06). What changes (the
+    next due amount) is on the card and the loan page, not here."""
+    return f"Microlend loan {loan_id}. Any amount at any time counts."
 
 
-def metadata(facts: DueFacts, address: str) -> str:
-    """LUD-06's metadata (a JSON string) with LUD-16's identifier; the invoice commits to exactly these bytes."""
-    entries = [["text/plain", metadata_text(facts)], ["text/identifier", address]]
+def metadata(loan_id: int, address: str) -> str:
+    """LUD-06's metadata (a JSON string) with LUD-16's identifier; the invoice commits to exactly these bytes.
+
+    Static per pay code: a repayment between a wallet's payRequest and its callback must not change it."""
+    entries = [["text/plain", metadata_text(loan_id)], ["text/identifier", address]]
     text = json.dumps(entries, separators=(",", ":"), ensure_ascii=False)
     if len(text) > METADATA_LENGTH_MAX:
         raise InvalidInput(N_("This marketplace's host name is too long for a Lightning Address."))

@@ -131,3 +131,14 @@ def json_whole(value: object, *, label: str, minimum: int = 0, maximum: int | No
                                minimum=format(minimum, ","), maximum=format(maximum, ",")) if maximum is not None
                             else N_("%(label)s must be at least %(minimum)s.", label=label, minimum=format(minimum, ",")))
     return value
+
+
+_ID = re.compile(r"[1-9][0-9]{0,17}")
+
+
+def strict_id(text: str) -> int | None:
+    """An id as it appears in an address: ASCII digits only, no sign, no leading zero, no blanks of any kind
+    (not even a no-break space, which `str.strip` would take away), at most 18 digits; None for anything else.
+
+    The one parser for ids in paths: /loans/%C2%A05%C2%A0 names nothing."""
+    return int(text) if _ID.fullmatch(text) else None

@@ -5,6 +5,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import anyio.to_thread
 from sqlalchemy import Connection, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
@@ -94,6 +95,38 @@ def sign_up(
     return SignedIn(user, token, now + timedelta(seconds=settings.session_lifetime_s))
 
 
+def check_signup_throttle(database: Database, settings: Settings, address: str) -> None:
+    """Refuse (SignUpThrottled), reading only, a sign-up the address limit refuses: before the hashing gate."""
+    address = address[:ADDRESS_LENGTH_MAX]
+    now = utc_now()
+    window = timedelta(seconds=settings.signup_window_s)
+
+    def check(conn: Connection) -> None:
+        times = [as_utc(at) for at in conn.execute(select(signup_attempts.c.at).where(
+            signup_attempts.c.address == address, signup_attempts.c.at > now - window)).scalars()]
+        _refuse_if_waiting(retry_after(times, settings.signup_per_address, window, now))
+
+    database.read(check)
+
+
+async def sign_up_through_gate(
+    database: Database, settings: Settings, email: str, password: str, role: Role | str,
+    display_name: str, address: str, previous_token: str | None = None,
+) -> SignedIn:
+    """The web's sign-up: the address limit first, then one place in the hashing gate (a few per address)."""
+    await anyio.to_thread.run_sync(lambda: check_signup_throttle(database, settings, address))
+    return await password_pool(settings).run(sign_up, database, settings, email, password, role, display_name,
+                                             address, previous_token, address=address[:ADDRESS_LENGTH_MAX])
+
+
+def _refuse_if_waiting(wait: timedelta | None) -> None:
+    if wait is not None:
+        raise SignUpThrottled(
+            N_("Too many accounts were made from your network address lately. Try again %(wait)s.",
+               wait=wait_message(wait)),
+            retry_after_s=int(-(-wait.total_seconds() // 1)))
+
+
 def _count_signup(conn: Connection, settings: Settings, address: str, now: datetime) -> None:
     """Refuse when `address` started `signup_per_address` sign-ups in the window; else count this one."""
     if conn.dialect.name == "postgresql":
@@ -103,12 +136,7 @@ def _count_signup(conn: Connection, settings: Settings, address: str, now: datet
     times = [as_utc(at) for at in conn.execute(
         select(signup_attempts.c.at).where(signup_attempts.c.address == address, signup_attempts.c.at > now - window)
     ).scalars()]
-    wait = retry_after(times, settings.signup_per_address, window, now)
-    if wait is not None:
-        raise SignUpThrottled(
-            N_("Too many accounts were made from your network address lately. Try again %(wait)s.",
-               wait=wait_message(wait)),
-            retry_after_s=int(-(-wait.total_seconds() // 1)))
+    _refuse_if_waiting(retry_after(times, settings.signup_per_address, window, now))
     # Old attempts of this address are no use any more; the table stays as small as the window.
     conn.execute(delete(signup_attempts).where(signup_attempts.c.address == address,
                                                signup_attempts.c.at <= now - window))

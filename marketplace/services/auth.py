@@ -11,6 +11,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+import anyio.to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, delete, func, insert, select, text, update
@@ -132,6 +133,28 @@ def sign_in(
     return SignedIn(user, token, utc_now() + timedelta(seconds=settings.session_lifetime_s))
 
 
+def check_signin_throttle(database: Database, settings: Settings, email: str, address: str,
+                          *, now: datetime | None = None) -> None:
+    """Refuse (SignInThrottled), reading only, an attempt the limits refuse: run before the hashing gate, so
+    attempts that would be refused anyway never take a place in it (one address's flood kept others out)."""
+    moment = now or utc_now()
+    email = _storable(canonical_email(email))[:EMAIL_LENGTH_MAX]
+    address = _storable(address)[:ADDRESS_LENGTH_MAX]
+    database.read(lambda conn: _check_throttle(conn, settings, email, address, moment))
+
+
+async def sign_in_through_gate(database: Database, settings: Settings, email: str, password: str, address: str,
+                               previous_token: str | None = None) -> SignedIn:
+    """The web's sign-in: refused by address (and account and address) first, then one place in the gate.
+
+    The gate holds at most `password_hash_per_address` attempts of one address; the count in `authenticate`
+    still decides, so parallel attempts that all passed the first check cannot slip past the limit.
+    """
+    await anyio.to_thread.run_sync(lambda: check_signin_throttle(database, settings, email, address))
+    return await password_pool(settings).run(sign_in, database, settings, email, password, address, previous_token,
+                                             address=address[:ADDRESS_LENGTH_MAX])
+
+
 def sign_out(database: Database, token: str, *, now: datetime | None = None) -> None:
     revoked_at = now or utc_now()
     database.run(lambda conn: _revoke(conn, token_hash(token), revoked_at))
@@ -178,13 +201,8 @@ def _revoke(conn: Connection, digest: str, now: datetime) -> None:
     )
 
 
-def _count_attempt(
-    conn: Connection, settings: Settings, email: str, address: str, now: datetime
-) -> tuple[int, _StoredUser | None]:
-    if conn.dialect.name == "postgresql":
-        # READ COMMITTED would let two attempts both count N-1 and both pass;
-        # SQLite's BEGIN IMMEDIATE already serializes this transaction.
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _THROTTLE_LOCK_KEY})
+def _check_throttle(conn: Connection, settings: Settings, email: str, address: str, now: datetime) -> None:
+    """SignInThrottled when the limits refuse an attempt on `email` from `address` now."""
     policy = signin_policy(settings)
     since = now - policy.window
     recent = signin_failures.c.at > since
@@ -205,6 +223,16 @@ def _count_attempt(
             said,
             retry_after_s=int(-(-throttled.wait.total_seconds() // 1)),
         )
+
+
+def _count_attempt(
+    conn: Connection, settings: Settings, email: str, address: str, now: datetime
+) -> tuple[int, _StoredUser | None]:
+    if conn.dialect.name == "postgresql":
+        # READ COMMITTED would let two attempts both count N-1 and both pass;
+        # SQLite's BEGIN IMMEDIATE already serializes this transaction.
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _THROTTLE_LOCK_KEY})
+    _check_throttle(conn, settings, email, address, now)
     result = conn.execute(insert(signin_failures).values(email=email, address=address, at=now))
     pk = result.inserted_primary_key
     assert pk is not None

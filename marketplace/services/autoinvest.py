@@ -21,15 +21,17 @@ the next run takes every pending row. A run
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, case, func, insert, select, update
+from sqlalchemy import Connection, case, delete, func, insert, select, update
 
 from marketplace.db import ledger
-from marketplace.db.autoinvest import enqueue
+from marketplace.db.autoinvest import enqueue, prune
 from marketplace.db.engine import Database
 from marketplace.db.tables import (
+    autoinvest_rule_changes,
     accounts,
     autoinvest_orders,
     autoinvest_queue,
@@ -39,16 +41,17 @@ from marketplace.db.tables import (
     notes,
 )
 from marketplace.domain.autoinvest import GRADES, Rules, note_size, nothing_to_buy, unit_msat
-from marketplace.domain.errors import InvalidInput, Refusal
+from marketplace.domain.errors import InvalidInput, Refusal, TooManyAttempts
 from marketplace.domain.journal import AccountKind
 from marketplace.domain.loans.calendar import Frequency
 from marketplace.domain.loans.terms import PURPOSES
 from marketplace.domain.money import format_msat
 from marketplace.settings import Settings
-from marketplace.workers.faults import crash_at
+from marketplace.payments.faults import crash_at
 from portfolio.allocation import Allocator, eligible_pairs, whole_notes
 from portfolio.pd import LGD_DEFAULT
 from marketplace.domain.messages import Message, N_
+from marketplace.domain.throttling import retry_after, wait_message
 
 FREQUENCIES = tuple(f.value for f in Frequency)
 DAYS_PER_PERIOD = {"daily": 1, "weekly": 7, "monthly": 30}
@@ -94,6 +97,7 @@ def save_rules(database: Database, settings: Settings, lender_id: int, rules: Ru
     rules.check(unit_msat(settings.note_min_sat))
 
     def work(conn: Connection) -> Rules:
+        _count_change(conn, settings, lender_id, datetime.now(timezone.utc))
         available = ledger.user_balances(conn, lender_id)[AccountKind.USER_AVAILABLE]
         held = held_by_autoinvest(conn, [lender_id], {lender_id: rules.reinvest})[lender_id]
         if rules.budget_msat > available + held:
@@ -119,6 +123,76 @@ def save_rules(database: Database, settings: Settings, lender_id: int, rules: Ru
         return rules
 
     return database.run(work)
+
+
+class TooManyRuleChanges(TooManyAttempts):
+    """429: the lender saved their rules too often lately; `retry_after_s` says how long to wait."""
+
+    code = "too_many_rule_changes"
+
+    def __init__(self, message: str | Message, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+def _count_change(conn: Connection, settings: Settings, lender_id: int, now: datetime) -> None:
+    """Refuse a save past `autoinvest_changes_per_window` in the window; else count it (old counts pruned).
+
+    The lender's rules row is locked first (PostgreSQL), so parallel saves cannot all pass one count. A save
+    that is refused later on (a budget too large) rolls its count back with it."""
+    conn.execute(select(autoinvest_rules.c.lender_id).where(autoinvest_rules.c.lender_id == lender_id)
+                 .with_for_update()).first()
+    window = timedelta(seconds=settings.autoinvest_changes_window_s)
+    changes = autoinvest_rule_changes.c
+    conn.execute(delete(autoinvest_rule_changes).where(changes.lender_id == lender_id, changes.at <= now - window))
+    times = [at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc) for at in conn.execute(
+        select(changes.at).where(changes.lender_id == lender_id)).scalars()]
+    wait = retry_after(times, settings.autoinvest_changes_per_window, window, now)
+    if wait is not None:
+        raise TooManyRuleChanges(N_("You changed your auto-invest rules %(count)s times lately, the most allowed. "
+                                    "Try again %(wait)s.", count=settings.autoinvest_changes_per_window,
+                                    wait=wait_message(wait)), int(-(-wait.total_seconds() // 1)))
+    conn.execute(insert(autoinvest_rule_changes).values(lender_id=lender_id, at=now))
+
+
+@dataclass(frozen=True)
+class AutoInvestView:
+    """A lender's auto-invest page (and API answer): the stored rules, what they match, the latest orders."""
+
+    rules: Rules | None
+    available_msat: int
+    held_msat: int
+    matching: int
+    orders: list[Any]
+    # Why nothing would be bought whatever matches (a budget below one note, ...); None: nothing stops it.
+    nothing_to_buy: Message | None = None
+
+
+def current_rules(database: Database, lender_id: int) -> Rules | None:
+    return database.read(lambda c: rules_of(c, lender_id))
+
+
+def autoinvest_view(database: Database, settings: Settings, lender_id: int, *, orders: bool = True) -> AutoInvestView:
+    """The lender's rules (None: never saved) and, for them (or the defaults), what they match now."""
+    def read(conn: Connection) -> AutoInvestView:
+        rules = rules_of(conn, lender_id)
+        effective = rules or Rules()
+        held = held_by_autoinvest(conn, [lender_id], {lender_id: effective.reinvest})[lender_id]
+        return AutoInvestView(
+            rules, ledger.user_balances(conn, lender_id)[AccountKind.USER_AVAILABLE], held,
+            matching_requests(conn, settings, effective), _recent_orders(conn, lender_id) if orders else [],
+            nothing_to_buy_of(conn, settings, lender_id, effective, held))
+
+    return database.read(read)
+
+
+def _recent_orders(conn: Connection, lender_id: int) -> list[Any]:
+    return list(conn.execute(
+        select(autoinvest_orders.c.run_id, autoinvest_orders.c.loan_id, autoinvest_orders.c.amount_msat,
+               autoinvest_orders.c.status, autoinvest_orders.c.error, loans.c.grade, loans.c.purpose)
+        .select_from(autoinvest_orders.join(loans, loans.c.id == autoinvest_orders.c.loan_id))
+        .where(autoinvest_orders.c.lender_id == lender_id)
+        .order_by(autoinvest_orders.c.id.desc()).limit(20)).all())
 
 
 # --- what the rules allow right now ------------------------------------------------------------------------------
@@ -240,6 +314,7 @@ def _finish(conn: Connection, run_id: int) -> None:
                           ).scalar_one()
     conn.execute(update(autoinvest_runs).where(autoinvest_runs.c.id == run_id)
                  .values(status="done", finished_at=datetime.now(timezone.utc), bought_msat=int(bought)))
+    prune(conn, run_id)
 
 
 def _plan(conn: Connection, settings: Settings, now: datetime | None) -> int | None:

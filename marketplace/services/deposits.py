@@ -12,7 +12,12 @@ from marketplace.db.engine import Database
 from marketplace.db.invoices import InvoiceRow
 from marketplace.domain.errors import LightningUnavailable, NotFound
 from marketplace.domain.payments import check_amount
-from marketplace.services.invoice_limits import check_invoice_rate, check_open_invoices
+from marketplace.services.invoice_limits import (
+    address_key,
+    check_invoice_rate,
+    check_open_invoices,
+    reuse_or_check_paycode,
+)
 from marketplace.services.lightning_calls import in_transaction, node_said, reading
 from marketplace.settings import Settings
 from marketplace.domain.messages import N_
@@ -21,7 +26,7 @@ from marketplace.domain.messages import N_
 async def issue_invoice(
     database: Database, port: LightningPort, settings: Settings, purpose: str, user_id: int,
     amount_msat: int, description: str, loan_id: int | None = None, *, address: str | None = None,
-    deschashonly: bool = False,
+    deschashonly: bool = False, paycode: bool = False,
 ) -> InvoiceRow:
     """Write the invoice down, ask the node for it, store the node's answer.
 
@@ -30,18 +35,34 @@ async def issue_invoice(
     `address` is the network address the request came from (None from the CLI):
     it counts toward the marketplace-wide cap of open invoices per address.
     `deschashonly`: the BOLT11 carries SHA-256 of `description` instead of it (LNURL-pay's metadata).
+    `paycode`: asked for through a loan's pay code by anyone holding it: counted against the loan's own
+    pay-code budget (an open invoice for the same amount is handed out again), never the user's, and short-lived.
+    Only a keyed hash of `address` is stored.
     """
-    def record(conn: Connection) -> InvoiceRow:
+    key = address_key(settings.secret_key, address)
+    expiry_s = settings.paycode_invoice_expiry_s if paycode else settings.invoice_expiry_s
+
+    def record(conn: Connection) -> tuple[InvoiceRow, bool]:
         # Same transaction as the insert: two requests at once cannot both slip past the limits.
         now = datetime.now(timezone.utc)
-        check_invoice_rate(conn, user_id, now, settings.invoice_limit_count, settings.invoice_limit_window_s)
-        check_open_invoices(conn, address, now, settings.invoice_unpaid_per_address, settings.invoice_unpaid_total,
+        if paycode:
+            assert loan_id is not None
+            again = reuse_or_check_paycode(conn, loan_id, amount_msat, description, now,
+                                           settings.paycode_open_per_loan, expiry_s)
+            if again is not None:
+                return again, True
+        else:
+            check_invoice_rate(conn, user_id, now, settings.invoice_limit_count, settings.invoice_limit_window_s)
+        check_open_invoices(conn, key, now, settings.invoice_unpaid_per_address, settings.invoice_unpaid_total,
                             settings.invoice_expiry_s)
-        return invoices.record_new(conn, purpose, user_id, amount_msat, description, loan_id, address=address)
+        return invoices.record_new(conn, purpose, user_id, amount_msat, description, loan_id, address=key,
+                                   made_by="paycode" if paycode else "owner"), False
 
-    row = await in_transaction(database, record)
+    row, reused = await in_transaction(database, record)
+    if reused:
+        return row
     try:
-        created = await port.create_invoice(amount_msat, row.label, description, settings.invoice_expiry_s,
+        created = await port.create_invoice(amount_msat, row.label, description, expiry_s,
                                             deschashonly=deschashonly)
     except DuplicateLabel:
         found = await port.lookup_invoice(row.label)

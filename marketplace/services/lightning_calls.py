@@ -12,19 +12,15 @@ from sqlalchemy import Connection
 from lightning.errors import LightningError, NodeUnreachable
 from lightning.port import LightningPort, NodeInfo
 from marketplace.db.engine import Database
+from marketplace.db.offloop import in_transaction, reading
 from marketplace.domain.errors import LightningUnavailable
 from marketplace.domain.messages import Message, N_, as_message
 
 T = TypeVar("T")
 
 
-async def in_transaction(database: Database, work: Callable[[Connection], T]) -> T:
-    """One writing transaction, off the event loop."""
-    return await anyio.to_thread.run_sync(lambda: database.run(work))
-
-
-async def reading(database: Database, work: Callable[[Connection], T]) -> T:
-    return await anyio.to_thread.run_sync(lambda: database.read(work))
+# The services' names for marketplace/db/offloop.py (where marketplace/payments/ takes them from too).
+__all__ = ["in_transaction", "reading"]
 
 
 def node_said(exc: LightningError) -> Message:

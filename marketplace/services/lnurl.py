@@ -124,7 +124,7 @@ def due_facts(conn: Connection, name: str, as_of: date) -> tuple[LoanRow, lnurl.
 
 
 def _metadata(site: Site, handle: str, facts: lnurl.DueFacts) -> str:
-    return lnurl.metadata(facts, lnurl.lightning_address(handle, site.host))
+    return lnurl.metadata(facts.loan_id, lnurl.lightning_address(handle, site.host))
 
 
 async def pay_request(database: Database, site: Site, name: str, today: date | None = None) -> PayRequest:
@@ -146,7 +146,7 @@ async def pay_invoice(database: Database, port: LightningPort, settings: Setting
     handle = lnurl.check_handle(name)
     return await loan_service.repayment_invoice(
         database, port, settings, loan.borrower_id, loan.id, amount_msat, as_of,
-        description=_metadata(site, handle, facts), deschashonly=True, address=address)
+        description=_metadata(site, handle, facts), deschashonly=True, address=address, paycode=True)
 
 
 def loan_pay_code(database: Database, site: Site, loan_id: int) -> PayCode:

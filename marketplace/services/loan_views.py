@@ -14,6 +14,7 @@ from datetime import date, datetime, timezone
 from sqlalchemy import Connection, case, func, select
 
 from marketplace.db import ledger, loans
+from marketplace.db.engine import Database
 from marketplace.db.loans import LOAN_COLUMNS, NOTE_COLUMNS, LoanRow, NoteRow, loan_from
 from marketplace.db.outgoing import OutgoingRow
 from marketplace.db.tables import loans as loans_table
@@ -373,3 +374,17 @@ def risk_report(conn: Connection, as_of: date) -> RiskReport:
     late = tuple(LateLoan(by_id[r.loan_id], names.get(by_id[r.loan_id].borrower_id, "?"), r.days_past_due,
                           r.outstanding_principal_msat) for r in late_risks)
     return RiskReport(par_bps(risks, 1), par_bps(risks, 30), at_risk1, at_risk30, total, len(active), late)
+
+
+def _loans_by_status(conn: Connection, status: str, limit: int, offset: int, now: datetime) -> list[LoanRow]:
+    query = (select(*LOAN_COLUMNS).where(loans_table.c.status == status)
+             .order_by(loans_table.c.id.desc()).limit(limit).offset(offset))
+    if status == "funding":
+        query = query.where(loans_table.c.funding_deadline > now)
+    return [loan_from(r) for r in conn.execute(query)]
+
+
+def loans_by_status(database: Database, status: str, limit: int, offset: int, now: datetime) -> list[LoanRow]:
+    """Loans in `status`, newest first (funding: only those still open for funding at `now`)."""
+    found: list[LoanRow] = database.read(lambda c: _loans_by_status(c, status, limit, offset, now))
+    return found

@@ -24,6 +24,7 @@ from marketplace.domain.loans.delinquency import DelinquencyPolicy
 from marketplace.domain.loans.limits import LendingLimits, check_note, check_request
 from marketplace.domain.loans.schedules import Schedule, build_schedule, contract_schedule
 from marketplace.domain.loans.terms import LoanTerms, parse_story
+from marketplace.domain.text import strip_bidi
 from marketplace.domain.money import format_msat
 from marketplace.domain.payments import check_amount, fee_reserve_msat
 from marketplace.services.deposits import issue_invoice
@@ -31,7 +32,7 @@ from marketplace.services.grading import PriceGuidance, grade_request, price_gui
 from marketplace.services.lightning_calls import NodeFacts, in_transaction, node_said, reading
 from marketplace.services.withdrawals import send_held
 from marketplace.settings import Settings
-from marketplace.workers.reconciler import reconcile_outgoing
+from marketplace.payments.reconciler import reconcile_outgoing
 from marketplace.domain.messages import N_
 
 # A replayed request key answers with the first pledge only when it asks for the same pledge.
@@ -93,7 +94,7 @@ def schedule_of(loan: LoanRow) -> Schedule:
 
 def request_loan(database: Database, settings: Settings, borrower_id: int, terms: LoanTerms, purpose: str,
                  story: str, now: datetime | None = None) -> int:
-    purpose, story = parse_story(purpose, story)
+    purpose, story = parse_story(purpose, strip_bidi(story))
     shown = preview(settings, terms)
     moment = now or datetime.now(timezone.utc)
 
@@ -288,8 +289,10 @@ async def disburse(database: Database, port: LightningPort, facts: NodeFacts, se
 async def repayment_invoice(database: Database, port: LightningPort, settings: Settings, borrower_id: int,
                             loan_id: int, amount_msat: int | None, today: date | None = None,
                             *, address: str | None = None, description: str | None = None,
-                            deschashonly: bool = False) -> InvoiceRow:
+                            deschashonly: bool = False, paycode: bool = False) -> InvoiceRow:
     """An invoice for the next due amount, or any other amount up to the payoff (partial or early).
+
+    `paycode`: asked for through the loan's pay code, by anyone: the loan's pay-code budget, not the borrower's.
 
     `address`: where the request came from (the open-invoice caps per address).
     `description`/`deschashonly`: what the invoice commits to instead of the usual line (LNURL-pay's metadata).
@@ -318,7 +321,7 @@ async def repayment_invoice(database: Database, port: LightningPort, settings: S
                               payoff=format_msat(most)))
     return await issue_invoice(database, port, settings, "repayment", borrower_id, amount_msat,
                                description or f"Microlend loan {loan_id} repayment", loan_id=loan_id,
-                               address=address, deschashonly=deschashonly)
+                               address=address, deschashonly=deschashonly, paycode=paycode)
 
 
 @dataclass(frozen=True)

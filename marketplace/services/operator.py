@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from lightning.errors import LightningError, NodeUnreachable
 from lightning.port import Channel, ChannelClosed, ChannelOpened, LightningPort
 from marketplace.db import loans as loan_rows
 from marketplace.db import outgoing
-from marketplace.db.tables import loans, outgoing_payments
+from marketplace.db.engine import Database
+from marketplace.db.tables import loans, outbox, outgoing_payments, users
+from marketplace.db.verify import VerifyReport, verify_ledger
 from marketplace.domain.errors import InvalidInput, LightningUnavailable, NotFound, Refusal
 from marketplace.domain import numbers
 from marketplace.domain.money import SAT_MAX, format_msat
@@ -230,3 +232,46 @@ async def close_channel(port: LightningPort, raw_ref: str) -> ChannelClosed:
         return await port.close_channel(target)
     except LightningError as exc:
         raise _node_error(exc, N_("close the channel")) from exc
+
+
+# --- the books and the notices, for the operator's pages ----------------------------------------------------------
+
+
+def liquidity_for(database: Database, channels: tuple[Channel, ...] | list[Channel], today: date) -> Liquidity:
+    """`liquidity` in its own read transaction (the operator page's)."""
+    return database.read(lambda c: liquidity(c, channels, today))
+
+
+def verify_books(database: Database) -> VerifyReport:
+    """`microlend ledger verify` from the operator's page: the chain, every entry's balance, every balance."""
+    return database.read(verify_ledger)
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    email: str
+    kind: str
+    subject: str
+    body: str
+    created_at: datetime
+    status: str
+    sent_at: datetime | None
+    read_at: datetime | None
+    error: str
+
+
+def _outbox_page(conn: Connection, page: int, size: int) -> tuple[list[OutboxRow], int]:
+    total = int(conn.execute(select(func.count()).select_from(outbox)).scalar_one())
+    rows = conn.execute(
+        select(outbox.c.id, users.c.email, outbox.c.kind, outbox.c.subject, outbox.c.body, outbox.c.created_at,
+               outbox.c.status, outbox.c.sent_at, outbox.c.read_at, outbox.c.error)
+        .select_from(outbox.join(users, users.c.id == outbox.c.user_id))
+        .order_by(outbox.c.id.desc()).limit(size).offset((page - 1) * size))
+    return [OutboxRow(int(r.id), str(r.email), str(r.kind), str(r.subject), str(r.body), r.created_at,
+                      str(r.status), r.sent_at, r.read_at, str(r.error)) for r in rows], total
+
+
+def outbox_page(database: Database, page: int, size: int) -> tuple[list[OutboxRow], int]:
+    """One page of every notice written (newest first), with the total count."""
+    return database.read(lambda c: _outbox_page(c, page, size))

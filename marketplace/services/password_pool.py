@@ -46,6 +46,12 @@ class HashingBusy(TooManyAttempts):
         self.retry_after_s = retry_after_s
 
 
+class AddressBusy(HashingBusy):
+    """429: this network address already holds its share of the places in the gate."""
+
+    code = "address_busy"
+
+
 class Ticket:
     """One admitted request's right to hash: each hash still waits for a free worker."""
 
@@ -71,12 +77,15 @@ class Ticket:
 
 
 class PasswordPool:
-    def __init__(self, hasher: PasswordHasher, workers: int, waiting: int) -> None:
+    def __init__(self, hasher: PasswordHasher, workers: int, waiting: int, per_address: int | None = None) -> None:
         if workers < 1 or waiting < 0:
             raise ValueError("a password pool needs at least one worker and no negative queue")
         self.hasher = hasher
         self.workers = workers
         self.waiting = waiting
+        # Places in the gate one network address may hold at once (running or waiting).
+        self.per_address = max(1, per_address if per_address is not None else workers + waiting)
+        self._holding: dict[str, int] = {}
         self._admitted = threading.BoundedSemaphore(workers + waiting)
         self._running = threading.BoundedSemaphore(workers)
         self._lock = threading.Lock()
@@ -88,17 +97,33 @@ class PasswordPool:
         # The web's gate: requests wait for a thread here, as coroutines.
         self._threads = anyio.CapacityLimiter(workers)
 
-    async def run(self, service: Callable[..., T], *args: object) -> T:
+    async def run(self, service: Callable[..., T], *args: object, address: str | None = None) -> T:
         """Run a blocking service that hashes (sign-in, sign-up) in one of `workers` threads.
 
         Up to `waiting` more requests wait (without a thread) for their turn;
-        beyond that, HashingBusy at once.
+        beyond that, HashingBusy at once. One `address` holds at most
+        `per_address` of those places: a flood from one address is refused
+        (AddressBusy) and leaves the rest of the gate to everyone else.
         """
         queued = self._threads.statistics()
+        if address is not None and self._holding.get(address, 0) >= self.per_address:
+            raise AddressBusy(N_("Your network address has several sign-ins or sign-ups in progress already. "
+                                 "Please try again in a few seconds."), self._retry_after_s(queued.tasks_waiting))
         if queued.borrowed_tokens + queued.tasks_waiting >= self.workers + self.waiting:
             raise HashingBusy(N_("Many people are signing in or up right now, so this one was not started. "
                               "Please try again in a few seconds."), self._retry_after_s(queued.tasks_waiting))
-        return await anyio.to_thread.run_sync(lambda: service(*args), limiter=self._threads)
+        if address is None:
+            return await anyio.to_thread.run_sync(lambda: service(*args), limiter=self._threads)
+        # No await between the check above and this count: the event loop cannot let another request in between.
+        self._holding[address] = self._holding.get(address, 0) + 1
+        try:
+            return await anyio.to_thread.run_sync(lambda: service(*args), limiter=self._threads)
+        finally:
+            left = self._holding[address] - 1
+            if left:
+                self._holding[address] = left
+            else:
+                del self._holding[address]
 
     @contextmanager
     def ticket(self) -> Iterator[Ticket]:
@@ -136,11 +161,12 @@ class PasswordPool:
 
 
 @lru_cache(maxsize=8)
-def _pool(time_cost: int, memory_kib: int, workers: int, waiting: int) -> PasswordPool:
-    return PasswordPool(PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, type=Type.ID), workers, waiting)
+def _pool(time_cost: int, memory_kib: int, workers: int, waiting: int, per_address: int) -> PasswordPool:
+    return PasswordPool(PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, type=Type.ID), workers, waiting,
+                        per_address)
 
 
 def password_pool(settings: Settings) -> PasswordPool:
     """The process's pool for these settings (one per configuration, so tests with cheap hashing get their own)."""
     return _pool(settings.argon2_time_cost, settings.argon2_memory_kib, settings.password_hash_workers,
-                 settings.password_hash_waiting)
+                 settings.password_hash_waiting, settings.password_hash_per_address)

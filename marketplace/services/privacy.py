@@ -11,15 +11,20 @@ field: entries carry kinds, payment hashes and loan or note numbers only
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 import secrets
 from collections.abc import Mapping
 from datetime import date, datetime, timezone
 from typing import Any
 
+import anyio.to_thread
 from sqlalchemy import Connection, Table, delete, func, select, update
 
+from lightning.errors import NodeUnreachable
+from lightning.port import InvoiceStatus, LightningPort
 from marketplace.db import ledger
 from marketplace.db.engine import Database
+from marketplace.db.invoices import COLUMNS, InvoiceRow, row_from
 from marketplace.db.tables import (
     api_tokens,
     autoinvest_rules,
@@ -35,9 +40,10 @@ from marketplace.db.tables import (
     signin_failures,
     users,
 )
-from marketplace.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from marketplace.domain.errors import Conflict, Forbidden, InvalidInput, LightningUnavailable, NotFound
 from marketplace.domain.journal import AccountKind
 from marketplace.domain.money import format_msat
+from marketplace.services.lightning_calls import in_transaction, reading
 from marketplace.services.statements import all_lines
 from marketplace.settings import Settings
 from marketplace.domain.messages import N_
@@ -99,7 +105,8 @@ def export_data(conn: Connection, user_id: int, now: datetime | None = None) -> 
         "loans": own_loans,
         "notes": _rows(conn, notes, notes.c.lender_id == user_id),
         "autoinvest_rules": _rows(conn, autoinvest_rules, autoinvest_rules.c.lender_id == user_id),
-        "invoices": _rows(conn, invoices, invoices.c.user_id == user_id),
+        # Not the address a request came from (a keyed hash; for pay-code invoices a payer's, not theirs).
+        "invoices": _rows(conn, invoices, invoices.c.user_id == user_id, leave_out=("address",)),
         "payments_out": _rows(conn, outgoing_payments, outgoing_payments.c.user_id == user_id),
         "statement": [_one(dataclasses.asdict(line)) for line in reversed(all_lines(conn, user_id))],
         "sessions": _rows(conn, sessions, sessions.c.user_id == user_id, leave_out=("id_hash", "user_id"),
@@ -157,18 +164,66 @@ def check_erasable(conn: Connection, settings: Settings, user_id: int) -> int:
     return available
 
 
+def _open_invoices(conn: Connection, user_id: int) -> list[InvoiceRow]:
+    """The person's invoices someone might still pay (or the node might still make)."""
+    return [row_from(r) for r in conn.execute(select(*COLUMNS).where(
+        invoices.c.user_id == user_id, invoices.c.status.in_(("creating", "unpaid"))).order_by(invoices.c.id))]
+
+
+def _cancelled(conn: Connection, invoice_id: int) -> None:
+    conn.execute(update(invoices).where(invoices.c.id == invoice_id, invoices.c.status.in_(("creating", "unpaid")))
+                 .values(status="expired"))
+
+
+def _refuse_open_invoices(conn: Connection, user_id: int) -> None:
+    if _open_invoices(conn, user_id):
+        raise Conflict(N_("An invoice of yours can still be paid; it has to be cancelled first. Try again in a "
+                          "minute; nothing was erased."))
+
+
+async def erase_borrower_cancelling(database: Database, port: LightningPort, settings: Settings, user_id: int,
+                                    confirmation: str, now: datetime | None = None) -> Erasure:
+    """Erasure as a person asks for it: first every open invoice of theirs is deleted at the node (`delinvoice`),
+    so nobody can pay one after (its money would have nobody to go to), then `erase_borrower`.
+
+    One the node says was paid meanwhile: refused until the listener has counted it (the person may then
+    hold money to withdraw). A node that cannot be reached: refused, nothing erased. Money that arrives all
+    the same goes to the operator's refund queue (marketplace.db.refunds), never to the erased account."""
+    check_confirmation(confirmation)
+    await in_transaction(database, lambda c: check_erasable(c, settings, user_id))
+    for row in await reading(database, lambda c: _open_invoices(c, user_id)):
+        try:
+            status = await port.cancel_invoice(row.label)
+        except NodeUnreachable as exc:
+            raise LightningUnavailable(N_(
+                "The Lightning node cannot be reached, so your unpaid invoices cannot be cancelled; nothing was "
+                "erased. Try again in a minute.")) from exc
+        if status is InvoiceStatus.PAID:
+            raise Conflict(N_("A payment to one of your invoices has just arrived. Once it is counted (within a "
+                              "minute) you can withdraw it and then erase your data; nothing was erased."))
+        await in_transaction(database, partial(_cancelled, invoice_id=row.id))
+    return await anyio.to_thread.run_sync(
+        lambda: erase_borrower(database, settings, user_id, confirmation, now))
+
+
+def check_confirmation(confirmation: str) -> None:
+    if confirmation.strip().upper() != CONFIRM_WORD:
+        raise InvalidInput(N_("Type %(word)s in the box to confirm; nothing was erased.", word=CONFIRM_WORD))
+
+
 def erase_borrower(database: Database, settings: Settings, user_id: int, confirmation: str,
                    now: datetime | None = None) -> Erasure:
     """Remove the person and keep the record. One transaction: all of it happens, or none.
 
+    Refused while an invoice of theirs is open (`erase_borrower_cancelling` cancels them at the node first).
     A balance too small to withdraw (below the minimum payout plus its fee reserve) stays in the books,
     under the pseudonym: refusing would leave such a person no way to be erased at all."""
-    if confirmation.strip().upper() != CONFIRM_WORD:
-        raise InvalidInput(N_("Type %(word)s in the box to confirm; nothing was erased.", word=CONFIRM_WORD))
+    check_confirmation(confirmation)
     moment = now or datetime.now(timezone.utc)
 
     def work(conn: Connection) -> Erasure:
         left = check_erasable(conn, settings, user_id)
+        _refuse_open_invoices(conn, user_id)
         email = str(conn.execute(select(users.c.email).where(users.c.id == user_id)).scalar_one())
         pseudonym = f"erased-{secrets.token_hex(8)}@{ERASED_DOMAIN}"
         conn.execute(update(users).where(users.c.id == user_id).values(

@@ -10,11 +10,12 @@ import csv
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Connection, Select, func, select
 
+from marketplace.db.engine import Database
 from marketplace.db.tables import accounts, journal_entries, journal_lines
 from marketplace.domain import numbers
 from marketplace.domain.errors import InvalidInput
@@ -169,3 +170,38 @@ def csv_rows(lines: list[StatementLine]) -> Iterator[str]:
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue()
+
+
+# --- the JSON API's statement: one line per ledger line, newest entry first ----------------------------------------
+
+_API_ACCOUNT_NAMES = {AccountKind.USER_AVAILABLE: "available", AccountKind.USER_RESERVED: "reserved",
+                      AccountKind.USER_PENDING_OUT: "pending"}
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _api_lines(conn: Connection, user_id: int, limit: int, offset: int) -> list[dict[str, Any]]:
+    """The user's own ledger lines (available, reserved, pending), newest entry first."""
+    rows = conn.execute(
+        select(journal_entries.c.id, journal_entries.c.posted_at_us, journal_entries.c.kind, journal_entries.c.memo,
+               accounts.c.kind.label("account_kind"), journal_lines.c.amount_msat)
+        .select_from(journal_lines.join(accounts, accounts.c.id == journal_lines.c.account_id)
+                     .join(journal_entries, journal_entries.c.id == journal_lines.c.entry_id))
+        .where(accounts.c.user_id == user_id)
+        .order_by(journal_entries.c.id.desc(), journal_lines.c.position)
+        .limit(limit).offset(offset))
+    lines = []
+    for r in rows:
+        kind = AccountKind(r.account_kind)
+        lines.append({
+            "entry_id": int(r.id), "posted_at": (_EPOCH + timedelta(microseconds=int(r.posted_at_us))).isoformat(),
+            "kind": r.kind, "account": _API_ACCOUNT_NAMES.get(kind, kind.value),
+            "amount_msat": natural_delta(kind.normal_side, int(r.amount_msat)), "memo": r.memo or "",
+        })
+    return lines
+
+
+def api_lines(database: Database, user_id: int, limit: int, offset: int) -> list[dict[str, Any]]:
+    """The user's own ledger lines for /api/v1/statement (`limit` of them from `offset`)."""
+    return database.read(lambda c: _api_lines(c, user_id, limit, offset))

@@ -5,7 +5,7 @@ reserve, then settle or release by the node's answer. Anything that is not a
 clear success or a clear failure is *unknown*: the hold stays until the
 reconciler learns the outcome from the node (and, where the node has no
 record of the payment, hands it the same invoice again: see
-marketplace/workers/reconciler.py).
+marketplace/payments/reconciler.py).
 
 A node that is down is found before anything is held (a fresh getinfo:
 503, nothing changed). If it goes down between that check and the payment,
@@ -28,10 +28,10 @@ from marketplace.domain.errors import InvoiceRefused
 from marketplace.domain.payments import check_amount, fee_reserve_msat
 from marketplace.services.lightning_calls import NodeFacts, in_transaction, node_said, reading
 from marketplace.settings import Settings
-from marketplace.workers.faults import crash_at
-from marketplace.workers.payment_attempts import attempt
-from marketplace.workers.payment_locks import payment_locks
-from marketplace.workers.reconciler import reconcile_outgoing
+from marketplace.payments.faults import crash_at
+from marketplace.payments.attempts import attempt
+from marketplace.payments.locks import payment_locks
+from marketplace.payments.reconciler import reconcile_outgoing
 from marketplace.domain.messages import N_
 
 

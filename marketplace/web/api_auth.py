@@ -19,6 +19,7 @@ from marketplace.web.state import database_of
 from marketplace.domain.messages import N_
 
 AUTHORIZATION = "authorization"
+_READING = ("GET", "HEAD", "OPTIONS")
 
 
 class InvalidToken(Refusal):
@@ -65,9 +66,13 @@ async def _resolve(conn: HTTPConnection) -> SessionUser:
     token = bearer_token(conn)
     user: SessionUser | None
     if token is not None:
-        user = await run_in_threadpool(api_tokens.authenticate, database_of(conn), token)
-        if user is None:
-            raise InvalidToken(N_("This API token is not valid: it is unknown or has been revoked."))
+        holder = await run_in_threadpool(api_tokens.authenticate, database_of(conn), token)
+        if holder is None:
+            raise InvalidToken(N_("This API token is not valid: it is unknown, has expired or has been revoked."))
+        if holder.read_only and conn.scope.get("method", "GET") not in _READING:
+            raise Forbidden(N_("This API token may only read; make a token with full scope at /settings to "
+                               "change anything."))
+        user = holder.user
         conn.state.user = user  # handlers that ask `current_user` see the token's user
         conn.state.api_auth = "token"
     else:

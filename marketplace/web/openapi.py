@@ -255,7 +255,8 @@ _ERROR_TEXT = {
     409: "The state does not allow it (codes conflict, insufficient_funds, idempotency_conflict)",
     413: "The body is larger than 64 KiB (code too_large)",
     429: ("Too many invoices asked for in a short time by this account (code too_many_invoices), or too many "
-          "still unpaid from this network address or in all (code too_many_open_invoices); see Retry-After"),
+          "still unpaid from this network address or in all (code too_many_open_invoices), or auto-invest rules "
+          "changed too often (code too_many_rule_changes); see Retry-After"),
     422: ("A field or parameter is wrong, or the query names a parameter the operation does not take (codes "
           "invalid_body, invalid_parameter, invalid_input, invoice_refused)"),
     503: "The Lightning node cannot be reached; nothing was changed (code lightning_unavailable)",
@@ -387,7 +388,7 @@ def _paths() -> dict[str, dict[str, Schema]]:
         "/autoinvest": {
             "get": _operation("The caller's auto-invest rules", (200, "Rules (null when never set) and what they "
                               "match now", "AutoInvest"), (), roles="lender", tag="notes"),
-            "put": _operation("Set the auto-invest rules", (200, "The rules as stored", "AutoInvest"), _BODY,
+            "put": _operation("Set the auto-invest rules", (200, "The rules as stored", "AutoInvest"), (*_BODY, 429),
                               roles="lender", body="AutoInvestRules", tag="notes"),
         },
         "/openapi.json": {

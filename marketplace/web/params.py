@@ -23,12 +23,10 @@ _NO_SUCH = {"loan": N_("There is no such loan."), "note": N_("There is no such n
 
 
 def path_id(request: Request, name: str, what: str) -> int:
-    """A positive id from the path; anything else (other scripts' digits, signs, 0, too long) is NotFound."""
-    raw = str(request.path_params.get(name, ""))
-    try:
-        value = numbers.whole(raw, label=what, minimum=1, maximum=10**ID_DIGITS_MAX - 1)
-    except numbers.NumberRefused:
-        raise NotFound(_NO_SUCH.get(what) or N_("There is no such %(what)s.", what=what)) from None
+    """A positive id from the path; anything else (other scripts' digits, signs, 0, blanks, too long) is NotFound."""
+    value = numbers.strict_id(str(request.path_params.get(name, "")))
+    if value is None:
+        raise NotFound(_NO_SUCH.get(what) or N_("There is no such %(what)s.", what=what))
     return value
 
 

@@ -6,11 +6,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from marketplace.web import formatting
+from marketplace.domain.text import strip_bidi
 from marketplace.web.csrf import csrf_token_for, set_anon_cookie
 from marketplace.web.i18n import install_i18n, say
 from marketplace.web.words import WORDS
@@ -30,6 +32,16 @@ def build_templates() -> Jinja2Templates:
     return Jinja2Templates(env=_environment())
 
 
+def _finalize(value: object) -> object:
+    if isinstance(value, Message):
+        return strip_bidi(say(value))
+    if isinstance(value, Markup):
+        return Markup(strip_bidi(str(value)))
+    if isinstance(value, str):
+        return strip_bidi(value)
+    return value
+
+
 @functools.cache
 def _environment() -> jinja2.Environment:
     """One environment per process: every app in it (the test suite makes hundreds) shares the compiled
@@ -39,8 +51,9 @@ def _environment() -> jinja2.Environment:
         autoescape=True,
         # A typo in a template fails loudly in tests instead of rendering blank.
         undefined=jinja2.StrictUndefined,
-        # A marked sentence handed to a template (a notice, a warning) prints in the reader's language.
-        finalize=lambda value: say(value) if isinstance(value, Message) else value,
+        # A marked sentence handed to a template (a notice, a warning) prints in the reader's language; every
+        # other text printed loses its bidirectional controls (one person's text cannot reorder the page).
+        finalize=_finalize,
     )
     # Amounts people read: whole sats in the reader's number format (formatting.py states the rounding rule);
     # `owed` rounds up what someone must pay, `msat_exact` keeps millisatoshis where exactness is the point.

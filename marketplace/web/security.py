@@ -55,7 +55,8 @@ class SecurityHeadersMiddleware:
 
 
 def client_address(conn: HTTPConnection) -> str:
-    """The peer address. Behind a proxy, run uvicorn with --proxy-headers so this is the client."""
+    """The peer address: behind a proxy listed in MICROLEND_TRUSTED_PROXIES, the client it forwarded for
+    (`serve` passes the list to uvicorn); anyone else's X-Forwarded-For is ignored."""
     return conn.client.host if conn.client is not None else "unknown"
 
 

@@ -23,7 +23,7 @@ from marketplace.db import invoices
 from marketplace.db.engine import Database
 from marketplace.db.crediting import CreditReport, apply_updates
 from marketplace.services.lightning_calls import in_transaction, reading
-from marketplace.workers.faults import crash_at
+from marketplace.payments.faults import crash_at
 from marketplace.workers.health import WorkerHealth
 
 log = logging.getLogger("microlend.listener")

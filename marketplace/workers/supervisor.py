@@ -30,7 +30,7 @@ from marketplace.settings import Settings
 from marketplace.workers.health import WorkerHealth
 from marketplace.workers.leadership import Leadership
 from marketplace.workers.listener import PaymentListener
-from marketplace.workers.reconciler import reconcile_outgoing
+from marketplace.payments.reconciler import reconcile_outgoing
 
 log = logging.getLogger("microlend.workers")
 

@@ -185,8 +185,10 @@ def test_a_token_is_shown_once_stored_hashed_and_authenticates_until_revoked(
     assert stored.last_used_at is None
 
     start = datetime.now(timezone.utc)
-    user = api_tokens.authenticate(database, made.token, now=start)
-    assert user is not None and user.id == user_id and user.role.value == "lender"
+    holder = api_tokens.authenticate(database, made.token, now=start)
+    assert holder is not None and holder.scope == "full"
+    user = holder.user
+    assert user.id == user_id and user.role.value == "lender"
     [listed] = api_tokens.list_tokens(database, user_id)
     assert listed.last_used_at == start and listed.active and listed.prefix == made.prefix
     # At most one write a minute.

@@ -55,7 +55,7 @@ from marketplace.settings import Settings
 from tests.crash.forked import ForkedApp, Launcher
 from tests.crash.support import REPO_ROOT, AppProcess
 
-# Every named point on a money path (marketplace/workers/faults.py `crash_at`).
+# Every named point on a money path (marketplace/payments/faults.py `crash_at`).
 NAMED_POINTS = (
     "deposit:before-credit",  # the node has the payment; the credit transaction has written nothing yet
     "deposit:mid-credit",  # the deposit's journal entry is posted, the invoice not yet marked paid
@@ -435,7 +435,7 @@ class Trials:
             pass  # the app died under the request: expected
 
     def arm(self, point: str) -> None:
-        """The running app dies at `point` from now on (read by marketplace/workers/faults.py at each check)."""
+        """The running app dies at `point` from now on (read by marketplace/payments/faults.py at each check)."""
         self.fault_file.write_text(point)
 
     def _kills_at(self, point: str) -> int:

@@ -23,7 +23,8 @@ def test_migrations_are_at_head_and_seed_the_system_accounts(database: Database)
     assert migrate.current_revision(database.engine) == migrate.head_revision()
     migrate.ensure_current(database.engine)
     codes = database.read(lambda c: c.execute(text("SELECT code FROM accounts ORDER BY code")).scalars().all())
-    assert codes == ["system:equity", "system:node_asset", "system:node_fees_paid", "system:operator_fees"]
+    assert codes == ["system:equity", "system:node_asset", "system:node_fees_paid", "system:operator_fees",
+                     "system:refunds_due"]
 
 
 def test_an_empty_database_is_refused_with_the_upgrade_command(tmp_path: Path) -> None:

@@ -82,7 +82,7 @@ def test_a_wallet_pays_a_loan_from_its_lightning_address_alone(
     entries = dict(json.loads(body["metadata"]))
     assert entries["text/identifier"] == address
     plain = entries["text/plain"]
-    assert f"Microlend loan {loan.loan_id}: next due {format_msat(next_due)} on " in plain
+    assert plain == f"Microlend loan {loan.loan_id}. Any amount at any time counts."  # static: issue 21, 2b
     assert BORROWER_NAME not in body["metadata"] and "Rosa" not in body["metadata"]
 
     # LUD-06 callback: an invoice for exactly the amount, committing to SHA-256 of the metadata.
@@ -118,17 +118,17 @@ def test_a_wallet_pays_a_loan_from_its_lightning_address_alone(
     assert first.settled_on is not None
     assert database.read(lambda c: c.execute(select(invoices.c.status).where(invoices.c.id == row.id))
                          .scalar_one()) == "paid"
-    # The same code keeps working: the pay request now shows the next installment and a smaller payoff.
+    # The same code keeps working: a smaller payoff, and the same metadata (what a wallet holds stays right).
     again = app_client.get(url).json()
     assert again["maxSendable"] == owed(database, loan.loan_id)[0] < payoff
-    assert again["metadata"] != body["metadata"]
+    assert again["metadata"] == body["metadata"]
     assert database.read(verify_ledger).ok
 
 
 @pytest.fixture
 def limited_client(node_settings: Settings, database: Database, devnode_session: DevNode) -> Iterator[TestClient]:
-    """The app with a borrower's invoice allowance of 2 (the hardening's per-user limit)."""
-    app = create_app(node_settings.replace(invoice_limit_count=2), database=database,
+    """The app with a pay code's budget of 2 open invoices (the borrower's own allowance is apart)."""
+    app = create_app(node_settings.replace(paycode_open_per_loan=2), database=database,
                      demo_wallet=devnode_session.adapter("wallet"))
     with TestClient(app) as client:
         yield client
@@ -160,12 +160,13 @@ def test_lud06_refusals_limits_and_a_repaid_loan(
     lud06_error(client.get(f"{callback}?amount=1000&amount=2000"), 422, "one amount")
     assert count_invoices(database) == before
 
-    # The invoice limits apply as on the pay page: a third invoice in the window is refused.
+    # The pay code's own budget: an open invoice for the same amount is handed out again, a third is refused.
     small = client.get(callback, params={"amount": "1000"})
     whole = client.get(callback, params={"amount": str(payoff)})
     assert small.status_code == 200 and whole.status_code == 200, whole.text
-    refused = client.get(callback, params={"amount": "1000"})
-    lud06_error(refused, 429, "invoices")
+    assert client.get(callback, params={"amount": "1000"}).json()["pr"] == small.json()["pr"]
+    refused = client.get(callback, params={"amount": "1001"})
+    lud06_error(refused, 429, "unpaid invoices")
     assert int(refused.headers["retry-after"]) > 0
     assert count_invoices(database) == before + 2
 

@@ -19,8 +19,8 @@ from marketplace.db.engine import Database
 from marketplace.db.verify import verify_ledger
 from marketplace.domain.journal import AccountKind
 from marketplace.settings import Settings
-from marketplace.workers.payment_locks import payment_locks
-from marketplace.workers.reconciler import reconcile_outgoing
+from marketplace.payments.locks import payment_locks
+from marketplace.payments.reconciler import reconcile_outgoing
 from tests.fixtures.devnode import DevNode
 from tests.ledger_helpers import deposit_entry, make_user
 

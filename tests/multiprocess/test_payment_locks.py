@@ -14,7 +14,7 @@ import time
 from sqlalchemy import text
 
 from marketplace.db.engine import Database
-from marketplace.workers.payment_locks import PaymentLocks, lock_key
+from marketplace.payments.locks import PaymentLocks, lock_key
 from tests.crash.support import REPO_ROOT
 from tests.databases import PostgresTemplate
 
@@ -22,7 +22,7 @@ HASH = "ab" * 32
 HOLDER = """
 import sys, time
 from marketplace.db.engine import Database
-from marketplace.workers.payment_locks import payment_locks
+from marketplace.payments.locks import payment_locks
 locks = payment_locks(Database(sys.argv[1]))
 assert locks.try_claim(sys.argv[2])
 print("held", flush=True)

@@ -76,7 +76,7 @@ from marketplace.services.deposits import create_deposit_invoice
 from marketplace.services.lightning_calls import NodeFacts
 from marketplace.services.withdrawals import withdraw
 from marketplace.settings import Settings
-from marketplace.workers import payment_locks as payment_locks_module
+from marketplace.payments import locks as payment_locks_module
 from marketplace.workers.listener import PaymentListener
 
 SAT = 1000

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from marketplace.workers.faults import armed_point
+from marketplace.payments.faults import armed_point
 
 
 def test_a_point_named_directly_is_armed_as_is() -> None:

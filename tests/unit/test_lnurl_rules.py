@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -49,17 +48,15 @@ def test_handles_are_unguessable_and_only_ours_reach_the_database() -> None:
             lnurl.check_handle(name)
 
 
-def test_the_metadata_names_the_loan_and_its_next_due_and_the_invoice_commits_to_its_bytes() -> None:
-    facts = lnurl.DueFacts(42, (date(2026, 12, 8), 5_123_456), 60_000_000)
-    text = lnurl.metadata(facts, "loan-abcdefghij@microlend.example")
+def test_the_metadata_names_the_loan_only_and_the_invoice_commits_to_its_bytes() -> None:
+    """Static per pay code (issue 21, 2b): nothing that a repayment changes is in it."""
+    text = lnurl.metadata(42, "loan-abcdefghij@microlend.example")
     entries = json.loads(text)
     assert entries == [
-        ["text/plain", "Microlend loan 42: next due 5,123.456 sat on Tuesday 2026-12-08. Any amount at any time counts."],
+        ["text/plain", "Microlend loan 42. Any amount at any time counts."],
         ["text/identifier", "loan-abcdefghij@microlend.example"],
     ]
     assert lnurl.description_hash(text) == hashlib.sha256(text.encode()).hexdigest()
-    nothing = lnurl.metadata(lnurl.DueFacts(42, None, 5), "a@b")
-    assert "nothing is due right now" in nothing
 
 
 def test_bounds_are_a_sat_up_to_the_payoff_and_never_cross() -> None:

@@ -17,7 +17,7 @@ from marketplace.db.tables import outbox
 from marketplace.services.accounts import create_user
 from marketplace.services.loans import utc_today
 from marketplace.settings import Settings
-from marketplace.web.views.notices import notices_for
+from marketplace.services.notices import notices_for
 from tests.integration.test_reminders import make_active_loan
 from tests.web.support import PASSWORD, TestClient, csrf_token, sign_in
 

@@ -8,37 +8,35 @@ on bad input.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import functools
 import json
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from sqlalchemy import Connection, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from marketplace.db import ledger
 from marketplace.db import loans as loan_rows
 from marketplace.db.invoices import InvoiceRow
 from marketplace.db.loans import LoanRow, NoteRow, aware
 from marketplace.db.outgoing import OutgoingRow
-from marketplace.db.tables import accounts, journal_entries, journal_lines
 from marketplace.domain.autoinvest import Rules
 from marketplace.domain.errors import BodyTooLarge, InvalidInput, NotFound, Refusal
 from marketplace.domain import numbers
 from marketplace.domain.numbers import TEXT_LENGTH_MAX, json_whole
-from marketplace.domain.journal import AccountKind, natural_delta
 from marketplace.domain.loans.limits import check_request
 from marketplace.domain.loans.schedules import MAX_INSTALLMENTS, Frequency, Method, Prepayment
 from marketplace.domain.loans.terms import LoanTerms
 from marketplace.domain.money import MSAT_PER_SAT
 from marketplace.domain.users import Role
-from marketplace.services import analytics, autoinvest, deposits, loan_views, withdrawals
+from marketplace.services import analytics, autoinvest, deposits, loan_views, statements, withdrawals
 from marketplace.services import loans as loan_service
 from marketplace.services.grading import expected_loss_msat
 from marketplace.services.lightning_calls import reading
@@ -55,8 +53,6 @@ from marketplace.domain.messages import Message, N_
 
 BODY_SIZE_MAX = 64 * 1024
 ANYONE = (Role.LENDER, Role.BORROWER, Role.OPERATOR)
-_ACCOUNT_NAMES = {AccountKind.USER_AVAILABLE: "available", AccountKind.USER_RESERVED: "reserved",
-                  AccountKind.USER_PENDING_OUT: "pending"}
 _MESSAGE_MAX = 300
 _TYPE_WORDS = {"integer": N_("a whole number (a JSON integer such as 50000, not 1.0, 1e3 or \"1\")"),
                "number": N_("a number"), "string": N_("a string"), "object": N_("a JSON object"),
@@ -305,17 +301,6 @@ async def my_balances(request: Request) -> Response:
     return await api_v0.my_balances(request)
 
 
-def _list_loans(conn: Connection, status: str, limit: int, offset: int, now: datetime) -> list[LoanRow]:
-    from marketplace.db.loans import LOAN_COLUMNS, loan_from
-    from marketplace.db.tables import loans as loans_table
-
-    query = (select(*LOAN_COLUMNS).where(loans_table.c.status == status)
-             .order_by(loans_table.c.id.desc()).limit(limit + 1).offset(offset))
-    if status == "funding":
-        query = query.where(loans_table.c.funding_deadline > now)
-    return [loan_from(r) for r in conn.execute(query)]
-
-
 async def list_loans(request: Request) -> Response:
     await api_user(request, *ANYONE)
     status = request.query_params.get("status", "funding")
@@ -324,7 +309,7 @@ async def list_loans(request: Request) -> Response:
     limit = _query_int(request, "limit", 1, openapi.LIST_LIMIT_MAX, 20)
     offset = _query_int(request, "offset", 0, openapi.OFFSET_MAX, 0)
     now = datetime.now(timezone.utc)
-    found = await reading(database_of(request), lambda c: _list_loans(c, status, limit, offset, now))
+    found = await run_in_threadpool(loan_views.loans_by_status, database_of(request), status, limit + 1, offset, now)
     return _json({"loans": [loan_summary(loan, now) for loan in found[:limit]], "limit": limit, "offset": offset,
                   "has_more": len(found) > limit})
 
@@ -418,35 +403,11 @@ async def portfolio(request: Request) -> Response:
     })
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def statement_lines(conn: Connection, user_id: int, limit: int, offset: int) -> list[dict[str, Any]]:
-    """The user's own ledger lines (available, reserved, pending), newest entry first."""
-    rows = conn.execute(
-        select(journal_entries.c.id, journal_entries.c.posted_at_us, journal_entries.c.kind, journal_entries.c.memo,
-               accounts.c.kind.label("account_kind"), journal_lines.c.amount_msat)
-        .select_from(journal_lines.join(accounts, accounts.c.id == journal_lines.c.account_id)
-                     .join(journal_entries, journal_entries.c.id == journal_lines.c.entry_id))
-        .where(accounts.c.user_id == user_id)
-        .order_by(journal_entries.c.id.desc(), journal_lines.c.position)
-        .limit(limit).offset(offset))
-    lines = []
-    for r in rows:
-        kind = AccountKind(r.account_kind)
-        lines.append({
-            "entry_id": int(r.id), "posted_at": (_EPOCH + timedelta(microseconds=int(r.posted_at_us))).isoformat(),
-            "kind": r.kind, "account": _ACCOUNT_NAMES.get(kind, kind.value),
-            "amount_msat": natural_delta(kind.normal_side, int(r.amount_msat)), "memo": r.memo or "",
-        })
-    return lines
-
-
 async def statement(request: Request) -> Response:
     user = await api_user(request, Role.LENDER, Role.BORROWER)
     limit = _query_int(request, "limit", 1, openapi.STATEMENT_LIMIT_MAX, 50)
     offset = _query_int(request, "offset", 0, openapi.OFFSET_MAX, 0)
-    found = await reading(database_of(request), lambda c: statement_lines(c, user.id, limit + 1, offset))
+    found = await run_in_threadpool(statements.api_lines, database_of(request), user.id, limit + 1, offset)
     return _json({"lines": found[:limit], "limit": limit, "offset": offset, "has_more": len(found) > limit})
 
 
@@ -514,24 +475,13 @@ async def create_withdrawal(request: Request) -> Response:
 
 
 async def _autoinvest_answer(request: Request, user_id: int) -> Response:
-    settings = settings_of(request)
-
-    def read(conn: Connection) -> dict[str, Any]:
-        rules = autoinvest.rules_of(conn, user_id)
-        effective = rules or Rules()
-        held = autoinvest.held_by_autoinvest(conn, [user_id], {user_id: effective.reinvest})[user_id]
-        available = ledger.user_balances(conn, user_id)[AccountKind.USER_AVAILABLE]
-        # Why nothing would be bought whatever matches (a budget below one note), in the reader's language.
-        idle = autoinvest.nothing_to_buy_of(conn, settings, user_id, effective, held)
-        return {
-            "rules": None if rules is None else autoinvest_views.rules_json(rules),
-            "matching_requests": autoinvest.matching_requests(conn, settings, effective),
-            "held_msat": held, "available_msat": available, "nothing_to_buy": idle,
-        }
-
-    found = await reading(database_of(request), read)
-    found["nothing_to_buy"] = None if found["nothing_to_buy"] is None else say(found["nothing_to_buy"])
-    return _json(found)
+    seen = await run_in_threadpool(partial(autoinvest.autoinvest_view, database_of(request), settings_of(request),
+                                           user_id, orders=False))
+    # Why nothing would be bought whatever matches (a budget below one note), in the reader's language.
+    return _json({"rules": None if seen.rules is None else autoinvest_views.rules_json(seen.rules),
+                  "matching_requests": seen.matching, "held_msat": seen.held_msat,
+                  "available_msat": seen.available_msat,
+                  "nothing_to_buy": None if seen.nothing_to_buy is None else say(seen.nothing_to_buy)})
 
 
 async def get_autoinvest(request: Request) -> Response:

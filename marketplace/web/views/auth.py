@@ -13,7 +13,6 @@ from marketplace.domain.errors import Refusal
 from marketplace.domain.passwords import PASSWORD_LENGTH_MAX
 from marketplace.domain.users import DISPLAY_NAME_LENGTH_MAX, SIGNUP_ROLES, parse_signup_role
 from marketplace.services import accounts, auth
-from marketplace.services.password_pool import password_pool
 from marketplace.web.csrf import clear_anon_cookie
 from marketplace.web.errors import retry_after_headers
 from marketplace.web.forms import parse_form, safe_next, text_field
@@ -44,8 +43,8 @@ async def signup(request: Request) -> Response:
         name = text_field(form, "display_name", length_max=_NAME_FIELD_MAX, label=N_("display name"))
         role = parse_signup_role(text_field(form, "role", length_max=16, label=N_("role")))
         settings = settings_of(request)
-        signed_in = await password_pool(settings).run(
-            accounts.sign_up, database_of(request), settings, email, password, role, name,
+        signed_in = await accounts.sign_up_through_gate(
+            database_of(request), settings, email, password, role, name,
             client_address(request), session_token(request),
         )
     except Refusal as refusal:
@@ -63,9 +62,8 @@ async def signin(request: Request) -> Response:
         email = text_field(form, "email", length_max=_EMAIL_FIELD_MAX, label=N_("email"))
         password = text_field(form, "password", length_max=PASSWORD_LENGTH_MAX, label=N_("password"))
         settings = settings_of(request)
-        signed_in = await password_pool(settings).run(
-            auth.sign_in, database_of(request), settings, email, password,
-            client_address(request), session_token(request),
+        signed_in = await auth.sign_in_through_gate(
+            database_of(request), settings, email, password, client_address(request), session_token(request),
         )
     except Refusal as refusal:
         return await _signin_form(request, _echo(form), refusal)

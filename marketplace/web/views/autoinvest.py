@@ -4,24 +4,19 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from marketplace.db import ledger
-from marketplace.db.tables import autoinvest_orders, loans
 from marketplace.domain import numbers
 from marketplace.domain.autoinvest import GRADES, Rules, rules_from
 from marketplace.domain.errors import InvalidInput, Refusal
-from marketplace.domain.journal import AccountKind
 from marketplace.domain.loans.calendar import Frequency
 from marketplace.domain.loans.terms import PURPOSES
 from marketplace.domain.money import MSAT_PER_SAT
 from marketplace.domain.users import Role
 from marketplace.services import autoinvest
-from marketplace.services.lightning_calls import reading
 from marketplace.web.forms import parse_form
 from marketplace.web.rendering import render
 from marketplace.web.sessions import require_role
@@ -102,39 +97,21 @@ def _echo(rules: Rules) -> dict[str, Any]:
     }
 
 
-def _recent_orders(conn: Connection, lender_id: int) -> list[Any]:
-    return list(conn.execute(
-        select(autoinvest_orders.c.run_id, autoinvest_orders.c.loan_id, autoinvest_orders.c.amount_msat,
-               autoinvest_orders.c.status, autoinvest_orders.c.error, loans.c.grade, loans.c.purpose)
-        .select_from(autoinvest_orders.join(loans, loans.c.id == autoinvest_orders.c.loan_id))
-        .where(autoinvest_orders.c.lender_id == lender_id)
-        .order_by(autoinvest_orders.c.id.desc()).limit(20)).all())
-
-
 async def _page(request: Request, user_id: int, echo: dict[str, Any], rules: Rules | None, *,
                 error: str | None = None, status: int = 200, saved: bool = False) -> Response:
     settings = settings_of(request)
-
-    def read(conn: Connection) -> tuple[int, int, int, list[Any], Message | None]:
-        available = ledger.user_balances(conn, user_id)[AccountKind.USER_AVAILABLE]
-        effective = rules or Rules()
-        held = autoinvest.held_by_autoinvest(conn, [user_id], {user_id: effective.reinvest})[user_id]
-        matching = autoinvest.matching_requests(conn, settings, effective)
-        idle = autoinvest.nothing_to_buy_of(conn, settings, user_id, effective, held)
-        return available, held, matching, _recent_orders(conn, user_id), idle
-
-    available, held, matching, orders, idle = await reading(database_of(request), read)
+    seen = await run_in_threadpool(autoinvest.autoinvest_view, database_of(request), settings, user_id)
     return await render(request, "lender/autoinvest.html", {
-        "echo": echo, "rules": rules, "error": error, "saved": saved, "available_msat": available, "held_msat": held,
-        "nothing_to_buy": idle,
-        "matching": matching, "orders": orders, "grades": GRADES, "frequencies": [f.value for f in Frequency],
+        "echo": echo, "rules": rules, "error": error, "saved": saved, "available_msat": seen.available_msat,
+        "held_msat": seen.held_msat, "nothing_to_buy": seen.nothing_to_buy, "matching": seen.matching,
+        "orders": seen.orders, "grades": GRADES, "frequencies": [f.value for f in Frequency],
         "purposes": PURPOSES, "unit_sat": settings.note_min_sat, "pct": bps_percent,
     }, status=status)
 
 
 async def autoinvest_page(request: Request) -> Response:
     user = await require_role(request, Role.LENDER)
-    rules = await reading(database_of(request), lambda c: autoinvest.rules_of(c, user.id))
+    rules = await run_in_threadpool(autoinvest.current_rules, database_of(request), user.id)
     return await _page(request, user.id, _echo(rules or Rules()), rules,
                        saved=request.query_params.get("done") == "saved")
 
@@ -155,7 +132,7 @@ async def save_autoinvest(request: Request) -> Response:
         await run_in_threadpool(lambda: autoinvest.save_rules(database_of(request), settings_of(request), user.id,
                                                               rules))
     except Refusal as refusal:
-        current = await reading(database_of(request), lambda c: autoinvest.rules_of(c, user.id))
+        current = await run_in_threadpool(autoinvest.current_rules, database_of(request), user.id)
         return await _page(request, user.id, echo, current, error=say(refusal), status=refusal.status)
     return RedirectResponse("/autoinvest?done=saved", status_code=303)
 

@@ -7,10 +7,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from marketplace.db import loans as loan_rows
-from marketplace.domain.errors import Conflict, NotFound
+from marketplace.domain.errors import Conflict
 from marketplace.domain.users import Role
 from marketplace.services import lnurl as lnurl_service
 from marketplace.services.lightning_calls import reading
+from marketplace.web.params import path_id
 from marketplace.web.qr import pay_code_qr_svg
 from marketplace.web.rendering import render
 from marketplace.web.sessions import require_role
@@ -23,16 +24,14 @@ from marketplace.domain.messages import N_
 
 async def card_page(request: Request) -> Response:
     user = await require_role(request, Role.BORROWER, Role.OPERATOR)
-    raw = str(request.path_params.get("loan_id", ""))
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise NotFound(N_("There is no such loan."))
+    loan_id = path_id(request, "loan_id", "loan")
     site = site_of(request)
     try:
-        card = await run_in_threadpool(lnurl_service.repayment_card, database_of(request), site, int(raw), user.id,
+        card = await run_in_threadpool(lnurl_service.repayment_card, database_of(request), site, loan_id, user.id,
                                        user.role == Role.OPERATOR)
     except Conflict:
         # Said in the page's terms: a request still funding or waiting to be paid out has no card yet.
-        loan = await reading(database_of(request), lambda c: loan_rows.get_loan(c, int(raw)))
+        loan = await reading(database_of(request), lambda c: loan_rows.get_loan(c, loan_id))
         if loan.status in ("funding", "funded"):
             raise Conflict(N_("The repayment card is ready once the loan is paid out.")) from None
         raise

@@ -26,11 +26,23 @@ _CORS = {"Access-Control-Allow-Origin": "*"}
 _HOST = re.compile(r"^[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$")
 
 
+class NoPublicAddress(Refusal):
+    """503: in production mode, pay codes need MICROLEND_PUBLIC_URL (never the request's Host header)."""
+
+    code = "no_public_address"
+    status = 503
+
+
 def site_of(conn: HTTPConnection) -> Site:
-    """The configured public address, else the one this request came to (https when the app says so)."""
+    """The configured public address, else (embedded mode only) the one this request came to (https when the
+    app says so). In production a Host header is anyone's to send: a pay code built on it could send a
+    borrower's payers to someone else's callback, so without MICROLEND_PUBLIC_URL pay codes are refused."""
     settings = settings_of(conn)
     if settings.public_url:
         return Site.of(settings.public_url)
+    if not settings.is_embedded:
+        raise NoPublicAddress(N_("Pay codes are not available: this marketplace's public address is not set "
+                                 "(the operator sets MICROLEND_PUBLIC_URL)."))
     host = conn.url.netloc
     if not _HOST.fullmatch(host):
         raise InvalidInput(N_("This request names no host a Lightning Address can be made for."))

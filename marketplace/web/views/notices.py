@@ -1,75 +1,26 @@
-"""A person's own notices (reminders, lender alerts) on their dashboard, and marking one read."""
+"""A person's own notices on their dashboard: marking one read (the listing is services/notices.py)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timezone
-
-from sqlalchemy import Connection, select, update
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from marketplace.db.engine import Database
-from marketplace.db.tables import outbox
-from marketplace.domain.errors import NotFound
 from marketplace.domain.users import Role
-from marketplace.services import notice_board
-from marketplace.services.lightning_calls import in_transaction
+from marketplace.services import notices as notice_service
 from marketplace.web.forms import parse_form
 from marketplace.web.params import path_id
 from marketplace.web.rendering import render
 from marketplace.web.sessions import require_role
 from marketplace.web.state import database_of
-from marketplace.domain.messages import N_
-
-NOTICES_SHOWN = 10
-
-
-@dataclass(frozen=True)
-class Notice:
-    id: int
-    kind: str
-    subject: str
-    body: str
-    created_at: datetime
-    read_at: datetime | None
-
-    @property
-    def unread(self) -> bool:
-        return self.read_at is None
-
-
-def _notices(conn: Connection, user_id: int, limit: int) -> list[Notice]:
-    rows = conn.execute(
-        select(outbox.c.id, outbox.c.kind, outbox.c.subject, outbox.c.body, outbox.c.created_at, outbox.c.read_at)
-        .where(outbox.c.user_id == user_id).order_by(outbox.c.id.desc()).limit(limit))
-    return [Notice(int(r.id), str(r.kind), str(r.subject), str(r.body), r.created_at, r.read_at) for r in rows]
-
-
-def notices_for(database: Database, user_id: int, limit: int = NOTICES_SHOWN) -> list[Notice]:
-    """The user's own latest notices, newest first (blocking: call through run_in_threadpool)."""
-    return database.read(lambda c: _notices(c, user_id, limit))
-
-
-def _mark_read(conn: Connection, notice_id: int, user_id: int) -> bool:
-    found = conn.execute(select(outbox.c.read_at).where(outbox.c.id == notice_id, outbox.c.user_id == user_id)
-                         ).one_or_none()
-    if found is None:
-        return False
-    if found.read_at is None:
-        conn.execute(update(outbox).where(outbox.c.id == notice_id, outbox.c.user_id == user_id)
-                     .values(read_at=datetime.now(timezone.utc)))
-    return True
 
 
 async def mark_read(request: Request) -> Response:
     user = await require_role(request, Role.LENDER, Role.BORROWER, Role.OPERATOR)
     await parse_form(request)
     notice_id = path_id(request, "notice_id", "notice")
-    if not await in_transaction(database_of(request), lambda c: _mark_read(c, notice_id, user.id)):
-        raise NotFound(N_("There is no such notice."))  # someone else's is simply not found
+    notices = await run_in_threadpool(notice_service.mark_read, database_of(request), user.id, notice_id)
     if request.headers.get("hx-request"):
-        notices = await in_transaction(database_of(request), lambda c: notice_board.board(c, user.id))
         return await render(request, "_notices.html", {"notices": notices})
     return RedirectResponse("/dashboard", status_code=303)
 

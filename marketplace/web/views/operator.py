@@ -4,25 +4,18 @@ Only the operator role reaches any of them (403 for others, sign-in when signed 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import anyio.to_thread
-from sqlalchemy import Connection, func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from marketplace.db.engine import Database
-from marketplace.db.tables import outbox, users
-from marketplace.db.verify import VerifyReport, verify_ledger
 from marketplace.domain.errors import Refusal
 from marketplace.domain.users import Role
 from marketplace.services import accounts
 from marketplace.services import operator as ops
-from marketplace.services.lightning_calls import reading
 from marketplace.services.loans import utc_today
 from marketplace.services.node_status import node_status
 from marketplace.web.forms import parse_form, text_field
@@ -50,7 +43,7 @@ async def _page(request: Request, *, error: Refusal | None = None, echo: dict[st
     runtime = lightning_of(request)
     status = await node_status(database, runtime.port)
     today = utc_today()
-    liquidity = await reading(database, lambda c: ops.liquidity(c, status.channels, today))
+    liquidity = await run_in_threadpool(ops.liquidity_for, database, status.channels, today)
     user_count = await run_in_threadpool(accounts.count_users, database)
     workers = [runtime.listener_health, runtime.reconciler_health, runtime.aging_health, runtime.notices_health,
                runtime.autoinvest_health]
@@ -111,37 +104,11 @@ async def close_channel(request: Request) -> Response:
 async def verify(request: Request) -> Response:
     await require_role(request, Role.OPERATOR)
     await parse_form(request)
-    database = database_of(request)
-    report: VerifyReport = await anyio.to_thread.run_sync(lambda: database.read(verify_ledger))
+    report = await anyio.to_thread.run_sync(ops.verify_books, database_of(request))
     problems = list(report.problems)
     return await _page(request, verify={
         "ok": report.ok, "summary": report.summary(), "problems": problems[:PROBLEMS_SHOWN],
         "more": max(0, len(problems) - PROBLEMS_SHOWN)})
-
-
-@dataclass(frozen=True)
-class OutboxRow:
-    id: int
-    email: str
-    kind: str
-    subject: str
-    body: str
-    created_at: datetime
-    status: str
-    sent_at: datetime | None
-    read_at: datetime | None
-    error: str
-
-
-def outbox_page(conn: Connection, page: int, size: int = OUTBOX_PAGE_SIZE) -> tuple[list[OutboxRow], int]:
-    total = int(conn.execute(select(func.count()).select_from(outbox)).scalar_one())
-    rows = conn.execute(
-        select(outbox.c.id, users.c.email, outbox.c.kind, outbox.c.subject, outbox.c.body, outbox.c.created_at,
-               outbox.c.status, outbox.c.sent_at, outbox.c.read_at, outbox.c.error)
-        .select_from(outbox.join(users, users.c.id == outbox.c.user_id))
-        .order_by(outbox.c.id.desc()).limit(size).offset((page - 1) * size))
-    return [OutboxRow(int(r.id), str(r.email), str(r.kind), str(r.subject), str(r.body), r.created_at,
-                      str(r.status), r.sent_at, r.read_at, str(r.error)) for r in rows], total
 
 
 async def outbox_list(request: Request) -> Response:
@@ -149,8 +116,7 @@ async def outbox_list(request: Request) -> Response:
     page = query_whole(request, "page", default=1, minimum=1, maximum=OUTBOX_PAGE_MAX,
                        sentence=N_("The page number must be a whole number from 1 to %(most)s.",
                                    most=format(OUTBOX_PAGE_MAX, ",")))
-    database: Database = database_of(request)
-    rows, total = await reading(database, lambda c: outbox_page(c, page))
+    rows, total = await anyio.to_thread.run_sync(ops.outbox_page, database_of(request), page, OUTBOX_PAGE_SIZE)
     pages = max(1, -(-total // OUTBOX_PAGE_SIZE))
     return await render(request, "operator_outbox.html", {
         "notices": rows, "total": total, "page": page, "pages": pages})

@@ -12,6 +12,7 @@ from marketplace.domain.errors import Refusal
 from marketplace.domain.users import Role
 from marketplace.services import api_tokens, privacy
 from marketplace.web.forms import parse_form, text_field
+from marketplace.web.lightning import lightning_of
 from marketplace.web.rendering import render
 from marketplace.web.sessions import clear_session_cookie, require_role
 from marketplace.web.state import database_of, settings_of
@@ -35,12 +36,13 @@ async def erase(request: Request) -> Response:
     form = await parse_form(request)
     try:
         confirmation = text_field(form, "confirm", length_max=64, label=N_("confirmation"))
-        erased = await run_in_threadpool(privacy.erase_borrower, database_of(request), settings_of(request),
-                                         user.id, confirmation)
+        erased = await privacy.erase_borrower_cancelling(database_of(request), lightning_of(request).port,
+                                                         settings_of(request), user.id, confirmation)
     except Refusal as refusal:
         tokens = await run_in_threadpool(api_tokens.list_tokens, database_of(request), user.id)
         context = {"tokens": tokens, "created": None, "error": None, "echo_name": "", "notice": None,
-                   "name_max": api_tokens.NAME_LENGTH_MAX, "erase_error": say(refusal)}
+                   "name_max": api_tokens.NAME_LENGTH_MAX, "erase_error": say(refusal),
+                   "lifetime_max": settings_of(request).api_token_lifetime_days}
         return await render(request, "settings.html", context, status=refusal.status)
     # The session row is gone with the erasure: show the rest of this page as to anyone signed out.
     request.state.user = None
