@@ -34,6 +34,17 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def discard(conn: Connection | None) -> None:
+    """Throw away a held connection whose server session may be gone (its session locks with it); never raises."""
+    if conn is None:
+        return
+    try:
+        conn.invalidate()
+        conn.close()
+    except Exception:
+        pass
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalize_url(url)
     parsed = make_url(url)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
 
-from marketplace.db.engine import Database
+from marketplace.db.engine import Database, discard
 
 log = logging.getLogger("microlend.payment_locks")
 
@@ -167,13 +167,8 @@ class PaymentLocks:
         return self._conn
 
     def _drop_connection(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.invalidate()
-                self._conn.close()
-            except Exception:
-                pass
-            self._conn = None
+        discard(self._conn)
+        self._conn = None
 
 
 _BY_URL: dict[str, PaymentLocks] = {}

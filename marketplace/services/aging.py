@@ -8,6 +8,7 @@ from sqlalchemy import Connection, insert, select, update
 from marketplace.db import loans
 from marketplace.db.write_offs import pay_out_remainders
 from marketplace.db.tables import job_runs, notes
+from marketplace.db.tables import loans as loans_table
 from marketplace.domain.errors import Conflict
 from marketplace.domain.loans.allocation import assess, refresh
 from marketplace.domain.loans.delinquency import DelinquencyPolicy, LoanState, late_fees_due, loan_state
@@ -30,9 +31,10 @@ def record_run(conn: Connection, name: str, as_of: date) -> None:
 def age_all(conn: Connection, policy: DelinquencyPolicy, as_of: date) -> tuple[int, int, int, int, int]:
     """(loans checked, loans whose state changed, late fees assessed, loans written off, loans repaid)."""
     # Written off before their remainders were paid out at the write-off (before issue 18): pay them now.
-    for loan in loans.list_loans(conn, status=("written_off",), limit=1_000_000):
-        if loan.shared_cash_base_msat is None:
-            pay_out_remainders(conn, loan.id)
+    for loan_id in conn.execute(select(loans_table.c.id).where(loans_table.c.status == "written_off",
+                                                               loans_table.c.shared_cash_base_msat.is_(None))
+                                ).scalars().all():
+        pay_out_remainders(conn, int(loan_id))
     active = loans.list_loans(conn, status=("active",), limit=1_000_000)
     if not active:
         return 0, 0, 0, 0, 0

@@ -31,7 +31,7 @@ from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from marketplace.db import loans as loan_rows
-from marketplace.db.tables import loans, notes, outbox, users
+from marketplace.db.tables import notes, outbox, users
 from marketplace.domain.money import format_msat
 from marketplace.db.engine import Database
 from marketplace.services.mailer import Mailer, OutboxMailer, mailer_from_settings
@@ -61,15 +61,14 @@ def reminder_days_before(settings: Settings) -> int:
 def drafts_for(conn: Connection, as_of: date, settings: Settings) -> list[Draft]:
     """Every notice the loans call for on `as_of`, already written or not."""
     days_before = reminder_days_before(settings)
-    active = conn.execute(
-        select(loans.c.id, loans.c.borrower_id, loans.c.delinquency, loans.c.purpose)
-        .where(loans.c.status == "active").order_by(loans.c.id)
-    ).all()
+    active = sorted(loan_rows.list_loans(conn, status=("active",), limit=1_000_000), key=lambda loan: loan.id)
     if not active:
         return []
-    ids = [int(r.id) for r in active]
-    schedules = loan_rows.installment_states(conn, ids)
-    states = loan_rows.loan_states(conn, loan_rows.list_loans(conn, status=("active",), limit=1_000_000))
+    ids = [loan.id for loan in active]
+    states = loan_rows.loan_states(conn, active)
+    undisbursed = [i for i in ids if i not in states]  # none in practice: an active loan has a balance
+    schedules = {i: list(state.recorded) for i, state in states.items()}
+    schedules.update(loan_rows.installment_states(conn, undisbursed) if undisbursed else {})
     # Late only while the borrower is behind the schedule's principal (allocation.LoanState.behind).
     behind = {i: ({inst.number for inst in states[i].behind(as_of)} if i in states
                   else {inst.number for inst in schedules[i] if inst.due_date < as_of}) for i in ids}

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from marketplace.db.engine import Database
+from marketplace.db.engine import Database, discard
 
 LISTENER_LOCK_KEY = 0x4D4C_4C53  # "MLLS"
 
@@ -83,13 +83,8 @@ class Leadership:
         return True
 
     def _drop(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.invalidate()
-                self._conn.close()
-            except Exception:
-                pass
-            self._conn = None
+        discard(self._conn)
+        self._conn = None
 
     def release(self) -> None:
         if self._conn is not None:

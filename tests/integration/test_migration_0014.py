@@ -19,11 +19,11 @@ def test_a_running_loan_keeps_what_it_owes_and_its_open_installments_follow_the_
     principal left after the second.
     """
     from marketplace.db import ledger
-    from marketplace.db.tables import installments, loans, users
+    from marketplace.db.tables import installments, loans
     from marketplace.db.verify import verify_ledger
     from marketplace.domain.journal import AccountKind
     from marketplace.domain.loans.calendar import add_months
-    from tests.ledger_helpers import deposit_entry
+    from tests.ledger_helpers import deposit_entry, make_user
 
     engine = make_engine(f"sqlite:///{tmp_path / 'running.sqlite3'}")
     migrate.upgrade(engine, "0013")
@@ -33,17 +33,9 @@ def test_a_running_loan_keeps_what_it_owes_and_its_open_installments_follow_the_
     paid_on = due[0] + timedelta(days=5)
     now = datetime.now(timezone.utc)
     with engine.begin() as conn:
-        people = []
-        for role in ("borrower", "lender"):
-            result = conn.execute(users.insert().values(email=f"{role}@running.test", password_hash="!", role=role,
-                                                        display_name=role, created_at=now))
-            assert result.inserted_primary_key is not None
-            user_id = int(result.inserted_primary_key[0])
-            for kind in (AccountKind.USER_AVAILABLE, AccountKind.USER_RESERVED, AccountKind.USER_PENDING_OUT):
-                ledger.create_account(conn, ledger.user_account_code(user_id, kind), kind, user_id)
-            people.append(user_id)
-        available = ledger.account_id(conn, ledger.user_account_code(people[1], AccountKind.USER_AVAILABLE))
-        ledger.post(conn, [deposit_entry(conn, available, 7_000_000)])
+        borrower, _ = make_user(conn, "borrower")
+        _, accounts = make_user(conn, "lender")
+        ledger.post(conn, [deposit_entry(conn, accounts[AccountKind.USER_AVAILABLE], 7_000_000)])
         escrow = ledger.create_account(conn, "loan:1:escrow", AccountKind.LOAN_ESCROW)
         # The old rules' state after the part-payment: 1,000,000 msat paid 5 days into period 2 took the
         # interest accrued (20,254,353 x (1.02^(5/30) - 1) = 66,977 msat) and 933,023 msat of principal.
@@ -55,7 +47,7 @@ def test_a_running_loan_keeps_what_it_owes_and_its_open_installments_follow_the_
             " principal_outstanding_msat, interest_accrued_msat, accrued_on) VALUES (1, :b, 30000000, 'farming',"
             " 'Seeds.', 2400, 3, 'monthly', 'annuity', 2400, 1000, 'C', 'active', 'current', 30000000, :e, :n, :n,"
             " :s, 0, 'reduce_term', 2682, :p, 0, :a)"),
-            {"b": people[0], "e": escrow, "n": now, "s": start, "p": principal_left, "a": paid_on})
+            {"b": borrower, "e": escrow, "n": now, "s": start, "p": principal_left, "a": paid_on})
         # Installment 2 part-paid (its total fixed at the level, 10,402,647); 3 as the old projection left it.
         rows = [(1, 9_802_647, 600_000, 9_802_647, 600_000), (2, 10_402_647 - 66_977 - 334_000, 66_977 + 334_000,
                                                                933_023, 66_977),
